@@ -1,0 +1,283 @@
+#include "app/app.hpp"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+
+#include "app/args.hpp"
+#include "base/ids.hpp"
+#include "base/log.hpp"
+#include "config/config.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "pipeline/pipeline.hpp"
+#include "plugin/loader.hpp"
+#include "queue/queue.hpp"
+#include "runtime/ingest.hpp"
+#include "runtime/workers.hpp"
+#include "store/group_commit.hpp"
+#include "store/store.hpp"
+
+#ifndef EVENTFLOW_VERSION
+#define EVENTFLOW_VERSION "0.0.0"
+#endif
+
+namespace eventflow::app {
+namespace {
+
+constexpr const char* kVersion = EVENTFLOW_VERSION;
+
+const char* const kUsage = R"(usage: eventflow <command> [options]
+
+commands:
+  serve [--config FILE] [--role all]   run the host (HTTP ingest + workers)
+  validate [--config FILE]             check the host config, every pipeline and plugin config
+  plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
+  produce --url URL [...]              load generator and benchmark (produce --help)
+  version                              print the version
+
+--config defaults to $EVENTFLOW_CONFIG, else /etc/eventflow/eventflow.yaml.
+exit codes: 0 ok, 1 failure, 2 usage error.
+)";
+
+std::string configPath(const Args& args) {
+  if (args.has("config")) return args.get("config");
+  if (const char* env = std::getenv("EVENTFLOW_CONFIG"); env && *env) return env;
+  return "/etc/eventflow/eventflow.yaml";
+}
+
+int usage(const std::string& message) {
+  std::cerr << "eventflow: " << message << "\n\n" << kUsage;
+  return 2;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "eventflow: " << message << "\n";
+  return 1;
+}
+
+bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) {
+  if (!args.ok()) {
+    code = usage(args.error());
+    return false;
+  }
+  if (auto extra = args.unknown(known); !extra.empty()) {
+    code = usage("unknown option --" + extra.front());
+    return false;
+  }
+  return true;
+}
+
+// Everything `validate` and `serve` share: config, plugins, pipelines.
+struct Loaded {
+  config::HostConfig config;
+  plugin::Registry registry;
+  std::vector<pipeline::PipelinePtr> pipelines;
+};
+
+Expected<Loaded> load(const std::string& path) {
+  auto cfg = config::loadHostConfig(path);
+  if (!cfg) return cfg.error();
+  auto registry = plugin::Registry::scan(cfg->plugin_paths);
+  if (!registry) return registry.error();
+  auto specs = config::loadPipelines(cfg->pipeline_paths);
+  if (!specs) return specs.error();
+  Loaded out{std::move(*cfg), std::move(*registry), {}};
+  std::string errors;
+  for (auto& spec : *specs) {
+    auto built = pipeline::Pipeline::build(std::move(spec), out.registry);
+    if (!built) errors += (errors.empty() ? "" : "\n") + built.error().message;
+    else out.pipelines.push_back(std::move(*built));
+  }
+  if (!errors.empty()) return makeError(errors);
+  return out;
+}
+
+int validate(int argc, char** argv) {
+  Args args(argc, argv, 2, {"help"});
+  int code = 0;
+  if (!checkArgs(args, {"config", "help"}, code)) return code;
+  if (args.has("help")) {
+    std::cout << "usage: eventflow validate [--config FILE]\n\nChecks the host config, every pipeline file, that every "
+                 "named plugin exists and loads, and that each stage's config satisfies its plugin's JSON Schema.\n";
+    return 0;
+  }
+  auto loaded = load(configPath(args));
+  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
+  std::cout << "ok: " << loaded->config.file << ", " << loaded->pipelines.size() << " pipelines, "
+            << loaded->registry.plugins().size() << " plugins\n";
+  for (const auto& p : loaded->pipelines)
+    std::cout << "  pipeline " << p->name() << " (" << p->spec().file << "): " << p->stages().size() << " stages\n";
+  return 0;
+}
+
+int plugins(int argc, char** argv) {
+  Args args(argc, argv, 2, {"json", "help"});
+  int code = 0;
+  if (!checkArgs(args, {"config", "json", "help"}, code)) return code;
+  if (args.has("help") || args.positional().empty() || args.positional().front() != "list") {
+    std::cout << "usage: eventflow plugins list [--config FILE] [--json]\n";
+    return args.has("help") ? 0 : 2;
+  }
+  auto cfg = config::loadHostConfig(configPath(args));
+  if (!cfg) return fail(cfg.error().message);
+  auto registry = plugin::Registry::scan(cfg->plugin_paths);
+  if (!registry) return fail(registry.error().message);
+  if (args.has("json")) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [name, p] : registry->plugins())
+      out.push_back({{"name", name}, {"kind", kindName(p->kind)}, {"version", p->version},
+                     {"abi", std::to_string(p->abi_major) + "." + std::to_string(p->abi_minor)}, {"file", p->file},
+                     {"description", p->description}});
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& [name, p] : registry->plugins())
+      std::cout << kindName(p->kind) << "\t" << name << "\t" << p->version << "\tabi " << p->abi_major << "."
+                << p->abi_minor << "\t" << p->file << "\n";
+  }
+  for (const auto& f : registry->failures()) std::cerr << "not loaded: " << f << "\n";
+  return 0;
+}
+
+bool isLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1";
+}
+
+int serve(int argc, char** argv) {
+  Args args(argc, argv, 2, {"help"});
+  int code = 0;
+  if (!checkArgs(args, {"config", "role", "help"}, code)) return code;
+  if (args.has("help")) {
+    std::cout << "usage: eventflow serve [--config FILE] [--role all]\n\nRuns the host: HTTP ingest, workers and "
+                 "recovery of unfinished events. SIGTERM or SIGINT drains and stops within shutdown_timeout.\n";
+    return 0;
+  }
+  const std::string role = args.get("role", "all");
+  if (role != "all") return usage("--role " + role + ": only 'all' is available with the embedded queue");
+
+  // Signals are taken by sigwait below, never by a random thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto loaded = load(configPath(args));
+  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
+  auto& cfg = loaded->config;
+  log::setup(cfg.logging.level, cfg.logging.format == "text" ? log::Format::text : log::Format::json);
+  if (cfg.queue.type != "embedded") return fail("queue type '" + cfg.queue.type + "' is not available in this build");
+  if (cfg.server.api_keys.empty() && !isLoopback(cfg.server.listen)) {
+    const std::string port = cfg.server.listen.substr(cfg.server.listen.rfind(':') + 1);
+    log::warn("no api_keys configured: binding to loopback only", {{"requested", cfg.server.listen}});
+    cfg.server.listen = "127.0.0.1:" + port;
+  } else if (cfg.server.api_keys.empty()) {
+    log::warn("no api_keys configured: every client on this machine may post and administer");
+  }
+
+  auto store = store::openStore(cfg.store.url);
+  if (!store) return fail(store.error().message);
+  if (auto migrated = (*store)->migrate(); !migrated) return fail(migrated.error().message);
+
+  metrics::Metrics metrics(kVersion);
+  pipeline::Router router(loaded->pipelines);
+  std::vector<std::string> names;
+  for (const auto& p : loaded->pipelines) names.push_back(p->name());
+  queue::EmbeddedQueue queue(names);
+  store::GroupCommitter committer(**store);
+
+  // The store is the queue's source of truth: refill it with every event that
+  // was accepted but is not terminal (a crash, a kill -9, a retry in wait).
+  auto pending = (*store)->unfinished();
+  if (!pending) return fail(pending.error().message);
+  std::size_t recovered = 0, orphaned = 0;
+  std::map<std::string, std::vector<queue::Message>> refill;
+  for (auto& e : *pending) {
+    // Route by type as ingest would now: the event's pipeline may be gone or renamed.
+    const auto* p = router.route(e.type);
+    if (!p) {
+      committer.transition({store::Transition::Kind::dead, e.id, e.attempts, "no_pipeline",
+                            "no pipeline matches event_type '" + e.type + "' after restart", "", ""});
+      ++orphaned;
+      continue;
+    }
+    refill[p->name()].push_back(
+        {e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at, e.attempts, 0});
+    ++recovered;
+  }
+  for (auto& [name, messages] : refill) queue.publish(name, std::move(messages));
+  if (recovered || orphaned)
+    log::info("recovered unfinished events from the store",
+              {{"recovered", std::to_string(recovered)}, {"dead_no_pipeline", std::to_string(orphaned)}});
+
+  pipeline::Settings settings{{"store.url", cfg.store.url}, {"host.name", hostName()}, {"version", kVersion}};
+  runtime::WorkerPool workers(router, queue, committer, metrics, settings);
+  if (auto started = workers.start(); !started) return fail("cannot start workers:\n" + started.error().message);
+
+  runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth);
+  std::atomic<bool> ready{false};
+  http::Server server({&cfg, &router, store->get(), &queue, &metrics, &ingestor, kVersion, &ready});
+  if (auto started = server.start(); !started) {
+    workers.stop(std::chrono::steady_clock::now());
+    return fail(started.error().message);
+  }
+  ready = true;
+  const std::string host = cfg.server.listen.substr(0, cfg.server.listen.rfind(':'));
+  log::info("eventflow started", {{"listen", host + ":" + std::to_string(server.port())},
+                                  {"version", kVersion},
+                                  {"store", (*store)->backend()},
+                                  {"queue", cfg.queue.type},
+                                  {"pipelines", std::to_string(names.size())}});
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      log::warn("SIGHUP: reload is not available yet; restart the host to apply changes");
+      continue;
+    }
+    log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    break;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
+  ready = false;
+  server.stop();
+  // Workers drain until a little before the deadline, leaving time to commit.
+  workers.stop(deadline - std::min(cfg.shutdown_timeout / 5, std::chrono::milliseconds(2000)));
+  queue.close();
+  committer.stop();
+  log::info("eventflow stopped");
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  if (argc < 2) return usage("a command is required");
+  const std::string command = argv[1];
+  try {
+    if (command == "serve") return serve(argc, argv);
+    if (command == "validate") return validate(argc, argv);
+    if (command == "plugins") return plugins(argc, argv);
+    if (command == "produce") return produce(argc, argv);
+    if (command == "version" || command == "--version") {
+      std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."
+                << EVENTFLOW_PLUGIN_ABI_MINOR << ")\n";
+      return 0;
+    }
+    if (command == "help" || command == "--help" || command == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    return fail(std::string("fatal: ") + e.what());
+  }
+  return usage("unknown command '" + command + "'");
+}
+
+}  // namespace eventflow::app

@@ -1,0 +1,10 @@
+#pragma once
+
+namespace eventflow::app {
+
+/// The command line (DESIGN §8). Returns the exit code: 0 ok, 1 failure, 2 usage.
+int run(int argc, char** argv);
+
+int produce(int argc, char** argv);
+
+}  // namespace eventflow::app

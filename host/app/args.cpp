@@ -1,0 +1,52 @@
+#include "app/args.hpp"
+
+#include <charconv>
+
+namespace eventflow::app {
+
+Args::Args(int argc, char** argv, int first, std::set<std::string> flags) {
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0 || a == "--") {
+      positional_.push_back(a);
+      continue;
+    }
+    std::string name = a.substr(2);
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      values_[name.substr(0, eq)] = name.substr(eq + 1);
+    } else if (flags.count(name)) {
+      values_[name] = "true";
+    } else if (i + 1 < argc) {
+      values_[name] = argv[++i];
+    } else {
+      error_ = "--" + name + " needs a value";
+    }
+  }
+}
+
+std::string Args::get(const std::string& name, const std::string& fallback) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? fallback : it->second;
+}
+
+std::optional<long long> Args::number(const std::string& name, long long fallback) {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  long long v = 0;
+  const auto& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) {
+    error_ = "--" + name + " must be a whole number, not '" + s + "'";
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::vector<std::string> Args::unknown(const std::set<std::string>& known) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : values_)
+    if (!known.count(k)) out.push_back(k);
+  return out;
+}
+
+}  // namespace eventflow::app

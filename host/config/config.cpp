@@ -1,0 +1,448 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <eventflow/time.hpp>
+
+namespace eventflow::config {
+namespace fs = std::filesystem;
+namespace {
+
+// Collects every problem in a file so `eventflow validate` can show them all.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  std::string where(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return file_ + " (from environment)";
+    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  void fail(const YAML::Node& node, const std::string& message) { errors_.push_back(where(node) + ": " + message); }
+  bool ok() const { return errors_.empty(); }
+  Error error() const {
+    std::string joined;
+    for (const auto& e : errors_) joined += (joined.empty() ? "" : "\n") + e;
+    return makeError(joined);
+  }
+
+  bool expectMap(const YAML::Node& node, const std::string& what) {
+    if (node.IsMap()) return true;
+    fail(node, what + " must be a mapping");
+    return false;
+  }
+
+  void checkKeys(const YAML::Node& node, std::initializer_list<const char*> allowed, const std::string& what) {
+    for (const auto& kv : node) {
+      const auto key = kv.first.as<std::string>();
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        fail(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  void readString(const YAML::Node& map, const char* key, std::string& out) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    if (!n.IsScalar()) return fail(n, std::string("'") + key + "' must be a string");
+    out = n.Scalar();
+  }
+
+  template <class T>
+  void readUnsigned(const YAML::Node& map, const char* key, T& out, std::uint64_t min = 0) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    std::uint64_t v = 0;
+    if (!n.IsScalar() || !YAML::convert<std::uint64_t>::decode(n, v) || n.Scalar().find('-') != std::string::npos ||
+        v < min)
+      return fail(n, std::string("'") + key + "' must be a whole number" + (min ? " >= " + std::to_string(min) : ""));
+    out = static_cast<T>(v);
+  }
+
+  void readDouble(const YAML::Node& map, const char* key, double& out, double min) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    double v = 0;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || v < min)
+      return fail(n, std::string("'") + key + "' must be a number >= " + std::to_string(min));
+    out = v;
+  }
+
+  void readDuration(const YAML::Node& map, const char* key, Millis& out) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    const auto d = n.IsScalar() ? parseDuration(n.Scalar()) : std::nullopt;
+    if (!d) return fail(n, std::string("'") + key + "' must be a duration such as 250ms, 30s, 5m");
+    out = *d;
+  }
+
+  void readStringList(const YAML::Node& map, const char* key, std::vector<std::string>& out) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    if (n.IsScalar()) {
+      out = {n.Scalar()};
+      return;
+    }
+    if (!n.IsSequence()) return fail(n, std::string("'") + key + "' must be a list of strings");
+    out.clear();
+    for (const auto& item : n) {
+      if (!item.IsScalar()) {
+        fail(item, std::string("items of '") + key + "' must be strings");
+        continue;
+      }
+      out.push_back(item.Scalar());
+    }
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+nlohmann::json toJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      auto arr = nlohmann::json::array();
+      for (const auto& item : node) arr.push_back(toJson(item));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      auto obj = nlohmann::json::object();
+      for (const auto& kv : node) obj[kv.first.as<std::string>()] = toJson(kv.second);
+      return obj;
+    }
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;  // quoted: always a string
+  if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  std::int64_t i = 0;
+  if (YAML::convert<std::int64_t>::decode(node, i) && s.find_first_of(".eE") == std::string::npos) return i;
+  double d = 0;
+  if (YAML::convert<double>::decode(node, d)) return d;
+  return s;
+}
+
+std::string absoluteFrom(const fs::path& base, const std::string& p) {
+  if (p.empty()) return p;
+  fs::path path(p);
+  if (path.is_relative()) path = base / path;
+  return path.lexically_normal().string();
+}
+
+Expected<YAML::Node> parseFile(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return makeError(file + ": cannot read file");
+  try {
+    return YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    return makeError(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                     ": invalid YAML: " + e.msg);
+  }
+}
+
+std::string readSecretFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Environment overrides land in the YAML tree before it is read, so they pass
+// the same checks as the file.
+void applyEnvironment(YAML::Node& root) {
+  static const struct {
+    const char* env;
+    const char* section;
+    const char* key;
+    bool list;
+  } kOverrides[] = {
+      {"EVENTFLOW_SERVER_LISTEN", "server", "listen", false},
+      {"EVENTFLOW_SERVER_MAX_BODY_BYTES", "server", "max_body_bytes", false},
+      {"EVENTFLOW_SERVER_MAX_BATCH", "server", "max_batch", false},
+      {"EVENTFLOW_SERVER_THREADS", "server", "threads", false},
+      {"EVENTFLOW_STORE_URL", "store", "url", false},
+      {"EVENTFLOW_QUEUE_TYPE", "queue", "type", false},
+      {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
+      {"EVENTFLOW_QUEUE_STREAM_PREFIX", "queue", "stream_prefix", false},
+      {"EVENTFLOW_QUEUE_MAX_DEPTH", "queue", "max_depth", false},
+      {"EVENTFLOW_PLUGINS_PATHS", "plugins", "paths", true},
+      {"EVENTFLOW_PIPELINES_PATHS", "pipelines", "paths", true},
+      {"EVENTFLOW_LOGGING_LEVEL", "logging", "level", false},
+      {"EVENTFLOW_LOGGING_FORMAT", "logging", "format", false},
+      {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
+      {"EVENTFLOW_SHUTDOWN_TIMEOUT", nullptr, "shutdown_timeout", false},
+  };
+  for (const auto& o : kOverrides) {
+    std::string value;
+    if (const char* v = std::getenv(o.env)) {
+      value = v;
+    } else if (const char* f = std::getenv((std::string(o.env) + "_FILE").c_str())) {
+      value = readSecretFile(f);
+    } else {
+      continue;
+    }
+    YAML::Node target = o.section ? root[o.section] : root;
+    if (o.list) {
+      YAML::Node seq(YAML::NodeType::Sequence);
+      std::stringstream ss(value);
+      for (std::string item; std::getline(ss, item, ':');)
+        if (!item.empty()) seq.push_back(item);
+      target[o.key] = seq;
+    } else {
+      target[o.key] = value;
+    }
+  }
+}
+
+}  // namespace
+
+Expected<HostConfig> loadHostConfig(const std::string& path) {
+  auto parsed = parseFile(path);
+  if (!parsed) return parsed.error();
+  YAML::Node root = *parsed;
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  Reader r(path);
+  if (!r.expectMap(root, "the host config")) return r.error();
+  applyEnvironment(root);
+
+  HostConfig c;
+  c.file = fs::absolute(path).lexically_normal().string();
+  const fs::path base = fs::path(c.file).parent_path();
+  r.checkKeys(root, {"server", "store", "queue", "plugins", "pipelines", "logging", "relay", "shutdown_timeout"},
+              "the host config");
+  if (auto s = root["server"]; s && r.expectMap(s, "server")) {
+    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "threads", "api_keys"}, "server");
+    r.readString(s, "listen", c.server.listen);
+    if (c.server.listen.find(':') == std::string::npos) r.fail(s["listen"], "'listen' must be HOST:PORT");
+    r.readUnsigned(s, "max_body_bytes", c.server.max_body_bytes, 64);
+    r.readUnsigned(s, "max_batch", c.server.max_batch, 1);
+    r.readUnsigned(s, "threads", c.server.threads);
+    if (auto keys = s["api_keys"]; keys) {
+      if (!keys.IsSequence()) {
+        r.fail(keys, "'api_keys' must be a list");
+      } else {
+        for (const auto& k : keys) {
+          if (!r.expectMap(k, "an api key")) continue;
+          r.checkKeys(k, {"name", "sha256", "scopes"}, "an api key");
+          ApiKey key;
+          r.readString(k, "name", key.name);
+          r.readString(k, "sha256", key.sha256);
+          r.readStringList(k, "scopes", key.scopes);
+          if (key.sha256.size() != 64) r.fail(k, "api key needs 'sha256': the hex SHA-256 of the key");
+          for (const auto& scope : key.scopes)
+            if (scope != "ingest" && scope != "admin") r.fail(k, "unknown scope '" + scope + "' (ingest, admin)");
+          c.server.api_keys.push_back(std::move(key));
+        }
+      }
+    }
+  }
+  if (auto s = root["store"]; s && r.expectMap(s, "store")) {
+    r.checkKeys(s, {"url"}, "store");
+    r.readString(s, "url", c.store.url);
+    if (c.store.url.rfind("sqlite://", 0) != 0 && c.store.url.rfind("postgresql://", 0) != 0 &&
+        c.store.url.rfind("postgres://", 0) != 0)
+      r.fail(s["url"], "'url' must start with sqlite:// or postgresql://");
+  }
+  // A relative SQLite path is taken from the config file's folder, like every other path.
+  if (c.store.url.rfind("sqlite://", 0) == 0) {
+    const std::string p = c.store.url.substr(9);
+    if (!p.empty() && p.front() != '/') c.store.url = "sqlite://" + absoluteFrom(base, p);
+  }
+  if (auto s = root["queue"]; s && r.expectMap(s, "queue")) {
+    r.checkKeys(s, {"type", "url", "stream_prefix", "max_depth"}, "queue");
+    r.readString(s, "type", c.queue.type);
+    r.readString(s, "url", c.queue.url);
+    r.readString(s, "stream_prefix", c.queue.stream_prefix);
+    r.readUnsigned(s, "max_depth", c.queue.max_depth, 1);
+    if (c.queue.type != "embedded" && c.queue.type != "redis")
+      r.fail(s["type"], "queue 'type' must be embedded or redis, not '" + c.queue.type + "'");
+  }
+  if (auto s = root["plugins"]; s && r.expectMap(s, "plugins")) {
+    r.checkKeys(s, {"paths"}, "plugins");
+    r.readStringList(s, "paths", c.plugin_paths);
+  }
+  if (auto s = root["pipelines"]; s && r.expectMap(s, "pipelines")) {
+    r.checkKeys(s, {"paths"}, "pipelines");
+    r.readStringList(s, "paths", c.pipeline_paths);
+  }
+  for (auto& p : c.plugin_paths) p = absoluteFrom(base, p);
+  for (auto& p : c.pipeline_paths) p = absoluteFrom(base, p);
+  if (auto s = root["logging"]; s && r.expectMap(s, "logging")) {
+    r.checkKeys(s, {"level", "format"}, "logging");
+    r.readString(s, "level", c.logging.level);
+    r.readString(s, "format", c.logging.format);
+    static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!kLevels.contains(c.logging.level)) r.fail(s["level"], "unknown log level '" + c.logging.level + "'");
+    if (c.logging.format != "json" && c.logging.format != "text")
+      r.fail(s["format"], "log 'format' must be json or text");
+  }
+  if (auto s = root["relay"]; s && r.expectMap(s, "relay")) {
+    r.checkKeys(s, {"republish_after"}, "relay");
+    r.readDuration(s, "republish_after", c.republish_after);
+  }
+  r.readDuration(root, "shutdown_timeout", c.shutdown_timeout);
+  if (!r.ok()) return r.error();
+  return c;
+}
+
+Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
+  auto parsed = parseFile(file);
+  if (!parsed) return parsed.error();
+  const YAML::Node root = *parsed;
+  Reader r(file);
+  if (!r.expectMap(root, "a pipeline file")) return r.error();
+  PipelineSpec p;
+  p.file = fs::absolute(file).lexically_normal().string();
+  p.dir = fs::path(p.file).parent_path().string();
+  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "stages"}, "a pipeline");
+  r.readString(root, "pipeline", p.name);
+  if (p.name.empty()) r.fail(root, "missing 'pipeline': the pipeline's name");
+  if (auto m = root["match"]; !m) {
+    r.fail(root, "missing 'match': which event types this pipeline takes");
+  } else if (m.IsScalar() && m.Scalar() == "*") {
+    p.catch_all = true;
+  } else if (r.expectMap(m, "match")) {
+    r.checkKeys(m, {"event_types"}, "match");
+    const auto types = m["event_types"];
+    if (types && types.IsScalar() && types.Scalar() == "*") {
+      p.catch_all = true;
+    } else {
+      r.readStringList(m, "event_types", p.event_types);
+      if (p.event_types.empty()) r.fail(m, "'event_types' must list at least one event type, or be \"*\"");
+      if (std::find(p.event_types.begin(), p.event_types.end(), "*") != p.event_types.end()) p.catch_all = true;
+    }
+  }
+  r.readUnsigned(root, "concurrency", p.concurrency, 1);
+  r.readUnsigned(root, "max_deliveries", p.max_deliveries, 1);
+  if (auto s = root["retry"]; s && r.expectMap(s, "retry")) {
+    r.checkKeys(s, {"max_attempts", "initial_backoff", "multiplier", "max_backoff", "jitter"}, "retry");
+    r.readUnsigned(s, "max_attempts", p.retry.max_attempts, 1);
+    r.readDuration(s, "initial_backoff", p.retry.initial_backoff);
+    r.readDouble(s, "multiplier", p.retry.multiplier, 1.0);
+    r.readDuration(s, "max_backoff", p.retry.max_backoff);
+    std::string jitter = "full";
+    r.readString(s, "jitter", jitter);
+    if (jitter != "full" && jitter != "none") r.fail(s["jitter"], "'jitter' must be full or none");
+    p.retry.full_jitter = jitter == "full";
+  }
+  const auto stages = root["stages"];
+  if (!stages || !stages.IsSequence() || stages.size() == 0) {
+    r.fail(stages ? stages : root, "'stages' must be a non-empty list");
+  } else {
+    int order = 0;  // validators, then enrichers, then sinks
+    bool has_sink = false;
+    for (const auto& st : stages) {
+      if (!r.expectMap(st, "a stage")) continue;
+      r.checkKeys(st, {"validator", "enricher", "sink", "config", "path"}, "a stage");
+      StageSpec spec;
+      spec.where = r.where(st);
+      int kinds = 0;
+      for (auto [key, kind] : {std::pair{"validator", Kind::validator}, std::pair{"enricher", Kind::enricher},
+                               std::pair{"sink", Kind::sink}}) {
+        if (st[key]) {
+          ++kinds;
+          spec.kind = kind;
+          r.readString(st, key, spec.plugin);
+        }
+      }
+      if (kinds != 1) {
+        r.fail(st, "a stage names exactly one of validator, enricher or sink");
+        continue;
+      }
+      const int rank = static_cast<int>(spec.kind);
+      if (rank < order)
+        r.fail(st, std::string(kindName(spec.kind)) + " '" + spec.plugin +
+                       "' comes after a later kind: stages run validators, then enrichers, then sinks");
+      order = std::max(order, rank);
+      has_sink = has_sink || spec.kind == Kind::sink;
+      if (auto cfg = st["config"]; cfg) {
+        if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
+        else if (cfg.IsMap()) spec.config = toJson(cfg);
+      }
+      if (st["path"]) {
+        r.readString(st, "path", spec.path);
+        spec.path = absoluteFrom(p.dir, spec.path);
+      }
+      p.stages.push_back(std::move(spec));
+    }
+    if (!has_sink) r.fail(stages, "a pipeline needs at least one sink");
+  }
+  if (!r.ok()) return r.error();
+  return p;
+}
+
+Expected<void> checkRouting(const std::vector<PipelineSpec>& pipelines) {
+  std::map<std::string, std::string> names, types;
+  std::string catch_all;
+  std::string errors;
+  auto add = [&](const std::string& e) { errors += (errors.empty() ? "" : "\n") + e; };
+  for (const auto& p : pipelines) {
+    if (auto [it, fresh] = names.emplace(p.name, p.file); !fresh)
+      add(p.file + ": pipeline '" + p.name + "' is also defined in " + it->second);
+    if (p.catch_all) {
+      if (!catch_all.empty()) add(p.file + ": a second catch-all pipeline (\"*\"); the first is in " + catch_all);
+      catch_all = p.file;
+    }
+    for (const auto& t : p.event_types) {
+      if (t == "*") continue;
+      if (auto [it, fresh] = types.emplace(t, p.file); !fresh)
+        add(p.file + ": event type '" + t + "' is already routed by " + it->second + "; each type routes to one pipeline");
+    }
+  }
+  if (!errors.empty()) return makeError(errors);
+  return {};
+}
+
+Expected<std::vector<PipelineSpec>> loadPipelines(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      std::vector<std::string> found;
+      for (const auto& entry : fs::directory_iterator(path, ec)) {
+        const auto ext = entry.path().extension();
+        if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(entry.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(path, ec)) {
+      files.push_back(path);
+    } else {
+      return makeError(path + ": pipelines path does not exist");
+    }
+  }
+  std::vector<PipelineSpec> specs;
+  std::string errors;
+  for (const auto& f : files) {
+    auto spec = loadPipelineFile(f);
+    if (!spec) errors += (errors.empty() ? "" : "\n") + spec.error().message;
+    else specs.push_back(std::move(*spec));
+  }
+  if (!errors.empty()) return makeError(errors);
+  if (specs.empty()) return makeError("no pipeline files found in the pipelines paths");
+  if (auto routed = checkRouting(specs); !routed) return routed.error();
+  return specs;
+}
+
+}  // namespace eventflow::config

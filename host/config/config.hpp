@@ -1,0 +1,101 @@
+#pragma once
+// Typed specs read from eventflow.yaml and pipelines/*.yaml (DESIGN §4).
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <eventflow/plugin.hpp>
+
+#include "base/expected.hpp"
+
+namespace eventflow::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct ApiKey {
+  std::string name;
+  std::string sha256;
+  std::vector<std::string> scopes;
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8000";
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_batch = 1000;
+  unsigned threads = 0;  // 0: chosen from the pipelines' concurrency
+  std::vector<ApiKey> api_keys;
+};
+
+struct StoreConfig {
+  std::string url = "sqlite:///var/lib/eventflow/eventflow.db";
+};
+
+struct QueueConfig {
+  std::string type = "embedded";
+  std::string url = "redis://127.0.0.1:6379";
+  std::string stream_prefix = "eventflow:";
+  std::size_t max_depth = 100000;  // events waiting per pipeline before ingest answers 503
+};
+
+struct LoggingConfig {
+  std::string level = "info";
+  std::string format = "json";
+};
+
+struct HostConfig {
+  std::string file;  // where it was read from; empty for built-in defaults
+  ServerConfig server;
+  StoreConfig store;
+  QueueConfig queue;
+  std::vector<std::string> plugin_paths{"/usr/lib/eventflow/plugins"};
+  std::vector<std::string> pipeline_paths{"/etc/eventflow/pipelines"};
+  LoggingConfig logging;
+  Millis republish_after{30'000};
+  Millis shutdown_timeout{30'000};
+};
+
+struct RetrySpec {
+  unsigned max_attempts = 5;
+  Millis initial_backoff{200};
+  double multiplier = 2.0;
+  Millis max_backoff{30'000};
+  bool full_jitter = true;
+};
+
+struct StageSpec {
+  Kind kind = Kind::validator;
+  std::string plugin;
+  std::string path;          // explicit .so, absolute; empty: found by name
+  nlohmann::json config = nlohmann::json::object();
+  std::string where;         // "file:line:col" of the stage, for messages
+};
+
+struct PipelineSpec {
+  std::string name;
+  std::string file;
+  std::string dir;           // folder of `file`: base for relative paths in configs
+  std::vector<std::string> event_types;
+  bool catch_all = false;
+  unsigned concurrency = 2;
+  RetrySpec retry;
+  unsigned max_deliveries = 5;
+  std::vector<StageSpec> stages;
+};
+
+/// Reads the host file; relative paths in it are taken from its folder, and
+/// EVENTFLOW_* environment variables (or EVENTFLOW_*_FILE) override values.
+Expected<HostConfig> loadHostConfig(const std::string& path);
+
+/// Reads every pipeline file found under `paths` (folders: *.yaml, *.yml) and
+/// checks that each event type routes to one pipeline.
+Expected<std::vector<PipelineSpec>> loadPipelines(const std::vector<std::string>& paths);
+
+/// Reads one pipeline file.
+Expected<PipelineSpec> loadPipelineFile(const std::string& file);
+
+/// Same checks for specs already read (names unique, routing unambiguous).
+Expected<void> checkRouting(const std::vector<PipelineSpec>& pipelines);
+
+}  // namespace eventflow::config

@@ -1,0 +1,72 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace eventflow::metrics {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& latencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                0.1,    0.25,  0.5,    1,     2.5,  5,     10,  30, 60};
+  return kBuckets;
+}
+
+std::string sanitize(const std::string& name) {
+  std::string out;
+  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  return out;
+}
+
+}  // namespace
+
+Metrics::Metrics(const std::string& version)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      received_(prometheus::BuildCounter().Name("eventflow_events_received_total").Help("Events accepted by ingest (202)").Register(*registry_)),
+      processed_(prometheus::BuildCounter().Name("eventflow_events_processed_total").Help("Events that passed every stage").Register(*registry_)),
+      failed_(prometheus::BuildCounter().Name("eventflow_events_failed_total").Help("Stage failures, by error type").Register(*registry_)),
+      retried_(prometheus::BuildCounter().Name("eventflow_events_retried_total").Help("Retries scheduled").Register(*registry_)),
+      dead_lettered_(prometheus::BuildCounter().Name("eventflow_events_dead_lettered_total").Help("Events sent to the DLQ").Register(*registry_)),
+      duplicate_(prometheus::BuildCounter().Name("eventflow_events_duplicate_total").Help("Re-posted events absorbed").Register(*registry_)),
+      processing_duration_(prometheus::BuildHistogram().Name("eventflow_event_processing_duration_seconds").Help("Received to terminal").Register(*registry_)),
+      stage_duration_(prometheus::BuildHistogram().Name("eventflow_stage_duration_seconds").Help("Time in one stage").Register(*registry_)),
+      queue_depth_(prometheus::BuildGauge().Name("eventflow_queue_depth").Help("Events waiting in the queue").Register(*registry_)),
+      http_requests_(prometheus::BuildCounter().Name("eventflow_http_requests_total").Help("HTTP requests by route and code").Register(*registry_)),
+      http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)) {
+  prometheus::BuildGauge().Name("eventflow_build_info").Help("Build version").Register(*registry_).Add({{"version", version}}).Set(1);
+}
+
+prometheus::Counter& Metrics::received(const std::string& p, const std::string& t) { return received_.Add({{"pipeline", p}, {"event_type", t}}); }
+prometheus::Counter& Metrics::processed(const std::string& p, const std::string& t) { return processed_.Add({{"pipeline", p}, {"event_type", t}}); }
+prometheus::Counter& Metrics::failed(const std::string& p, const std::string& e) { return failed_.Add({{"pipeline", p}, {"error_type", e}}); }
+prometheus::Counter& Metrics::retried(const std::string& p) { return retried_.Add({{"pipeline", p}}); }
+prometheus::Counter& Metrics::deadLettered(const std::string& p) { return dead_lettered_.Add({{"pipeline", p}}); }
+prometheus::Counter& Metrics::duplicate(const std::string& p) { return duplicate_.Add({{"pipeline", p}}); }
+prometheus::Histogram& Metrics::processingDuration(const std::string& p) { return processing_duration_.Add({{"pipeline", p}}, latencyBuckets()); }
+prometheus::Histogram& Metrics::stageDuration(const std::string& p, const std::string& s, const std::string& plugin) {
+  return stage_duration_.Add({{"pipeline", p}, {"stage", s}, {"plugin", plugin}}, latencyBuckets());
+}
+prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return queue_depth_.Add({{"pipeline", p}}); }
+prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
+  return http_requests_.Add({{"route", route}, {"code", std::to_string(code)}});
+}
+prometheus::Histogram& Metrics::httpDuration(const std::string& route) { return http_duration_.Add({{"route", route}}, latencyBuckets()); }
+
+prometheus::Counter& Metrics::pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline) {
+  std::lock_guard lock(plugin_mutex_);
+  auto& family = plugin_counters_[name];
+  if (!family)
+    family = &prometheus::BuildCounter().Name("eventflow_plugin_" + sanitize(name) + "_total").Help("Reported by plugins").Register(*registry_);
+  return family->Add({{"plugin", plugin}, {"pipeline", pipeline}});
+}
+
+prometheus::Histogram& Metrics::pluginHistogram(const std::string& name, const std::string& plugin, const std::string& pipeline) {
+  std::lock_guard lock(plugin_mutex_);
+  auto& family = plugin_histograms_[name];
+  if (!family)
+    family = &prometheus::BuildHistogram().Name("eventflow_plugin_" + sanitize(name)).Help("Reported by plugins").Register(*registry_);
+  return family->Add({{"plugin", plugin}, {"pipeline", pipeline}}, latencyBuckets());
+}
+
+std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+
+}  // namespace eventflow::metrics

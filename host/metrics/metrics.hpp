@@ -1,0 +1,58 @@
+#pragma once
+// The host's Prometheus registry; metric names from DESIGN §7.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace eventflow::metrics {
+
+class Metrics {
+ public:
+  explicit Metrics(const std::string& version);
+
+  prometheus::Counter& received(const std::string& pipeline, const std::string& event_type);
+  prometheus::Counter& processed(const std::string& pipeline, const std::string& event_type);
+  prometheus::Counter& failed(const std::string& pipeline, const std::string& error_type);
+  prometheus::Counter& retried(const std::string& pipeline);
+  prometheus::Counter& deadLettered(const std::string& pipeline);
+  prometheus::Counter& duplicate(const std::string& pipeline);
+  prometheus::Histogram& processingDuration(const std::string& pipeline);
+  prometheus::Histogram& stageDuration(const std::string& pipeline, const std::string& stage, const std::string& plugin);
+  prometheus::Gauge& queueDepth(const std::string& pipeline);
+  prometheus::Counter& httpRequests(const std::string& route, int code);
+  prometheus::Histogram& httpDuration(const std::string& route);
+
+  /// Metrics a plugin reports through its Context, labelled with it.
+  prometheus::Counter& pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline);
+  prometheus::Histogram& pluginHistogram(const std::string& name, const std::string& plugin, const std::string& pipeline);
+
+  /// Prometheus text exposition of everything.
+  std::string serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& received_;
+  prometheus::Family<prometheus::Counter>& processed_;
+  prometheus::Family<prometheus::Counter>& failed_;
+  prometheus::Family<prometheus::Counter>& retried_;
+  prometheus::Family<prometheus::Counter>& dead_lettered_;
+  prometheus::Family<prometheus::Counter>& duplicate_;
+  prometheus::Family<prometheus::Histogram>& processing_duration_;
+  prometheus::Family<prometheus::Histogram>& stage_duration_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_duration_;
+  std::mutex plugin_mutex_;
+  std::map<std::string, prometheus::Family<prometheus::Counter>*> plugin_counters_;
+  std::map<std::string, prometheus::Family<prometheus::Histogram>*> plugin_histograms_;
+};
+
+}  // namespace eventflow::metrics

@@ -1,0 +1,50 @@
+#include "pipeline/envelope.hpp"
+
+#include "base/ids.hpp"
+
+namespace eventflow::pipeline {
+namespace {
+EnvelopeError invalid(std::string field, std::string message) {
+  return EnvelopeError{"invalid_envelope", std::move(message), std::move(field)};
+}
+}  // namespace
+
+std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, const std::string& header_correlation,
+                                           Envelope& out) {
+  if (!doc.is_object()) return invalid("", "an event must be a JSON object");
+  auto type = doc.find("event_type");
+  if (type == doc.end() || type->is_null()) return invalid("event_type", "event_type is required");
+  if (!type->is_string()) return invalid("event_type", "event_type must be a string");
+  const auto& type_text = type->get_ref<const std::string&>();
+  if (type_text.empty() || type_text.size() > 128) return invalid("event_type", "event_type must be 1 to 128 characters");
+  out.type = type_text;
+
+  if (auto id = doc.find("event_id"); id != doc.end() && !id->is_null()) {
+    if (!id->is_string() || !isUuid(id->get_ref<const std::string&>()))
+      return invalid("event_id", "event_id must be a UUID string");
+    out.id = id->get<std::string>();
+  } else {
+    out.id = newUuid();
+    doc["event_id"] = out.id;
+  }
+  if (auto ts = doc.find("timestamp"); ts != doc.end() && !ts->is_null()) {
+    if (!ts->is_string() || !parseRfc3339(ts->get_ref<const std::string&>()))
+      return invalid("timestamp", "timestamp must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z");
+  } else {
+    doc["timestamp"] = formatRfc3339(now);
+  }
+  if (auto user = doc.find("user_id"); user != doc.end() && !user->is_null() && !user->is_string() &&
+                                       !user->is_number_integer() && !user->is_number_unsigned())
+    return invalid("user_id", "user_id must be a string or an integer");
+  if (auto props = doc.find("properties"); props != doc.end() && !props->is_null() && !props->is_object())
+    return invalid("properties", "properties must be an object");
+  if (auto corr = doc.find("correlation_id"); corr != doc.end() && !corr->is_null()) {
+    if (!corr->is_string()) return invalid("correlation_id", "correlation_id must be a string");
+    out.correlation_id = corr->get<std::string>();
+  } else {
+    out.correlation_id = header_correlation;
+  }
+  return std::nullopt;
+}
+
+}  // namespace eventflow::pipeline

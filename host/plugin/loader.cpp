@@ -1,0 +1,171 @@
+#include "plugin/loader.hpp"
+
+#define BOOST_DLL_USE_STD_FS
+#include <boost/dll/library_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace eventflow::plugin {
+namespace fs = std::filesystem;
+namespace {
+
+Error refuse(const std::string& file, const std::string& step, const std::string& why) {
+  return makeError(file + ": " + step + ": " + why);
+}
+
+std::string version(unsigned major, unsigned minor) { return std::to_string(major) + "." + std::to_string(minor); }
+
+bool writableByOthers(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0;
+}
+
+}  // namespace
+
+Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
+  const fs::path p(path);
+  if (!p.is_absolute()) return refuse(path, "path", "plugin paths must be absolute");
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) return refuse(path, "path", "no such file");
+  if (writableByOthers(path)) return refuse(path, "permissions", "the file is writable by others; refusing to load it");
+  if (writableByOthers(p.parent_path().string()))
+    return refuse(path, "permissions", "its folder " + p.parent_path().string() + " is writable by others; refusing to load it");
+
+  try {
+    boost::dll::library_info info(p, false);
+    const auto symbols = info.symbols();
+    if (std::find(symbols.begin(), symbols.end(), kDescriptorSymbol) == symbols.end())
+      return refuse(path, "descriptor", std::string("no exported symbol '") + kDescriptorSymbol +
+                                            "'; not an EventFlow plugin (declare it with EVENTFLOW_PLUGIN)");
+  } catch (const std::exception& e) {
+    return refuse(path, "read", std::string("not a loadable shared library: ") + e.what());
+  }
+
+  auto library = std::make_shared<boost::dll::shared_library>();
+  try {
+    library->load(p, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    return refuse(path, "load", e.what());
+  }
+  const EventflowPluginDescriptor* d = nullptr;
+  try {
+    d = library->get<const EventflowPluginDescriptor*()>(kDescriptorSymbol)();
+  } catch (const std::exception& e) {
+    return refuse(path, "descriptor", e.what());
+  }
+  if (d == nullptr) return refuse(path, "descriptor", "the descriptor function returned null");
+
+  // The first two fields are the only ones a different major may be trusted with.
+  if (d->abi_major != host.major)
+    return refuse(path, "abi", "plugin ABI " + version(d->abi_major, d->abi_minor) + " but host ABI " +
+                                   version(host.major, host.minor) + " (major versions differ); rebuild the plugin against this host's SDK");
+  if (d->abi_minor > host.minor)
+    return refuse(path, "abi", "plugin ABI " + version(d->abi_major, d->abi_minor) + " is newer than host ABI " +
+                                   version(host.major, host.minor) + "; upgrade the host or rebuild the plugin");
+  const std::string cxx = d->cxx_abi_tag ? d->cxx_abi_tag : "";
+  if (cxx != host.cxx_tag)
+    return refuse(path, "abi", "C++ library ABI '" + cxx + "' but host has '" + host.cxx_tag + "'");
+  const std::string json = d->json_abi_tag ? d->json_abi_tag : "";
+  if (json != host.json_tag)
+    return refuse(path, "abi", "JSON ABI '" + json + "' but host has '" + host.json_tag + "'");
+  if (d->kind < 1 || d->kind > 3) return refuse(path, "descriptor", "unknown kind " + std::to_string(d->kind));
+  if (!d->name || !*d->name) return refuse(path, "descriptor", "empty plugin name");
+  if (!d->create || !d->destroy) return refuse(path, "descriptor", "missing create or destroy");
+
+  auto plugin = std::make_shared<Plugin>();
+  plugin->file = path;
+  plugin->name = d->name;
+  plugin->version = d->version ? d->version : "";
+  plugin->description = d->description ? d->description : "";
+  plugin->kind = static_cast<Kind>(d->kind);
+  plugin->abi_major = d->abi_major;
+  plugin->abi_minor = d->abi_minor;
+  plugin->config_schema = nlohmann::json::parse(d->config_schema ? d->config_schema : "{}", nullptr, false);
+  if (plugin->config_schema.is_discarded()) return refuse(path, "schema", "the config schema is not valid JSON");
+  auto schema = JsonSchema::parse(plugin->config_schema);
+  if (!schema) return refuse(path, "schema", schema.error().message);
+  plugin->schema = *schema;
+  plugin->descriptor = d;
+  plugin->library = std::move(library);
+  return PluginPtr(std::move(plugin));
+}
+
+Expected<Registry> Registry::scan(const std::vector<std::string>& paths, const HostAbi& host) {
+  Registry registry;
+  registry.host_ = host;
+  std::vector<std::string> files;
+  for (const auto& dir : paths) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (entry.path().extension() == ".so") files.push_back(fs::absolute(entry.path()).lexically_normal().string());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    auto plugin = loadPlugin(file, host);
+    if (!plugin) {
+      registry.failures_.push_back(plugin.error().message);
+      continue;
+    }
+    const auto& name = (*plugin)->name;
+    if (auto it = registry.plugins_.find(name); it != registry.plugins_.end())
+      return makeError("two plugins are named '" + name + "': " + it->second->file + " and " + file);
+    registry.plugins_.emplace(name, std::move(*plugin));
+  }
+  return registry;
+}
+
+Expected<PluginPtr> Registry::resolve(const std::string& name, Kind kind, const std::string& path) const {
+  PluginPtr plugin;
+  if (!path.empty()) {
+    auto loaded = loadPlugin(path, host_);
+    if (!loaded) return loaded.error();
+    plugin = *loaded;
+    if (plugin->name != name)
+      return makeError(path + ": the file declares plugin '" + plugin->name + "', not '" + name + "'");
+  } else if (auto it = plugins_.find(name); it != plugins_.end()) {
+    plugin = it->second;
+  } else {
+    std::string message = std::string("no ") + kindName(kind) + " plugin named '" + name + "' in the plugin paths";
+    for (const auto& f : failures_) message += "\n  (not loaded: " + f + ")";
+    return makeError(message);
+  }
+  if (plugin->kind != kind)
+    return makeError(plugin->file + ": plugin '" + name + "' is a " + kindName(plugin->kind) + ", but the stage uses it as a " +
+                     kindName(kind));
+  return plugin;
+}
+
+Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where) {
+  auto checked = plugin.schema.validate(config);
+  if (!checked) return makeError(where + ": config of " + kindName(plugin.kind) + " '" + plugin.name + "': " + checked.error().message);
+  return {};
+}
+
+template <class T>
+Expected<std::unique_ptr<Instance<T>>> createInstance(const PluginPtr& plugin, const nlohmann::json& config,
+                                                      Context& context) {
+  char error[1024] = {};
+  void* object = nullptr;
+  try {
+    object = plugin->descriptor->create(&config, &context, error, sizeof error);
+  } catch (const std::exception& e) {
+    return makeError(plugin->file + ": create: threw: " + e.what());
+  } catch (...) {
+    return makeError(plugin->file + ": create: threw an unknown exception");
+  }
+  if (object == nullptr) {
+    if (error[0] != '\0') return makeError(plugin->file + ": create: " + error);
+    return makeError(plugin->file + ": create: returned null");
+  }
+  return std::make_unique<Instance<T>>(plugin, static_cast<T*>(object));
+}
+
+template Expected<std::unique_ptr<Instance<Validator>>> createInstance(const PluginPtr&, const nlohmann::json&, Context&);
+template Expected<std::unique_ptr<Instance<Enricher>>> createInstance(const PluginPtr&, const nlohmann::json&, Context&);
+template Expected<std::unique_ptr<Instance<Sink>>> createInstance(const PluginPtr&, const nlohmann::json&, Context&);
+
+}  // namespace eventflow::plugin

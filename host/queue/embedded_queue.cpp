@@ -1,0 +1,52 @@
+#include "queue/queue.hpp"
+
+namespace eventflow::queue {
+
+EmbeddedQueue::EmbeddedQueue(const std::vector<std::string>& pipelines) {
+  for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
+}
+
+void EmbeddedQueue::publish(const std::string& pipeline, std::vector<Message> messages) {
+  auto it = lanes_.find(pipeline);
+  if (it == lanes_.end() || messages.empty()) return;
+  Lane& lane = *it->second;
+  {
+    std::lock_guard lock(lane.mutex);
+    for (auto& m : messages) lane.items.push_back(std::move(m));
+  }
+  if (messages.size() == 1) lane.cv.notify_one();
+  else lane.cv.notify_all();
+}
+
+std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, std::size_t max, std::chrono::milliseconds wait) {
+  std::vector<Message> out;
+  auto it = lanes_.find(pipeline);
+  if (it == lanes_.end()) return out;
+  Lane& lane = *it->second;
+  std::unique_lock lock(lane.mutex);
+  lane.cv.wait_for(lock, wait, [&] { return lane.closed || !lane.items.empty(); });
+  while (!lane.items.empty() && out.size() < max) {
+    out.push_back(std::move(lane.items.front()));
+    lane.items.pop_front();
+  }
+  return out;
+}
+
+std::size_t EmbeddedQueue::depth(const std::string& pipeline) const {
+  auto it = lanes_.find(pipeline);
+  if (it == lanes_.end()) return 0;
+  std::lock_guard lock(it->second->mutex);
+  return it->second->items.size();
+}
+
+void EmbeddedQueue::close() {
+  for (auto& [name, lane] : lanes_) {
+    {
+      std::lock_guard lock(lane->mutex);
+      lane->closed = true;
+    }
+    lane->cv.notify_all();
+  }
+}
+
+}  // namespace eventflow::queue

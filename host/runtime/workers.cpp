@@ -1,0 +1,142 @@
+#include "runtime/workers.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cmath>
+
+#include "base/log.hpp"
+#include "metrics/metrics.hpp"
+#include "store/group_commit.hpp"
+
+namespace eventflow::runtime {
+
+using pipeline::Outcome;
+using SteadyClock = std::chrono::steady_clock;
+
+WorkerPool::WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
+                       metrics::Metrics& metrics, pipeline::Settings settings)
+    : router_(router), queue_(queue), committer_(committer), metrics_(metrics), settings_(std::move(settings)) {}
+
+WorkerPool::~WorkerPool() { stop(SteadyClock::now()); }
+
+Expected<void> WorkerPool::start() {
+  for (const auto& p : router_.pipelines()) {
+    for (unsigned i = 0; i < p->spec().concurrency; ++i) {
+      auto runner = pipeline::Runner::create(p, settings_, &metrics_);
+      if (!runner) return runner.error();
+      runners_.push_back(std::move(*runner));
+    }
+  }
+  timers_guard_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+      timers_.get_executor());
+  timer_thread_ = std::thread([this] { timers_.run(); });
+  pool_ = std::make_unique<boost::asio::thread_pool>(runners_.size());
+  for (auto& r : runners_) boost::asio::post(*pool_, [this, runner = r.get()] { loop(*runner); });
+  return {};
+}
+
+void WorkerPool::stop(SteadyClock::time_point deadline) {
+  if (!pool_) return;
+  deadline_ns_ = deadline.time_since_epoch().count();
+  stopping_ = true;
+  pool_->join();
+  pool_.reset();
+  timers_guard_.reset();
+  timers_.stop();
+  if (timer_thread_.joinable()) timer_thread_.join();
+  runners_.clear();
+}
+
+void WorkerPool::loop(pipeline::Runner& runner) {
+  const std::string& name = runner.pipeline().name();
+  std::vector<pipeline::Work> works;
+  for (;;) {
+    if (stopping_ && SteadyClock::now().time_since_epoch().count() >= deadline_ns_) return;
+    auto messages = queue_.take(name, 64, std::chrono::milliseconds(stopping_ ? 20 : 200));
+    if (messages.empty()) {
+      if (stopping_) return;  // drained
+      continue;
+    }
+    works.clear();
+    works.reserve(messages.size());
+    for (auto& m : messages) {
+      pipeline::Work w;
+      w.event.id = m.id;
+      w.event.type = m.type;
+      w.event.correlation_id = m.correlation_id;
+      w.event.pipeline = name;
+      w.event.attempt = m.attempts + 1;
+      w.event.received_at = m.received_at;
+      w.event.body = nlohmann::json::parse(m.payload, nullptr, false);
+      w.sinks_done = m.sinks_done;
+      works.push_back(std::move(w));
+    }
+    runner.run(works);
+    finish(runner, messages, works);
+  }
+}
+
+void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& messages,
+                        std::vector<pipeline::Work>& works) {
+  const auto& spec = runner.pipeline().spec();
+  const auto now = std::chrono::system_clock::now();
+  for (std::size_t i = 0; i < works.size(); ++i) {
+    auto& w = works[i];
+    auto& m = messages[i];
+    const unsigned attempt = m.attempts + 1;
+    Outcome o = w.outcome;
+    if (o.kind == Outcome::Kind::retry && attempt >= spec.retry.max_attempts) {
+      o.kind = Outcome::Kind::dead;
+      o.message = "gave up after " + std::to_string(attempt) + " attempts: " + o.message;
+    }
+    switch (o.kind) {
+      case Outcome::Kind::done: {
+        committer_.transition({store::Transition::Kind::done, m.id, attempt, {}, {}, {}, {}});
+        metrics_.processed(spec.name, m.type).Increment();
+        metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
+        break;
+      }
+      case Outcome::Kind::dead: {
+        committer_.transition({store::Transition::Kind::dead, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+        metrics_.failed(spec.name, o.error_type).Increment();
+        metrics_.deadLettered(spec.name).Increment();
+        metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
+        log::write(o.error_type == "validation" ? spdlog::level::debug : spdlog::level::warn, "event dead-lettered",
+                   {{"event_id", m.id}, {"correlation_id", m.correlation_id}, {"pipeline", spec.name},
+                    {"stage", o.stage}, {"error_type", o.error_type}, {"error", o.message}});
+        break;
+      }
+      case Outcome::Kind::retry: {
+        committer_.transition({store::Transition::Kind::retrying, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+        metrics_.failed(spec.name, o.error_type).Increment();
+        metrics_.retried(spec.name).Increment();
+        log::debug("event will be retried", {{"event_id", m.id}, {"correlation_id", m.correlation_id},
+                                             {"pipeline", spec.name}, {"stage", o.stage}, {"error", o.message}});
+        m.attempts = attempt;
+        m.sinks_done = w.sinks_done;
+        auto timer = std::make_shared<boost::asio::steady_timer>(timers_, backoff(spec.retry, attempt));
+        timer->async_wait([this, timer, msg = std::move(m)](const boost::system::error_code& ec) mutable {
+          if (ec) return;  // shutting down: the store still says retrying
+          std::vector<queue::Message> one;
+          one.push_back(std::move(msg));
+          const std::string pipeline = one.front().pipeline;
+          queue_.publish(pipeline, std::move(one));
+        });
+        break;
+      }
+    }
+  }
+}
+
+std::chrono::milliseconds WorkerPool::backoff(const config::RetrySpec& retry, unsigned attempt) {
+  const double base = static_cast<double>(retry.initial_backoff.count()) *
+                      std::pow(retry.multiplier, static_cast<double>(attempt > 0 ? attempt - 1 : 0));
+  const double cap = std::min(base, static_cast<double>(retry.max_backoff.count()));
+  if (!retry.full_jitter) return std::chrono::milliseconds(static_cast<std::int64_t>(cap));
+  std::lock_guard lock(rng_mutex_);
+  std::uniform_real_distribution<double> dist(0.0, cap);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(dist(rng_)));
+}
+
+}  // namespace eventflow::runtime

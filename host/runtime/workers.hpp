@@ -1,0 +1,59 @@
+#pragma once
+// The worker pool: `concurrency` threads per pipeline on a Boost.Asio thread
+// pool, each with its own plugin instances; retries wait on Asio timers, never
+// on a worker thread.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "pipeline/pipeline.hpp"
+#include "queue/queue.hpp"
+
+namespace eventflow::store { class GroupCommitter; }
+namespace eventflow::metrics { class Metrics; }
+
+namespace eventflow::runtime {
+
+class WorkerPool {
+ public:
+  WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
+             metrics::Metrics& metrics, pipeline::Settings settings);
+  ~WorkerPool();
+
+  /// Creates every runner first (so a plugin that refuses its config fails
+  /// the start), then starts the threads.
+  Expected<void> start();
+  /// Finishes what is queued until `deadline`, then hands the rest back (it
+  /// stays unfinished in the store and is recovered at the next start).
+  void stop(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  void loop(pipeline::Runner& runner);
+  void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works);
+  std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
+
+  const pipeline::Router& router_;
+  queue::Queue& queue_;
+  store::GroupCommitter& committer_;
+  metrics::Metrics& metrics_;
+  pipeline::Settings settings_;
+  std::vector<std::unique_ptr<pipeline::Runner>> runners_;
+  std::unique_ptr<boost::asio::thread_pool> pool_;
+  boost::asio::io_context timers_;
+  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> timers_guard_;
+  std::thread timer_thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::int64_t> deadline_ns_{0};
+  std::mutex rng_mutex_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace eventflow::runtime

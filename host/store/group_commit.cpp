@@ -1,0 +1,95 @@
+#include "store/group_commit.hpp"
+
+#include "base/log.hpp"
+
+namespace eventflow::store {
+
+GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
+    : store_(store), max_rows_(max_rows), thread_([this] { run(); }) {}
+
+GroupCommitter::~GroupCommitter() { stop(); }
+
+std::future<Expected<std::vector<InsertStatus>>> GroupCommitter::insert(std::vector<RawEvent> events) {
+  InsertRequest request{std::move(events), {}};
+  auto future = request.promise.get_future();
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) {
+      request.promise.set_value(makeError("shutting down"));
+      return future;
+    }
+    inserts_.push_back(std::move(request));
+  }
+  cv_.notify_one();
+  return future;
+}
+
+void GroupCommitter::transition(Transition t) {
+  {
+    std::lock_guard lock(mutex_);
+    transitions_.push_back(std::move(t));
+  }
+  cv_.notify_one();
+}
+
+void GroupCommitter::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void GroupCommitter::run() {
+  int failures = 0;
+  for (;;) {
+    std::vector<InsertRequest> batch;
+    std::vector<Transition> transitions;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !inserts_.empty() || !transitions_.empty(); });
+      if (inserts_.empty() && transitions_.empty()) return;  // stopping and drained
+      std::size_t rows = 0;
+      while (!inserts_.empty() && (batch.empty() || rows + inserts_.front().events.size() <= max_rows_)) {
+        rows += inserts_.front().events.size();
+        batch.push_back(std::move(inserts_.front()));
+        inserts_.pop_front();
+      }
+      transitions.swap(transitions_);
+    }
+    std::vector<RawEvent> rows;
+    for (auto& r : batch) rows.insert(rows.end(), r.events.begin(), r.events.end());
+    auto result = store_.commit(rows, transitions);
+    if (result) {
+      failures = 0;
+      std::size_t offset = 0;
+      for (auto& r : batch) {
+        std::vector<InsertStatus> mine(result->begin() + static_cast<std::ptrdiff_t>(offset),
+                                       result->begin() + static_cast<std::ptrdiff_t>(offset + r.events.size()));
+        offset += r.events.size();
+        r.promise.set_value(std::move(mine));
+      }
+      continue;
+    }
+    // Ingest callers get the error now (they answer 503); state changes wait
+    // for the store to come back, since the events are already accepted.
+    for (auto& r : batch) r.promise.set_value(result.error());
+    log::error("store commit failed", {{"error", result.error().message}});
+    {
+      std::lock_guard lock(mutex_);
+      transitions_.insert(transitions_.begin(), std::make_move_iterator(transitions.begin()),
+                          std::make_move_iterator(transitions.end()));
+      if (stopping_ && ++failures > 3) {
+        log::error("giving up on state changes at shutdown; they are recovered at the next start");
+        transitions_.clear();
+        inserts_.clear();
+        return;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace eventflow::store

@@ -1,0 +1,45 @@
+#pragma once
+// Group commit: concurrent ingest requests and worker state changes share one
+// transaction (and one fsync), bounded by rows. A request's future resolves
+// only after its rows are committed (G1).
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace eventflow::store {
+
+class GroupCommitter {
+ public:
+  explicit GroupCommitter(Store& store, std::size_t max_rows = 1000);
+  ~GroupCommitter();
+
+  std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
+  /// Fire and forget; applied in order, retried while the store fails.
+  void transition(Transition t);
+  /// Commits what is pending, then stops the thread.
+  void stop();
+
+ private:
+  struct InsertRequest {
+    std::vector<RawEvent> events;
+    std::promise<Expected<std::vector<InsertStatus>>> promise;
+  };
+  void run();
+
+  Store& store_;
+  const std::size_t max_rows_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<InsertRequest> inserts_;
+  std::vector<Transition> transitions_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace eventflow::store

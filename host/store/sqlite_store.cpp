@@ -1,0 +1,308 @@
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "store/store.hpp"
+
+namespace eventflow::store {
+namespace {
+
+using Poco::Data::Keywords::bind;
+using Poco::Data::Keywords::into;
+using Poco::Data::Keywords::now;
+
+// Each entry is one schema version; never edit one that has shipped.
+const char* const kMigrations[] = {
+    R"(
+CREATE TABLE raw_events (
+  event_id TEXT PRIMARY KEY,
+  event_type TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  payload_sha256 TEXT NOT NULL,
+  correlation_id TEXT,
+  received_at TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  updated_at TEXT NOT NULL,
+  last_error TEXT
+);
+CREATE INDEX raw_events_unfinished ON raw_events(state, updated_at)
+  WHERE state IN ('received', 'queued', 'processing', 'retrying');
+CREATE INDEX raw_events_pipeline_state ON raw_events(pipeline, state);
+CREATE TABLE IF NOT EXISTS processed_events (
+  event_id TEXT PRIMARY KEY,
+  event_type TEXT NOT NULL,
+  user_id TEXT,
+  timestamp TEXT,
+  properties TEXT,
+  enriched_data TEXT,
+  pipeline TEXT NOT NULL,
+  processed_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL
+);
+CREATE TABLE failed_events (
+  event_id TEXT PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  error_type TEXT NOT NULL,
+  error_message TEXT,
+  stage TEXT,
+  plugin TEXT,
+  attempts INTEGER NOT NULL,
+  first_failed_at TEXT NOT NULL,
+  failed_at TEXT NOT NULL,
+  replay_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX failed_events_pipeline ON failed_events(pipeline, failed_at);
+CREATE INDEX failed_events_error_type ON failed_events(error_type, failed_at);
+)",
+};
+
+std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const std::string& path) : path_(path), writer_(open()), reader_(open()) {}
+
+  std::string backend() const override { return "sqlite"; }
+
+  Expected<void> migrate() override {
+    std::lock_guard lock(write_mutex_);
+    try {
+      writer_ << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)", now;
+      int current = 0;
+      writer_ << "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", into(current), now;
+      const int latest = static_cast<int>(std::size(kMigrations));
+      if (current > latest)
+        return makeError("database " + path_ + " has schema version " + std::to_string(current) +
+                         ", newer than this EventFlow knows (" + std::to_string(latest) + ")");
+      for (int v = current + 1; v <= latest; ++v) {
+        writer_.begin();
+        // Poco runs one statement per call; split the migration on ';'.
+        std::string script = kMigrations[v - 1];
+        std::size_t start = 0;
+        while (start < script.size()) {
+          std::size_t end = script.find(';', start);
+          if (end == std::string::npos) end = script.size();
+          const std::string stmt = script.substr(start, end - start);
+          if (stmt.find_first_not_of(" \n\t") != std::string::npos) writer_ << stmt, now;
+          start = end + 1;
+        }
+        writer_ << "INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)", bind(v), bind(nowText()), now;
+        writer_.commit();
+      }
+    } catch (const Poco::Exception& e) {
+      if (writer_.isTransaction()) writer_.rollback();
+      return makeError("migrating " + path_ + ": " + e.displayText());
+    }
+    return {};
+  }
+
+  Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
+                                             std::span<const Transition> transitions) override {
+    std::lock_guard lock(write_mutex_);
+    std::vector<InsertStatus> statuses;
+    statuses.reserve(inserts.size());
+    try {
+      writer_.begin();
+      const std::string stamp = nowText();
+      for (const auto& e : inserts) {
+        Poco::Data::Statement insert(writer_);
+        insert << "INSERT OR IGNORE INTO raw_events(event_id, event_type, pipeline, payload, payload_sha256, "
+                  "correlation_id, received_at, state, attempts, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?)",
+            bind(e.id), bind(e.type), bind(e.pipeline), bind(e.payload), bind(e.sha256), bind(e.correlation_id),
+            bind(formatRfc3339(e.received_at)), bind(stamp);
+        if (insert.execute() == 1) {
+          statuses.push_back(InsertStatus::inserted);
+          continue;
+        }
+        std::string existing;
+        writer_ << "SELECT payload_sha256 FROM raw_events WHERE event_id = ?", bind(e.id), into(existing), now;
+        statuses.push_back(existing == e.sha256 ? InsertStatus::duplicate : InsertStatus::conflict);
+      }
+      for (const auto& t : transitions) apply(t, stamp);
+      writer_.commit();
+    } catch (const Poco::Exception& e) {
+      if (writer_.isTransaction()) writer_.rollback();
+      return makeError("sqlite commit: " + e.displayText());
+    }
+    return statuses;
+  }
+
+  Expected<std::vector<PendingEvent>> unfinished() override {
+    std::lock_guard lock(read_mutex_);
+    std::vector<PendingEvent> out;
+    try {
+      Poco::Data::Statement select(reader_);
+      select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
+                "FROM raw_events WHERE state IN ('received', 'queued', 'processing', 'retrying') ORDER BY received_at",
+          now;
+      Poco::Data::RecordSet rs(select);
+      for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+        PendingEvent e;
+        e.id = rs[0].convert<std::string>();
+        e.type = rs[1].convert<std::string>();
+        e.pipeline = rs[2].convert<std::string>();
+        e.payload = rs[3].convert<std::string>();
+        e.correlation_id = rs[4].convert<std::string>();
+        e.received_at = parseRfc3339(rs[5].convert<std::string>()).value_or(std::chrono::system_clock::now());
+        e.attempts = rs[6].convert<unsigned>();
+        out.push_back(std::move(e));
+      }
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite unfinished: " + e.displayText());
+    }
+    return out;
+  }
+
+  Expected<nlohmann::json> journey(const std::string& id) override {
+    std::lock_guard lock(read_mutex_);
+    try {
+      Poco::Data::Statement select(reader_);
+      select << "SELECT event_id, event_type, pipeline, state, attempts, received_at, updated_at, last_error, "
+                "correlation_id, payload FROM raw_events WHERE event_id = ?",
+          bind(id), now;
+      Poco::Data::RecordSet rs(select);
+      if (!rs.moveFirst()) return nlohmann::json(nullptr);
+      auto text = [&](std::size_t col) -> nlohmann::json {
+        if (rs[col].isEmpty()) return nullptr;
+        return rs[col].convert<std::string>();
+      };
+      nlohmann::json j{{"event_id", text(0)},     {"event_type", text(1)}, {"pipeline", text(2)},
+                       {"state", text(3)},        {"attempts", rs[4].convert<int>()},
+                       {"received_at", text(5)},  {"updated_at", text(6)}, {"last_error", text(7)},
+                       {"correlation_id", text(8)}};
+      j["event"] = nlohmann::json::parse(rs[9].convert<std::string>(), nullptr, false);
+      Poco::Data::Statement failed(reader_);
+      failed << "SELECT error_type, error_message, stage, plugin, attempts, first_failed_at, failed_at, replay_count "
+                "FROM failed_events WHERE event_id = ?",
+          bind(id), now;
+      Poco::Data::RecordSet fs(failed);
+      if (fs.moveFirst()) {
+        auto ftext = [&](std::size_t col) -> nlohmann::json {
+          if (fs[col].isEmpty()) return nullptr;
+          return fs[col].convert<std::string>();
+        };
+        j["dead_letter"] = {{"error_type", ftext(0)}, {"error_message", ftext(1)}, {"stage", ftext(2)},
+                            {"plugin", ftext(3)},     {"attempts", fs[4].convert<int>()},
+                            {"first_failed_at", ftext(5)}, {"failed_at", ftext(6)},
+                            {"replay_count", fs[7].convert<int>()}};
+      }
+      Poco::Data::Statement processed(reader_);
+      processed << "SELECT processed_at, enriched_data FROM processed_events WHERE event_id = ?", bind(id), now;
+      Poco::Data::RecordSet ps(processed);
+      if (ps.moveFirst())
+        j["processed"] = {{"processed_at", ps[0].convert<std::string>()},
+                          {"enriched_data", nlohmann::json::parse(ps[1].isEmpty() ? "null" : ps[1].convert<std::string>(),
+                                                                  nullptr, false)}};
+      return j;
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite journey: " + e.displayText());
+    }
+  }
+
+  Expected<std::map<std::string, StateCounts>> counts() override {
+    std::lock_guard lock(read_mutex_);
+    std::map<std::string, StateCounts> out;
+    try {
+      Poco::Data::Statement select(reader_);
+      select << "SELECT pipeline, state, COUNT(*) FROM raw_events GROUP BY pipeline, state", now;
+      Poco::Data::RecordSet rs(select);
+      for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+        auto& c = out[rs[0].convert<std::string>()];
+        const auto state = rs[1].convert<std::string>();
+        const auto n = rs[2].convert<std::uint64_t>();
+        c.received += n;
+        if (state == "done") c.processed += n;
+        else if (state == "dead") c.dead += n;
+        else if (state == "discarded") c.discarded += n;
+        else c.in_flight += n;
+      }
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite counts: " + e.displayText());
+    }
+    return out;
+  }
+
+  Expected<void> ping() override {
+    std::lock_guard lock(read_mutex_);
+    try {
+      int one = 0;
+      reader_ << "SELECT 1", into(one), now;
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite: " + e.displayText());
+    }
+    return {};
+  }
+
+ private:
+  Poco::Data::Session open() {
+    Poco::Data::Session s("SQLite", path_);
+    std::string mode;
+    s << "PRAGMA journal_mode=WAL", into(mode), now;
+    // FULL: a commit is fsynced before ingest answers 202 (G1).
+    s << "PRAGMA synchronous=FULL", now;
+    s << "PRAGMA busy_timeout=10000", now;
+    return s;
+  }
+
+  void apply(const Transition& t, const std::string& stamp) {
+    const std::string state = toString(t.kind);
+    const std::string last_error = t.error_message.empty() ? "" : t.error_type + ": " + t.error_message;
+    Poco::Data::Statement update(writer_);
+    // A terminal event never changes state again (G2, G3).
+    update << "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, '') "
+              "WHERE event_id = ? AND state NOT IN ('done', 'dead', 'discarded')",
+        bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(t.id);
+    if (update.execute() != 1 || t.kind != Transition::Kind::dead) return;
+    writer_ << "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "
+               "plugin, attempts, first_failed_at, failed_at, replay_count) "
+               "SELECT r.event_id, r.pipeline, r.payload, ?, ?, ?, ?, ?, COALESCE(f.first_failed_at, ?), ?, "
+               "COALESCE(f.replay_count, 0) FROM raw_events r LEFT JOIN failed_events f ON f.event_id = r.event_id "
+               "WHERE r.event_id = ?",
+        bind(t.error_type), bind(t.error_message), bind(t.stage), bind(t.plugin), bind(t.attempts), bind(stamp),
+        bind(stamp), bind(t.id), now;
+  }
+
+  std::string path_;
+  std::mutex write_mutex_;
+  std::mutex read_mutex_;
+  Poco::Data::Session writer_;
+  Poco::Data::Session reader_;
+};
+
+}  // namespace
+
+const char* toString(Transition::Kind kind) {
+  switch (kind) {
+    case Transition::Kind::done: return "done";
+    case Transition::Kind::dead: return "dead";
+    case Transition::Kind::retrying: return "retrying";
+  }
+  return "unknown";
+}
+
+Expected<std::unique_ptr<Store>> openStore(const std::string& url) {
+  if (url.rfind("sqlite://", 0) != 0)
+    return makeError("store url '" + url + "': only sqlite:// is supported by this build");
+  const std::string path = url.substr(9);
+  if (path.empty()) return makeError("store url '" + url + "' names no database file");
+  std::error_code ec;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  if (ec) return makeError("cannot create " + dir.string() + ": " + ec.message());
+  Poco::Data::SQLite::Connector::registerConnector();
+  try {
+    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(path));
+  } catch (const Poco::Exception& e) {
+    return makeError("cannot open " + path + ": " + e.displayText());
+  }
+}
+
+}  // namespace eventflow::store

@@ -1,0 +1,85 @@
+#pragma once
+// The store is the source of truth (DESIGN §1, §6): raw_events is the audit
+// log and the outbox, failed_events the DLQ. Backends sit behind Store.
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <eventflow/time.hpp>
+
+#include "base/expected.hpp"
+
+namespace eventflow::store {
+
+/// One accepted event as ingest records it.
+struct RawEvent {
+  std::string id;
+  std::string type;
+  std::string pipeline;
+  std::string payload;  // the event document as stored (defaults filled in)
+  std::string sha256;   // of the document as the client sent it
+  std::string correlation_id;
+  SystemTime received_at;
+};
+
+enum class InsertStatus { inserted, duplicate, conflict };
+
+/// A state change the workers report.
+struct Transition {
+  enum class Kind { done, dead, retrying } kind = Kind::done;
+  std::string id;
+  unsigned attempts = 0;
+  std::string error_type;
+  std::string error_message;
+  std::string stage;
+  std::string plugin;
+};
+
+/// A recorded event that is not terminal yet.
+struct PendingEvent {
+  std::string id;
+  std::string type;
+  std::string pipeline;
+  std::string payload;
+  std::string correlation_id;
+  SystemTime received_at;
+  unsigned attempts = 0;
+};
+
+struct StateCounts {
+  std::uint64_t received = 0;  // everything recorded
+  std::uint64_t processed = 0;
+  std::uint64_t dead = 0;
+  std::uint64_t discarded = 0;
+  std::uint64_t in_flight = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::string backend() const = 0;
+  /// Applies pending schema migrations, in order, each once.
+  virtual Expected<void> migrate() = 0;
+  /// Records new events and applies transitions in one transaction; returns
+  /// one status per insert. Nothing is committed on error.
+  virtual Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
+                                                     std::span<const Transition> transitions) = 0;
+  /// Every recorded event that is not yet done, dead or discarded.
+  virtual Expected<std::vector<PendingEvent>> unfinished() = 0;
+  /// The event's journey as a JSON object; null when unknown.
+  virtual Expected<nlohmann::json> journey(const std::string& id) = 0;
+  /// Per pipeline, from the tables (system-wide).
+  virtual Expected<std::map<std::string, StateCounts>> counts() = 0;
+  virtual Expected<void> ping() = 0;
+};
+
+/// Opens sqlite:///path (the embedded default). The database folder is created.
+Expected<std::unique_ptr<Store>> openStore(const std::string& url);
+
+const char* toString(Transition::Kind kind);
+
+}  // namespace eventflow::store

@@ -1,0 +1,173 @@
+#include "sqlite.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <stdexcept>
+#include <string_view>
+
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+#include <Poco/Nullable.h>
+#include <Poco/Types.h>
+
+#include <eventflow/time.hpp>
+
+namespace eventflow::plugins {
+namespace {
+
+using Poco::Data::Keywords::into;
+using Poco::Data::Keywords::now;
+using Poco::Data::Keywords::use;
+
+constexpr std::string_view kScheme = "sqlite://";
+// Envelope fields with columns of their own; everything else is enriched_data.
+constexpr std::array<std::string_view, 6> kReservedFields{"event_id",  "event_type",     "user_id",
+                                                          "timestamp", "correlation_id", "properties"};
+
+bool isIdentifier(std::string_view name) {
+  const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (name.empty() || !alpha(name.front())) return false;
+  for (const char c : name)
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  return true;
+}
+
+// A url named in an error must not leak the password of a postgresql:// url.
+std::string redactUrl(const std::string& url) {
+  const std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;
+  const std::size_t at = url.find('@', scheme_end + 3);
+  const std::size_t colon = url.find(':', scheme_end + 3);
+  if (at == std::string::npos || colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+std::string databasePath(const std::string& url) {
+  if (url.empty()) throw std::runtime_error("sqlite: the host setting store.url is empty");
+  if (!url.starts_with(kScheme) || url.size() == kScheme.size())
+    throw std::invalid_argument("sqlite: store.url '" + redactUrl(url) +
+                                "' is not a sqlite:// url (sqlite:///abs/path.db or sqlite://relative.db)");
+  return url.substr(kScheme.size());
+}
+
+std::string dumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+struct Row {
+  std::string event_id;
+  std::string event_type;
+  Poco::Nullable<std::string> user_id;
+  Poco::Nullable<std::string> timestamp;
+  Poco::Nullable<std::string> properties;
+  std::string enriched_data;
+  std::string pipeline;
+  std::string processed_at;
+  Poco::Int64 attempts = 0;
+};
+
+// Absent or null as NULL, anything else as JSON text.
+Poco::Nullable<std::string> jsonField(const nlohmann::json& body, const char* key) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return {};
+  return dumpJson(*it);
+}
+
+// Like jsonField, but a string as it is rather than quoted.
+Poco::Nullable<std::string> textField(const nlohmann::json& body, const char* key) {
+  const auto it = body.find(key);
+  if (it != body.end() && it->is_string()) return it->get<std::string>();
+  return jsonField(body, key);
+}
+
+void fillRow(Row& row, const Event& event) {
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  const nlohmann::json& body = event.body.is_object() ? event.body : kEmpty;
+  row.event_id = event.id;
+  row.event_type = event.type;
+  row.user_id = textField(body, "user_id");
+  row.timestamp = textField(body, "timestamp");
+  row.properties = jsonField(body, "properties");
+  nlohmann::json enriched = nlohmann::json::object();
+  for (const auto& [key, value] : body.items())
+    if (std::find(kReservedFields.begin(), kReservedFields.end(), key) == kReservedFields.end())
+      enriched[key] = value;
+  row.enriched_data = dumpJson(enriched);
+  row.pipeline = event.pipeline;
+  row.attempts = event.attempt;
+}
+
+void rollbackQuietly(Poco::Data::Session& session) noexcept {
+  // Only called while another error is already being reported; a failed
+  // rollback ends with the connection's next BEGIN or its close anyway.
+  try {
+    if (session.isTransaction()) session.rollback();
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
+  if (!config.is_object()) throw std::invalid_argument("sqlite: config must be an object");
+  std::string table = "processed_events";
+  if (const auto it = config.find("table"); it != config.end()) {
+    if (!it->is_string() || !isIdentifier(it->get_ref<const std::string&>()))
+      throw std::invalid_argument("sqlite: table " + it->dump() + " is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    table = it->get<std::string>();
+  }
+  if (const auto it = config.find("batch_size");
+      it != config.end() && (!it->is_number_integer() || it->get<std::int64_t>() < 1))
+    throw std::invalid_argument("sqlite: batch_size must be a positive integer");
+  path_ = databasePath(context.setting("store.url"));
+  insert_sql_ = "INSERT OR IGNORE INTO " + table +
+                " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
+                " attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+  Poco::Data::SQLite::Connector::registerConnector();
+  try {
+    session_ = std::make_unique<Poco::Data::Session>(Poco::Data::SQLite::Connector::KEY, path_);
+    // The host's store and other workers write the same file: wait for their
+    // transactions rather than fail at once.
+    int busy_timeout_ms = 0;
+    *session_ << "PRAGMA busy_timeout=10000", into(busy_timeout_ms), now;
+    *session_ << "CREATE TABLE IF NOT EXISTS " + table +
+                     " (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, user_id TEXT, timestamp TEXT,"
+                     " properties TEXT, enriched_data TEXT, pipeline TEXT NOT NULL, processed_at TEXT NOT NULL,"
+                     " attempts INTEGER NOT NULL)",
+        now;
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("sqlite: cannot prepare table " + table + " in " + path_ + ": " + e.displayText());
+  }
+}
+
+SqliteSink::~SqliteSink() = default;
+
+std::vector<Result> SqliteSink::write(std::span<Event* const> events) {
+  std::string error;
+  try {
+    Row row;
+    Poco::Data::Statement insert(*session_);
+    insert << insert_sql_, use(row.event_id), use(row.event_type), use(row.user_id), use(row.timestamp),
+        use(row.properties), use(row.enriched_data), use(row.pipeline), use(row.processed_at), use(row.attempts);
+    row.processed_at = formatRfc3339(std::chrono::system_clock::now());
+    session_->begin();
+    for (const Event* event : events) {
+      fillRow(row, *event);
+      insert.execute();
+    }
+    session_->commit();
+    return std::vector<Result>(events.size(), Result::ok());
+  } catch (const Poco::Exception& e) {
+    error = e.displayText();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  rollbackQuietly(*session_);
+  return std::vector<Result>(events.size(), Result::retry("sqlite " + path_ + ": " + error, "sink_unavailable"));
+}
+
+}  // namespace eventflow::plugins

@@ -1,0 +1,216 @@
+// End-to-end tests of a real host: HTTP → SQLite (raw_events) → embedded
+// queue → .so plugins → processed_events / failed_events.
+
+#include <gtest/gtest.h>
+
+#include <Poco/UUIDGenerator.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "host_process.hpp"
+
+using namespace eventflow::testing;
+
+namespace {
+
+std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+// Posts `n` valid events from `threads` connections; returns the ids that got 202.
+std::vector<std::string> postMany(const HostProcess& host, int n, int threads, std::atomic<bool>* stop = nullptr) {
+  std::mutex m;
+  std::vector<std::string> accepted;
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) {
+        if (stop && *stop) return;
+        const std::string id = uuid();
+        auto r = host.post(validEvent(i, id).dump());
+        if (r.status == 202) {
+          std::lock_guard lock(m);
+          accepted.push_back(id);
+        }
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  return accepted;
+}
+
+}  // namespace
+
+TEST(Host, ThousandEventsAllReachProcessedEvents) {
+  HostProcess host("thousand");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto accepted = postMany(host, 1000, 8);
+  ASSERT_EQ(accepted.size(), 1000u);
+  const auto summary = host.waitIdle(std::chrono::seconds(60));
+  EXPECT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_EQ(summary["events_received"], 1000);
+  EXPECT_EQ(summary["events_processed"], 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events"), 0);
+  // every accepted id, not just the right number of rows
+  for (std::size_t i = 0; i < accepted.size(); i += 97)
+    EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + accepted[i] + "'"), 1);
+  // the pipelines' enrichment landed
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE json_extract(enriched_data, '$.processed_by') IS NULL"), 0);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_type = 'purchase' AND "
+                       "json_extract(enriched_data, '$.category') IN ('standard', 'high_value')"),
+            250);
+  auto metrics = http(host.port(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("eventflow_events_received_total{"), std::string::npos);
+  EXPECT_NE(metrics.body.find("eventflow_events_processed_total{"), std::string::npos);
+  EXPECT_NE(metrics.body.find("eventflow_event_processing_duration_seconds_bucket{"), std::string::npos);
+  EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
+}
+
+TEST(Host, KillNineLosesNothingThatGotA202) {
+  HostProcess host("kill9");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  std::atomic<bool> stop{false};
+  std::vector<std::string> accepted;
+  std::thread poster([&] { accepted = postMany(host, 3000, 16, &stop); });
+  // Kill while posts and processing are both under way.
+  for (int i = 0; i < 400; ++i) {
+    if (host.count("SELECT COUNT(*) FROM raw_events") >= 800) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  host.kill9();
+  stop = true;
+  poster.join();
+  ASSERT_GT(accepted.size(), 0u);
+  const Poco::Int64 unfinished = host.count("SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto summary = host.waitIdle(std::chrono::seconds(60));
+  EXPECT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  for (const auto& id : accepted)
+    ASSERT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + id + "'"), 1) << id;
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state <> 'done'"), 0);
+  // raw rows may exceed the 202s (committed, but the answer was lost in the kill): all are processed once
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), host.count("SELECT COUNT(*) FROM raw_events"));
+  if (unfinished > 0) EXPECT_NE(host.readLog().find("recovered unfinished events"), std::string::npos);
+}
+
+TEST(Host, SigtermDrainsAndExitsCleanly) {
+  HostProcess host("sigterm");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto accepted = postMany(host, 400, 8);
+  ASSERT_EQ(accepted.size(), 400u);
+  EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 400);
+  const auto log = host.readLog();
+  EXPECT_NE(log.find("\"message\":\"shutting down\""), std::string::npos);
+  EXPECT_NE(log.find("\"message\":\"eventflow stopped\""), std::string::npos);
+  // every log line is one JSON object with timestamp, level and message
+  std::istringstream lines(log);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_TRUE(j.contains("timestamp") && j.contains("level") && j.contains("message")) << line;
+  }
+  EXPECT_GT(n, 2);
+  EXPECT_LT(n, 20) << "info logs must not be per event";
+}
+
+TEST(Host, RejectedEventIsDeadLetteredWithReasonAndPlugin) {
+  HostProcess host("dead");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string id = uuid();
+  auto r = host.post(nlohmann::json{{"event_id", id}, {"event_type", "purchase"}, {"user_id", "u1"},
+                                    {"properties", {{"amount", -5}}}}.dump(),
+                     "/events");
+  ASSERT_EQ(r.status, 202) << r.body;
+  host.waitIdle(std::chrono::seconds(20));
+  auto journey = http(host.port(), "GET", "/events/" + id).json();
+  EXPECT_EQ(journey["state"], "dead") << journey.dump();
+  EXPECT_EQ(journey["dead_letter"]["plugin"], "json-schema") << journey.dump();
+  EXPECT_EQ(journey["dead_letter"]["error_type"], "validation");
+  EXPECT_EQ(journey["dead_letter"]["attempts"], 1);
+  EXPECT_NE(journey["dead_letter"]["error_message"].get<std::string>().find("amount"), std::string::npos) << journey.dump();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 0);
+
+  // A signup without user_id and a purchase in the future are dead too.
+  const std::string signup = uuid(), future = uuid();
+  ASSERT_EQ(host.post(nlohmann::json{{"event_id", signup}, {"event_type", "user_signup"}}.dump()).status, 202);
+  ASSERT_EQ(host.post(nlohmann::json{{"event_id", future}, {"event_type", "purchase"}, {"timestamp", "2999-01-01T00:00:00Z"},
+                                     {"properties", {{"amount", 3}}}}.dump()).status,
+            202);
+  host.waitIdle(std::chrono::seconds(20));
+  EXPECT_EQ(http(host.port(), "GET", "/events/" + signup).json()["state"], "dead");
+  auto fut = http(host.port(), "GET", "/events/" + future).json();
+  EXPECT_EQ(fut["state"], "dead");
+  EXPECT_EQ(fut["dead_letter"]["plugin"], "time-window") << fut.dump();
+}
+
+TEST(Host, HttpErrorsAreClearAndDuplicatesAreAbsorbed) {
+  HostProcess host("http", EVENTFLOW_PIPELINES_DIR, "max_body_bytes: 4096");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  auto error_code = [](const HttpReply& r) { return r.json()["error"]["code"]; };
+
+  auto malformed = host.post("{\"event_type\": ");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(error_code(malformed), "malformed_json");
+
+  auto media = http(host.port(), "POST", "/events", "{}", "text/plain");
+  EXPECT_EQ(media.status, 415);
+
+  auto big = host.post("{\"event_type\":\"custom\",\"pad\":\"" + std::string(5000, 'x') + "\"}");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(error_code(big), "payload_too_large");
+
+  auto no_type = host.post("{\"user_id\":\"u\"}");
+  EXPECT_EQ(no_type.status, 422);
+  EXPECT_EQ(no_type.json()["error"]["field"], "event_type");
+
+  auto no_pipeline = host.post("{\"event_type\":\"refund\"}");
+  EXPECT_EQ(no_pipeline.status, 422);
+  EXPECT_EQ(error_code(no_pipeline), "no_pipeline");
+
+  const std::string id = uuid();
+  const std::string body = validEvent(2, id).dump();
+  auto first = http(host.port(), "POST", "/events", body, "application/json", {{"X-Correlation-ID", "corr-42"}});
+  EXPECT_EQ(first.status, 202);
+  EXPECT_EQ(first.json()["status"], "accepted");
+  EXPECT_EQ(first.json()["event_id"], id);
+  EXPECT_EQ(first.json()["pipeline"], "activity");
+  EXPECT_EQ(first.headers["X-Correlation-ID"], "corr-42");
+  auto again = host.post(body);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.json()["status"], "duplicate");
+  auto other = host.post(validEvent(6, id).dump());
+  EXPECT_EQ(other.status, 409);
+  EXPECT_EQ(error_code(other), "conflict");
+
+  host.waitIdle(std::chrono::seconds(20));
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + id + "'"), 1);
+  auto journey = http(host.port(), "GET", "/events/" + id).json();
+  EXPECT_EQ(journey["state"], "done");
+  EXPECT_EQ(journey["correlation_id"], "corr-42");
+  EXPECT_EQ(http(host.port(), "GET", "/events/" + uuid()).status, 404);
+
+  auto batch = host.post("[" + validEvent(1, uuid()).dump() + ",{\"event_type\":5}]", "/events/batch");
+  EXPECT_EQ(batch.status, 202);
+  EXPECT_EQ(batch.json()["results"][0]["status"], "accepted");
+  EXPECT_EQ(batch.json()["results"][1]["status_code"], 422);
+
+  auto health = http(host.port(), "GET", "/health").json();
+  EXPECT_EQ(health["status"], "healthy");
+  EXPECT_EQ(health["services"]["database"], "healthy");
+  EXPECT_TRUE(health.contains("version") && health.contains("timestamp"));
+  EXPECT_EQ(http(host.port(), "GET", "/health/live").status, 200);
+  EXPECT_EQ(http(host.port(), "GET", "/nope").status, 404);
+}
+
+TEST(Host, ConfigErrorNamesFileLineColumnAndExitsNonZero) {
+  HostProcess host("badconfig");
+  { std::ofstream(host.config()) << "server:\n  listen: \"127.0.0.1:1\"\n  colour: blue\n"; }
+  EXPECT_FALSE(host.start());
+  const auto log = host.readLog();
+  EXPECT_NE(log.find(host.config() + ":3:3: unknown key 'colour'"), std::string::npos) << log;
+}

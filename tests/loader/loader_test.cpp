@@ -1,0 +1,144 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "plugin/loader.hpp"
+
+using namespace eventflow;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fixture(const std::string& name) {
+  return std::string(FIXTURE_DIR) + "/" + name + "/validator-" + name + ".so";
+}
+
+std::string refusal(const std::string& name) {
+  auto loaded = plugin::loadPlugin(fixture(name));
+  EXPECT_FALSE(loaded) << name << " should have been refused";
+  return loaded ? std::string() : loaded.error().message;
+}
+
+class NullContext final : public Context {
+ public:
+  void log(LogLevel, std::string_view) override {}
+  void count(std::string_view, double) override {}
+  void observe(std::string_view, double) override {}
+  std::string resolvePath(std::string_view p) const override { return std::string(p); }
+  std::string setting(std::string_view) const override { return {}; }
+};
+
+}  // namespace
+
+TEST(Loader, LoadsAGoodPluginAndReadsItsDescriptor) {
+  auto loaded = plugin::loadPlugin(fixture("good"));
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_EQ((*loaded)->name, "good");
+  EXPECT_EQ((*loaded)->version, "9.9.9");
+  EXPECT_EQ((*loaded)->kind, Kind::validator);
+  NullContext ctx;
+  auto instance = plugin::createInstance<Validator>(*loaded, nlohmann::json::object(), ctx);
+  ASSERT_TRUE(instance) << instance.error().message;
+  Event e;
+  EXPECT_TRUE((*instance)->get().check(e).isOk());
+}
+
+TEST(Loader, RefusesWrongAbiMajorNamingFileAndBothVersions) {
+  const auto m = refusal("abi-major");
+  const std::string host = std::to_string(EVENTFLOW_PLUGIN_ABI_MAJOR) + "." + std::to_string(EVENTFLOW_PLUGIN_ABI_MINOR);
+  const std::string plugin = std::to_string(EVENTFLOW_PLUGIN_ABI_MAJOR + 1) + "." + std::to_string(EVENTFLOW_PLUGIN_ABI_MINOR);
+  EXPECT_NE(m.find(fixture("abi-major")), std::string::npos) << m;
+  EXPECT_NE(m.find("plugin ABI " + plugin), std::string::npos) << m;
+  EXPECT_NE(m.find("host ABI " + host), std::string::npos) << m;
+  EXPECT_NE(m.find("major"), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesNewerAbiMinor) {
+  const auto m = refusal("abi-minor");
+  EXPECT_NE(m.find("newer than host ABI"), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesMismatchedCxxLibraryAbi) {
+  const auto m = refusal("cxx-abi");
+  EXPECT_NE(m.find("C++ library ABI 'libstdc++/cxx11abi=0'"), std::string::npos) << m;
+  EXPECT_NE(m.find("libstdc++/cxx11abi=1"), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesMismatchedJsonAbi) {
+  const auto m = refusal("json-tag");
+  EXPECT_NE(m.find("JSON ABI 'nlohmann-json/2.0/diagnostics=0'"), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesALibraryWithoutDescriptor) {
+  const auto m = refusal("no-descriptor");
+  EXPECT_NE(m.find("no exported symbol 'eventflow_plugin_descriptor'"), std::string::npos) << m;
+}
+
+TEST(Loader, RefusesARelativePathAndAMissingFile) {
+  EXPECT_FALSE(plugin::loadPlugin("relative/plugin.so"));
+  auto missing = plugin::loadPlugin("/nonexistent/plugin.so");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("no such file"), std::string::npos);
+}
+
+TEST(Loader, CreateThatThrowsOrReturnsNullIsAnErrorNotACrash) {
+  NullContext ctx;
+  auto throws = plugin::loadPlugin(fixture("create-throws"));
+  ASSERT_TRUE(throws) << throws.error().message;
+  auto a = plugin::createInstance<Validator>(*throws, nlohmann::json::object(), ctx);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("fixture refuses to be created"), std::string::npos) << a.error().message;
+
+  auto null = plugin::loadPlugin(fixture("create-null"));
+  ASSERT_TRUE(null) << null.error().message;
+  auto b = plugin::createInstance<Validator>(*null, nlohmann::json::object(), ctx);
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message.find("create: returned null"), std::string::npos) << b.error().message;
+}
+
+TEST(Registry, WrongKindForTheStageIsRefused) {
+  auto registry = plugin::Registry::scan({std::string(FIXTURE_DIR) + "/sink-kind"});
+  ASSERT_TRUE(registry) << registry.error().message;
+  auto resolved = registry->resolve("sink-kind", Kind::validator, "");
+  ASSERT_FALSE(resolved);
+  EXPECT_NE(resolved.error().message.find("is a sink, but the stage uses it as a validator"), std::string::npos)
+      << resolved.error().message;
+}
+
+TEST(Registry, TwoPluginsWithOneNameNameBothFiles) {
+  auto registry = plugin::Registry::scan({std::string(FIXTURE_DIR) + "/dup-a"});
+  ASSERT_FALSE(registry);
+  const auto& m = registry.error().message;
+  EXPECT_NE(m.find("two plugins are named 'twin'"), std::string::npos) << m;
+  EXPECT_NE(m.find("validator-dup-a.so"), std::string::npos) << m;
+  EXPECT_NE(m.find("validator-dup-b.so"), std::string::npos) << m;
+}
+
+TEST(Registry, AMissingPluginMentionsWhatFailedToLoad) {
+  auto registry = plugin::Registry::scan({std::string(FIXTURE_DIR) + "/abi-major"});
+  ASSERT_TRUE(registry) << registry.error().message;
+  auto resolved = registry->resolve("fixture", Kind::validator, "");
+  ASSERT_FALSE(resolved);
+  EXPECT_NE(resolved.error().message.find("not loaded:"), std::string::npos) << resolved.error().message;
+}
+
+TEST(Loader, RefusesAPluginWritableByOthers) {
+  const fs::path dir = fs::temp_directory_path() / ("eventflow-loader-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ::chmod(dir.c_str(), 0755);
+  const fs::path copy = dir / "validator-good.so";
+  fs::copy_file(fixture("good"), copy, fs::copy_options::overwrite_existing);
+  ::chmod(copy.c_str(), 0646);
+  auto file = plugin::loadPlugin(copy.string());
+  ASSERT_FALSE(file);
+  EXPECT_NE(file.error().message.find("writable by others"), std::string::npos) << file.error().message;
+  ::chmod(copy.c_str(), 0644);
+  ::chmod(dir.c_str(), 0777);
+  auto folder = plugin::loadPlugin(copy.string());
+  ASSERT_FALSE(folder);
+  EXPECT_NE(folder.error().message.find("folder"), std::string::npos) << folder.error().message;
+  ::chmod(dir.c_str(), 0755);
+  EXPECT_TRUE(plugin::loadPlugin(copy.string()));
+  fs::remove_all(dir);
+}

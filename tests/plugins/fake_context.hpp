@@ -1,0 +1,50 @@
+#pragma once
+// A Context for constructing plugin classes directly in tests: paths resolve
+// under a base folder, settings come from a map, logs and metrics go nowhere.
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <eventflow/plugin.hpp>
+
+namespace eventflow::test {
+
+class FakeContext final : public Context {
+ public:
+  explicit FakeContext(std::filesystem::path base = {}, std::map<std::string, std::string, std::less<>> settings = {})
+      : base_(std::move(base)), settings_(std::move(settings)) {}
+
+  void log(LogLevel, std::string_view) override {}
+  void count(std::string_view, double) override {}
+  void observe(std::string_view, double) override {}
+  std::string resolvePath(std::string_view path) const override {
+    const std::filesystem::path p(path);
+    return p.is_absolute() ? p.string() : (base_ / p).string();
+  }
+  std::string setting(std::string_view key) const override {
+    const auto it = settings_.find(key);
+    return it == settings_.end() ? std::string() : it->second;
+  }
+
+ private:
+  std::filesystem::path base_;
+  std::map<std::string, std::string, std::less<>> settings_;
+};
+
+/// An event as the host would hand it to a plugin.
+inline Event makeEvent(nlohmann::json body, std::string id = "00000000-0000-4000-8000-000000000001") {
+  Event event;
+  event.id = std::move(id);
+  const auto type = body.find("event_type");
+  event.type = type != body.end() && type->is_string() ? type->get<std::string>() : "test";
+  event.pipeline = "test";
+  body["event_id"] = event.id;
+  event.body = std::move(body);
+  return event;
+}
+
+}  // namespace eventflow::test

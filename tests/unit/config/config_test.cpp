@@ -1,0 +1,164 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.hpp"
+
+namespace fs = std::filesystem;
+using namespace eventflow;
+
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("eventflow-config-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "pipelines");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const auto path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  fs::path dir_;
+};
+
+const char* const kPipeline = R"(pipeline: purchases
+match: { event_types: [purchase] }
+concurrency: 3
+retry: { max_attempts: 4, initial_backoff: 100ms, multiplier: 3, max_backoff: 10s, jitter: none }
+stages:
+  - validator: required-fields
+    config: { fields: [user_id] }
+  - enricher: add-fields
+    config: { fields: { source: web, count: 3, flag: true, quoted: "42" } }
+  - sink: sqlite
+)";
+
+}  // namespace
+
+TEST_F(ConfigTest, DefaultsApplyAndRelativePathsFollowTheConfigFile) {
+  const auto file = write("eventflow.yaml", "store: { url: \"sqlite://data/ef.db\" }\nplugins: { paths: [plugins] }\n");
+  auto cfg = config::loadHostConfig(file);
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->server.listen, "127.0.0.1:8000");
+  EXPECT_EQ(cfg->server.max_body_bytes, 1048576u);
+  EXPECT_EQ(cfg->store.url, "sqlite://" + (dir_ / "data/ef.db").string());
+  ASSERT_EQ(cfg->plugin_paths.size(), 1u);
+  EXPECT_EQ(cfg->plugin_paths[0], (dir_ / "plugins").string());
+  EXPECT_EQ(cfg->shutdown_timeout.count(), 30000);
+}
+
+TEST_F(ConfigTest, UnknownKeyNamesFileLineAndColumn) {
+  const auto file = write("eventflow.yaml", "server:\n  listen: \"127.0.0.1:9000\"\n  max_bdy_bytes: 10\n");
+  auto cfg = config::loadHostConfig(file);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(file + ":3:3: unknown key 'max_bdy_bytes' in server"), std::string::npos)
+      << cfg.error().message;
+}
+
+TEST_F(ConfigTest, BrokenYamlNamesLineAndColumn) {
+  const auto file = write("eventflow.yaml", "server:\n  listen: [unclosed\n");
+  auto cfg = config::loadHostConfig(file);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(file + ":"), std::string::npos);
+  EXPECT_NE(cfg.error().message.find("invalid YAML"), std::string::npos) << cfg.error().message;
+}
+
+TEST_F(ConfigTest, WrongTypesAreReportedEachWithItsPlace) {
+  const auto file = write("eventflow.yaml", "server: { max_body_bytes: lots }\nqueue: { type: kafka }\nshutdown_timeout: soon\n");
+  auto cfg = config::loadHostConfig(file);
+  ASSERT_FALSE(cfg);
+  const auto& m = cfg.error().message;
+  EXPECT_NE(m.find(file + ":1:27: 'max_body_bytes' must be a whole number"), std::string::npos) << m;
+  EXPECT_NE(m.find("queue 'type' must be embedded or redis"), std::string::npos) << m;
+  EXPECT_NE(m.find(file + ":3:19: 'shutdown_timeout' must be a duration"), std::string::npos) << m;
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
+  const auto file = write("eventflow.yaml", "store: { url: \"sqlite:///tmp/a.db\" }\n");
+  ::setenv("EVENTFLOW_STORE_URL", "sqlite:///tmp/from-env.db", 1);
+  ::setenv("EVENTFLOW_SERVER_LISTEN", "127.0.0.1:9999", 1);
+  auto cfg = config::loadHostConfig(file);
+  ::unsetenv("EVENTFLOW_STORE_URL");
+  ::unsetenv("EVENTFLOW_SERVER_LISTEN");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->store.url, "sqlite:///tmp/from-env.db");
+  EXPECT_EQ(cfg->server.listen, "127.0.0.1:9999");
+}
+
+TEST_F(ConfigTest, SecretsComeFromFileVariables) {
+  const auto secret = write("url.txt", "sqlite:///tmp/secret.db\n");
+  const auto file = write("eventflow.yaml", "{}\n");
+  ::setenv("EVENTFLOW_STORE_URL_FILE", secret.c_str(), 1);
+  auto cfg = config::loadHostConfig(file);
+  ::unsetenv("EVENTFLOW_STORE_URL_FILE");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->store.url, "sqlite:///tmp/secret.db");
+}
+
+TEST_F(ConfigTest, PipelineFileIsReadIntoTypedSpec) {
+  const auto file = write("pipelines/purchases.yaml", kPipeline);
+  auto spec = config::loadPipelineFile(file);
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->name, "purchases");
+  EXPECT_EQ(spec->event_types, std::vector<std::string>{"purchase"});
+  EXPECT_EQ(spec->concurrency, 3u);
+  EXPECT_EQ(spec->retry.max_attempts, 4u);
+  EXPECT_EQ(spec->retry.initial_backoff.count(), 100);
+  EXPECT_EQ(spec->retry.max_backoff.count(), 10000);
+  EXPECT_FALSE(spec->retry.full_jitter);
+  ASSERT_EQ(spec->stages.size(), 3u);
+  EXPECT_EQ(spec->stages[1].kind, Kind::enricher);
+  const auto& fields = spec->stages[1].config["fields"];
+  EXPECT_EQ(fields["source"], "web");
+  EXPECT_EQ(fields["count"], 3);
+  EXPECT_EQ(fields["flag"], true);
+  EXPECT_EQ(fields["quoted"], "42");  // quoted stays a string
+  EXPECT_EQ(spec->dir, (dir_ / "pipelines").string());
+}
+
+TEST_F(ConfigTest, StageWithUnknownKeyAndTwoKindsIsRefused) {
+  const auto file = write("pipelines/bad.yaml",
+                          "pipeline: bad\nmatch: { event_types: [x] }\nstages:\n  - validator: a\n    sink: b\n"
+                          "  - sink: c\n    confg: {}\n");
+  auto spec = config::loadPipelineFile(file);
+  ASSERT_FALSE(spec);
+  const auto& m = spec.error().message;
+  EXPECT_NE(m.find(file + ":4:5: a stage names exactly one of validator, enricher or sink"), std::string::npos) << m;
+  EXPECT_NE(m.find(file + ":7:5: unknown key 'confg' in a stage"), std::string::npos) << m;
+}
+
+TEST_F(ConfigTest, StagesOutOfOrderAndMissingSinkAreRefused) {
+  const auto file = write("pipelines/bad.yaml",
+                          "pipeline: bad\nmatch: { event_types: [x] }\nstages:\n  - enricher: a\n  - validator: b\n");
+  auto spec = config::loadPipelineFile(file);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.error().message.find("validators, then enrichers, then sinks"), std::string::npos);
+  EXPECT_NE(spec.error().message.find("at least one sink"), std::string::npos);
+}
+
+TEST_F(ConfigTest, AnEventTypeRoutedTwiceIsAConfigError) {
+  write("pipelines/a.yaml", "pipeline: a\nmatch: { event_types: [purchase] }\nstages: [{sink: s}]\n");
+  write("pipelines/b.yaml", "pipeline: b\nmatch: { event_types: [purchase, refund] }\nstages: [{sink: s}]\n");
+  auto specs = config::loadPipelines({(dir_ / "pipelines").string()});
+  ASSERT_FALSE(specs);
+  EXPECT_NE(specs.error().message.find("event type 'purchase' is already routed by " + (dir_ / "pipelines/a.yaml").string()),
+            std::string::npos)
+      << specs.error().message;
+}
+
+TEST_F(ConfigTest, TwoCatchAllsAreAConfigError) {
+  write("pipelines/a.yaml", "pipeline: a\nmatch: \"*\"\nstages: [{sink: s}]\n");
+  write("pipelines/b.yaml", "pipeline: b\nmatch: { event_types: \"*\" }\nstages: [{sink: s}]\n");
+  auto specs = config::loadPipelines({(dir_ / "pipelines").string()});
+  ASSERT_FALSE(specs);
+  EXPECT_NE(specs.error().message.find("a second catch-all"), std::string::npos) << specs.error().message;
+}
