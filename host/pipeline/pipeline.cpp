@@ -74,13 +74,16 @@ Result guarded(F&& call) {
 Expected<PipelinePtr> Pipeline::build(config::PipelineSpec spec, const plugin::Registry& registry) {
   auto p = std::shared_ptr<Pipeline>(new Pipeline());
   std::string errors;
-  for (const auto& st : spec.stages) {
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const auto& st = spec.stages[i];
+    // file:line:col alone is hard to read when a pipeline has many stages.
+    const std::string where = st.where + ": pipeline '" + spec.name + "', stage " + std::to_string(i + 1);
     auto plugin = registry.resolve(st.plugin, st.kind, st.path);
     if (!plugin) {
-      errors += (errors.empty() ? "" : "\n") + st.where + ": " + plugin.error().message;
+      errors += (errors.empty() ? "" : "\n") + where + ": " + plugin.error().message;
       continue;
     }
-    if (auto ok = plugin::checkConfig(**plugin, st.config, st.where); !ok) {
+    if (auto ok = plugin::checkConfig(**plugin, st.config, where); !ok) {
       errors += (errors.empty() ? "" : "\n") + ok.error().message;
       continue;
     }

@@ -141,7 +141,8 @@ Expected<PluginPtr> Registry::resolve(const std::string& name, Kind kind, const 
 
 Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where) {
   auto checked = plugin.schema.validate(config);
-  if (!checked) return makeError(where + ": config of " + kindName(plugin.kind) + " '" + plugin.name + "': " + checked.error().message);
+  if (!checked) return makeError(where + ": config of " + kindName(plugin.kind) + " '" + plugin.name +
+                                  "' does not match its schema: " + checked.error().message);
   return {};
 }
 
