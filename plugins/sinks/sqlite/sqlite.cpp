@@ -1,10 +1,10 @@
 #include "sqlite.hpp"
 
-#include <algorithm>
-#include <array>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
@@ -15,6 +15,8 @@
 
 #include <eventflow/time.hpp>
 
+#include "common/processed_row.hpp"
+
 namespace eventflow::plugins {
 namespace {
 
@@ -23,9 +25,6 @@ using Poco::Data::Keywords::now;
 using Poco::Data::Keywords::use;
 
 constexpr std::string_view kScheme = "sqlite://";
-// Envelope fields with columns of their own; everything else is enriched_data.
-constexpr std::array<std::string_view, 6> kReservedFields{"event_id",  "event_type",     "user_id",
-                                                          "timestamp", "correlation_id", "properties"};
 
 bool isIdentifier(std::string_view name) {
   const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
@@ -53,10 +52,6 @@ std::string databasePath(const std::string& url) {
   return url.substr(kScheme.size());
 }
 
-std::string dumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 struct Row {
   std::string event_id;
   std::string event_type;
@@ -69,35 +64,21 @@ struct Row {
   Poco::Int64 attempts = 0;
 };
 
-// Absent or null as NULL, anything else as JSON text.
-Poco::Nullable<std::string> jsonField(const nlohmann::json& body, const char* key) {
-  const auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return {};
-  return dumpJson(*it);
-}
-
-// Like jsonField, but a string as it is rather than quoted.
-Poco::Nullable<std::string> textField(const nlohmann::json& body, const char* key) {
-  const auto it = body.find(key);
-  if (it != body.end() && it->is_string()) return it->get<std::string>();
-  return jsonField(body, key);
+Poco::Nullable<std::string> nullable(std::optional<std::string>&& value) {
+  if (!value) return {};
+  return Poco::Nullable<std::string>(std::move(*value));
 }
 
 void fillRow(Row& row, const Event& event) {
-  static const nlohmann::json kEmpty = nlohmann::json::object();
-  const nlohmann::json& body = event.body.is_object() ? event.body : kEmpty;
-  row.event_id = event.id;
-  row.event_type = event.type;
-  row.user_id = textField(body, "user_id");
-  row.timestamp = textField(body, "timestamp");
-  row.properties = jsonField(body, "properties");
-  nlohmann::json enriched = nlohmann::json::object();
-  for (const auto& [key, value] : body.items())
-    if (std::find(kReservedFields.begin(), kReservedFields.end(), key) == kReservedFields.end())
-      enriched[key] = value;
-  row.enriched_data = dumpJson(enriched);
-  row.pipeline = event.pipeline;
-  row.attempts = event.attempt;
+  ProcessedRow processed = makeProcessedRow(event);
+  row.event_id = std::move(processed.event_id);
+  row.event_type = std::move(processed.event_type);
+  row.user_id = nullable(std::move(processed.user_id));
+  row.timestamp = nullable(std::move(processed.timestamp));
+  row.properties = nullable(std::move(processed.properties));
+  row.enriched_data = std::move(processed.enriched_data);
+  row.pipeline = std::move(processed.pipeline);
+  row.attempts = processed.attempts;
 }
 
 void rollbackQuietly(Poco::Data::Session& session) noexcept {

@@ -1,0 +1,359 @@
+#include "postgres.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+#include <libpq-fe.h>
+
+#include <eventflow/time.hpp>
+
+#include "common/processed_row.hpp"
+
+namespace eventflow::plugins {
+namespace {
+
+bool isIdentifier(std::string_view name) {
+  const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (name.empty() || !alpha(name.front())) return false;
+  for (const char c : name)
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  return true;
+}
+
+// Errors name the url, and a url carries its password either as
+// user:password@host or as a password= parameter.
+std::string redactUrl(std::string url) {
+  if (const std::size_t scheme = url.find("://"); scheme != std::string::npos) {
+    const std::size_t start = scheme + 3;
+    const std::string_view authority = std::string_view(url).substr(start, url.find_first_of("/?", start) - start);
+    const std::size_t at = authority.rfind('@');
+    const std::size_t colon = authority.find(':');
+    if (at != std::string_view::npos && colon != std::string_view::npos && colon < at)
+      url.replace(start + colon + 1, at - colon - 1, "***");
+  }
+  constexpr std::string_view kPassword = "password=";
+  for (std::size_t pos = url.find(kPassword); pos != std::string::npos; pos = url.find(kPassword, pos)) {
+    const std::size_t value = pos + kPassword.size();
+    std::size_t end;
+    if (value < url.size() && url[value] == '\'') {
+      end = url.find('\'', value + 1);
+      end = end == std::string::npos ? url.size() : end + 1;
+    } else {
+      end = std::min(url.find_first_of("& ", value), url.size());
+    }
+    url.replace(value, end - value, "***");
+    pos = value + 3;
+  }
+  return url;
+}
+
+bool isPostgresUrl(std::string_view url) {
+  return url.starts_with("postgresql://") || url.starts_with("postgres://");
+}
+
+// libpq messages end in a newline and continue on tab-indented lines; a
+// Result reason and a log line are single lines.
+std::string oneLine(const char* text) {
+  std::string line;
+  bool space = false;
+  for (const char* c = text == nullptr ? "" : text; *c != '\0'; ++c) {
+    if (*c == '\n' || *c == '\t' || *c == '\r') {
+      space = !line.empty();
+      continue;
+    }
+    if (space) line += ' ';
+    space = false;
+    line += *c;
+  }
+  return line;
+}
+
+struct ResultCloser {
+  void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultCloser>;
+
+enum class Failure : std::uint8_t { none, data, unavailable };
+
+struct Outcome {
+  Failure failure = Failure::none;
+  std::string message;
+};
+
+Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter = nullptr) {
+  const char* value = parameter == nullptr ? nullptr : parameter->c_str();
+  const PgResult result(parameter == nullptr
+                            ? PQexec(conn, sql.c_str())
+                            : PQexecParams(conn, sql.c_str(), 1, nullptr, &value, nullptr, nullptr, 0));
+  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
+  if (!result || PQstatus(conn) != CONNECTION_OK) return {Failure::unavailable, oneLine(PQerrorMessage(conn))};
+  const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
+  std::string message = primary != nullptr ? primary : oneLine(PQresultErrorMessage(result.get()));
+  if (state != nullptr) message += std::string(" (SQLSTATE ") + state + ")";
+  // Class 22 (data exception) and 23 (integrity constraint violation) come
+  // from the values of some row; anything else is the server's or the
+  // connection's and would fail every row alike.
+  const std::string_view code = state == nullptr ? "" : state;
+  const bool data = code.starts_with("22") || code.starts_with("23");
+  return {data ? Failure::data : Failure::unavailable, std::move(message)};
+}
+
+void rollbackQuietly(PGconn* conn) noexcept {
+  const PGTransactionStatusType status = PQtransactionStatus(conn);
+  if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+// libpq prints notices on stderr unless told otherwise, and CREATE TABLE IF
+// NOT EXISTS sends one at every start.
+void forwardNotice(void* context, const char* message) noexcept {
+  try {
+    static_cast<Context*>(context)->log(LogLevel::debug, "postgres: " + oneLine(message));
+  } catch (...) {
+  }
+}
+
+// PostgreSQL keeps microseconds; sending the parsed instant rather than the
+// text means the server never parses a string differently from
+// parseRfc3339 or refuses one it accepted (2026-02-31 rolls over there).
+std::optional<std::string> timestampColumn(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  const std::optional<SystemTime> parsed = parseRfc3339(*text);
+  // min and max are parseRfc3339's clamps for years it cannot represent: a
+  // clamped instant would be a wrong one.
+  if (!parsed || *parsed == SystemTime::min() || *parsed == SystemTime::max()) return std::nullopt;
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(*parsed);
+  const std::string micros =
+      std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(*parsed - seconds).count());
+  std::string formatted = formatRfc3339(seconds);  // ends in ".000Z"
+  formatted.replace(formatted.size() - 4, 3, std::string(6 - micros.size(), '0') + micros);
+  return formatted;
+}
+
+nlohmann::json orNull(std::optional<std::string>&& value) {
+  if (!value) return nullptr;
+  return std::move(*value);
+}
+
+std::string rowJson(const Event& event, const std::string& processed_at) {
+  ProcessedRow row = makeProcessedRow(event);
+  nlohmann::json object = nlohmann::json::object();
+  object["event_id"] = std::move(row.event_id);
+  object["event_type"] = std::move(row.event_type);
+  object["user_id"] = orNull(std::move(row.user_id));
+  object["timestamp"] = orNull(timestampColumn(row.timestamp));
+  object["properties"] = orNull(std::move(row.properties));
+  object["enriched_data"] = std::move(row.enriched_data);
+  object["pipeline"] = std::move(row.pipeline);
+  object["processed_at"] = processed_at;
+  object["attempts"] = row.attempts;
+  return dumpProcessedJson(object);
+}
+
+std::string arrayOf(const std::vector<std::string>& rows, std::size_t first, std::size_t last) {
+  std::size_t size = 2;
+  for (std::size_t i = first; i < last; ++i) size += rows[i].size() + 1;
+  std::string array;
+  array.reserve(size);
+  array += '[';
+  for (std::size_t i = first; i < last; ++i) {
+    if (i != first) array += ',';
+    array += rows[i];
+  }
+  array += ']';
+  return array;
+}
+
+}  // namespace
+
+void PostgresSink::Closer::operator()(pg_conn* conn) const noexcept { PQfinish(conn); }
+
+PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : context_(context) {
+  if (!config.is_object()) throw std::invalid_argument("postgres: config must be an object");
+  if (const auto it = config.find("table"); it != config.end()) {
+    if (!it->is_string() || !isIdentifier(it->get_ref<const std::string&>()))
+      throw std::invalid_argument("postgres: table " + it->dump() +
+                                  " is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    table_ = it->get<std::string>();
+  }
+  if (const auto it = config.find("batch_size"); it != config.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1)
+      throw std::invalid_argument("postgres: batch_size must be a positive integer");
+    batch_size_ = static_cast<std::size_t>(it->get<std::int64_t>());
+  }
+  std::string url;
+  if (const auto it = config.find("url"); it != config.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty())
+      throw std::invalid_argument("postgres: url must be a non-empty string");
+    url = it->get<std::string>();
+  } else {
+    url = context.setting("store.url");
+    if (!isPostgresUrl(url))
+      throw std::invalid_argument(
+          "postgres: the stage config has no url and the host setting store.url " +
+          (url.empty() ? std::string("is empty")
+                       : "'" + redactUrl(url) + "' is not a postgresql:// or postgres:// url") +
+          "; set url in the stage config or use a PostgreSQL store");
+  }
+
+  // The rows travel as one JSON array parameter. properties and enriched_data
+  // are JSON text inside it and are cast here, so any JSON value (a bare
+  // string too) arrives as the jsonb of the text the sqlite sink stores.
+  insert_sql_ = "INSERT INTO " + table_ +
+                " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
+                " attempts) SELECT event_id, event_type, user_id, timestamp, properties::jsonb, enriched_data::jsonb,"
+                " pipeline, processed_at, attempts FROM json_to_recordset($1::json) AS x(event_id uuid,"
+                " event_type text, user_id text, timestamp timestamptz, properties text, enriched_data text, pipeline text,"
+                " processed_at timestamptz, attempts integer) ON CONFLICT (event_id) DO NOTHING";
+
+  // Defaults first: libpq lets later keywords, here those inside the url,
+  // override earlier ones. Without a timeout an unroutable host would hold
+  // start-up for minutes.
+  const char* const keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* const values[] = {"10", "eventflow-sink-postgres", url.c_str(), nullptr};
+  conn_.reset(PQconnectdbParams(keywords, values, 1));
+  if (!conn_) throw std::runtime_error("postgres: out of memory while connecting");
+  PGconn* conn = conn_.get();
+  if (PQstatus(conn) != CONNECTION_OK)
+    throw std::runtime_error("postgres: cannot connect to " + redactUrl(url) + ": " + oneLine(PQerrorMessage(conn)));
+  PQsetNoticeProcessor(conn, &forwardNotice, &context_);
+
+  // Workers start together, and concurrent CREATE TABLE IF NOT EXISTS of one
+  // table can still fail on a catalog unique index: the lock makes the others
+  // wait and then find the table.
+  const std::string lock_key = "eventflow sink postgres " + table_;
+  Outcome created = run(conn, "BEGIN");
+  if (created.failure == Failure::none) created = run(conn, "SELECT pg_advisory_xact_lock(hashtext($1))", &lock_key);
+  if (created.failure == Failure::none)
+    created = run(conn, "CREATE TABLE IF NOT EXISTS " + table_ +
+                            " (event_id uuid PRIMARY KEY, event_type text NOT NULL, user_id text,"
+                            " timestamp timestamptz, properties jsonb, enriched_data jsonb, pipeline text NOT NULL,"
+                            " processed_at timestamptz NOT NULL, attempts integer NOT NULL)");
+  if (created.failure == Failure::none) created = run(conn, "COMMIT");
+  if (created.failure != Failure::none) {
+    rollbackQuietly(conn);
+    throw std::runtime_error("postgres: cannot create table " + table_ + " in " + redactUrl(url) + ": " +
+                             created.message);
+  }
+}
+
+PostgresSink::~PostgresSink() = default;
+
+std::vector<Result> PostgresSink::write(std::span<Event* const> events) {
+  if (events.empty()) return {};
+  std::string error;
+  try {
+    const std::string processed_at = formatRfc3339(std::chrono::system_clock::now());
+    std::vector<std::string> rows;
+    rows.reserve(events.size());
+    for (const Event* event : events) rows.push_back(rowJson(*event, processed_at));
+    return insertAll(rows);
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown exception";
+  }
+  rollbackQuietly(conn_.get());
+  return retryAll(events.size(), error);
+}
+
+std::vector<Result> PostgresSink::insertAll(const std::vector<std::string>& rows) {
+  if (const auto failed = begin()) return retryAll(rows.size(), *failed);
+  PGconn* conn = conn_.get();
+  for (std::size_t first = 0; first < rows.size();) {
+    const std::size_t last = first + std::min(batch_size_, rows.size() - first);
+    const std::string batch = arrayOf(rows, first, last);
+    const Outcome inserted = run(conn, insert_sql_, &batch);
+    if (inserted.failure == Failure::unavailable) {
+      rollbackQuietly(conn);
+      return retryAll(rows.size(), inserted.message);
+    }
+    if (inserted.failure == Failure::data) {
+      rollbackQuietly(conn);
+      context_.log(LogLevel::warn, "postgres " + table_ + ": a row was refused (" + inserted.message +
+                                       "); writing the rows of this call one by one");
+      return insertRowByRow(rows, first);
+    }
+    first = last;
+  }
+  if (const Outcome committed = run(conn, "COMMIT"); committed.failure != Failure::none) {
+    rollbackQuietly(conn);
+    return retryAll(rows.size(), committed.message);
+  }
+  return std::vector<Result>(rows.size(), Result::ok());
+}
+
+std::vector<Result> PostgresSink::insertRowByRow(const std::vector<std::string>& rows, std::size_t refused_first) {
+  if (const auto failed = begin()) return retryAll(rows.size(), *failed);
+  PGconn* conn = conn_.get();
+  // A savepoint around each statement undoes only a refused one; everything
+  // else stays in the one transaction of this call.
+  const auto insert = [&](std::size_t first, std::size_t last) -> Outcome {
+    if (Outcome saved = run(conn, "SAVEPOINT eventflow_rows"); saved.failure != Failure::none)
+      return {Failure::unavailable, std::move(saved.message)};
+    const std::string batch = arrayOf(rows, first, last);
+    Outcome inserted = run(conn, insert_sql_, &batch);
+    if (inserted.failure == Failure::unavailable) return inserted;
+    Outcome ended = run(conn, inserted.failure == Failure::none ? "RELEASE SAVEPOINT eventflow_rows"
+                                                                : "ROLLBACK TO SAVEPOINT eventflow_rows");
+    if (ended.failure != Failure::none) return {Failure::unavailable, std::move(ended.message)};
+    return inserted;
+  };
+
+  std::vector<Result> results(rows.size(), Result::ok());
+  for (std::size_t first = 0; first < rows.size();) {
+    const std::size_t last = first + std::min(batch_size_, rows.size() - first);
+    // Batches other than the refused one most likely go in whole.
+    const Outcome batch = first == refused_first ? Outcome{Failure::data, {}} : insert(first, last);
+    if (batch.failure == Failure::unavailable) {
+      rollbackQuietly(conn);
+      return retryAll(rows.size(), batch.message);
+    }
+    for (std::size_t i = first; batch.failure == Failure::data && i < last; ++i) {
+      const Outcome row = insert(i, i + 1);
+      if (row.failure == Failure::unavailable) {
+        rollbackQuietly(conn);
+        return retryAll(rows.size(), row.message);
+      }
+      if (row.failure == Failure::data)
+        results[i] = Result::reject("postgres " + table_ + ": " + row.message, "sink_rejected");
+    }
+    first = last;
+  }
+  if (const Outcome committed = run(conn, "COMMIT"); committed.failure != Failure::none) {
+    rollbackQuietly(conn);
+    return retryAll(rows.size(), committed.message);
+  }
+  return results;
+}
+
+std::optional<std::string> PostgresSink::begin() {
+  PGconn* conn = conn_.get();
+  bool reset = false;
+  while (true) {
+    if (PQstatus(conn) != CONNECTION_OK) {
+      if (reset) return "connection lost and reconnecting failed: " + oneLine(PQerrorMessage(conn));
+      PQreset(conn);
+      reset = true;
+      continue;
+    }
+    rollbackQuietly(conn);
+    const Outcome begun = run(conn, "BEGIN");
+    if (begun.failure == Failure::none) return std::nullopt;
+    // A restarted server or a killed backend shows only when the connection
+    // is next used, and nothing of this call has been sent yet: reconnecting
+    // once here spares every event a retry.
+    if (reset || PQstatus(conn) == CONNECTION_OK) return begun.message;
+  }
+}
+
+std::vector<Result> PostgresSink::retryAll(std::size_t count, const std::string& message) const {
+  return std::vector<Result>(count, Result::retry("postgres " + table_ + ": " + message, "sink_unavailable"));
+}
+
+}  // namespace eventflow::plugins

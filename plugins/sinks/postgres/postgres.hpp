@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <eventflow/plugin.hpp>
+
+struct pg_conn;
+
+namespace eventflow::plugins {
+
+/// Writes events as rows of a processed_events-shaped PostgreSQL table over a
+/// libpq connection of its own (config url, else the host's store.url).
+/// One transaction per write(), batch_size rows per INSERT, ON CONFLICT
+/// (event_id) DO NOTHING so a redelivered event never adds a row. A row the
+/// server refuses for its values (SQLSTATE class 22 or 23) is rejected alone;
+/// any other failure is a retry of every event in the call.
+class PostgresSink final : public Sink {
+ public:
+  PostgresSink(const nlohmann::json& config, Context& context);
+  ~PostgresSink() override;
+  std::vector<Result> write(std::span<Event* const> events) override;
+
+ private:
+  struct Closer {
+    void operator()(pg_conn* conn) const noexcept;
+  };
+
+  std::vector<Result> insertAll(const std::vector<std::string>& rows);
+  std::vector<Result> insertRowByRow(const std::vector<std::string>& rows, std::size_t refused_first);
+  std::optional<std::string> begin();
+  std::vector<Result> retryAll(std::size_t count, const std::string& message) const;
+
+  Context& context_;
+  std::string table_ = "processed_events";
+  std::size_t batch_size_ = 500;
+  std::string insert_sql_;
+  std::unique_ptr<pg_conn, Closer> conn_;
+};
+
+}  // namespace eventflow::plugins

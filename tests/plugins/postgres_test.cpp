@@ -1,0 +1,343 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include "fake_context.hpp"
+#include "postgres.hpp"
+
+namespace eventflow::plugins {
+namespace {
+
+using test::FakeContext;
+using test::makeEvent;
+
+struct ConnCloser {
+  void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+};
+struct ResultCloser {
+  void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+
+// The url with its database replaced by `database` and `parameter` appended.
+std::string withDatabase(const std::string& url, const std::string& database, const std::string& parameter = {}) {
+  const std::size_t path = url.find('/', url.find("://") + 3);
+  std::string base = path == std::string::npos ? url : url.substr(0, path);
+  std::string query;
+  if (path != std::string::npos) {
+    const std::size_t question = url.find('?', path);
+    if (question != std::string::npos) query = url.substr(question + 1);
+  }
+  if (!parameter.empty()) query += (query.empty() ? "" : "&") + parameter;
+  return base + "/" + database + (query.empty() ? "" : "?" + query);
+}
+
+std::string databaseOf(const std::string& url) {
+  const std::size_t path = url.find('/', url.find("://") + 3);
+  if (path == std::string::npos) return {};
+  return url.substr(path + 1, url.find('?', path) - path - 1);
+}
+
+class PostgresSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* url = std::getenv("EVENTFLOW_TEST_POSTGRES_URL");
+    ASSERT_TRUE(url != nullptr && *url != '\0')
+        << "EVENTFLOW_TEST_POSTGRES_URL is not set: this test needs a real PostgreSQL. Run it through "
+           "scripts/test, which starts one and exports the variable (or scripts/start-services DIR; source DIR/env).";
+    url_ = url;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = "ef_sink_" + std::to_string(::getpid()) + "_" + info->name();
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    table_ = name.substr(0, 63);
+    admin_.reset(PQconnectdb(url_.c_str()));
+    ASSERT_EQ(PQstatus(admin_.get()), CONNECTION_OK) << PQerrorMessage(admin_.get());
+    exec("SET client_min_messages = warning");
+    exec("DROP TABLE IF EXISTS " + table_);
+  }
+
+  void TearDown() override {
+    if (admin_ && PQstatus(admin_.get()) == CONNECTION_OK) exec("DROP TABLE IF EXISTS " + table_);
+  }
+
+  FakeContext context() const { return FakeContext({}, {{"store.url", url_}}); }
+  nlohmann::json config(nlohmann::json extra = nlohmann::json::object()) const {
+    extra["table"] = table_;
+    return extra;
+  }
+
+  void exec(const std::string& sql) {
+    const std::unique_ptr<PGresult, ResultCloser> result(PQexec(admin_.get(), sql.c_str()));
+    const auto status = PQresultStatus(result.get());
+    ASSERT_TRUE(status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        << sql << ": " << PQresultErrorMessage(result.get());
+  }
+
+  // The first column of the first row; nullopt for NULL or no row.
+  std::optional<std::string> value(const std::string& sql) {
+    const std::unique_ptr<PGresult, ResultCloser> result(PQexec(admin_.get(), sql.c_str()));
+    EXPECT_EQ(PQresultStatus(result.get()), PGRES_TUPLES_OK) << sql << ": " << PQresultErrorMessage(result.get());
+    if (PQresultStatus(result.get()) != PGRES_TUPLES_OK || PQntuples(result.get()) == 0 ||
+        PQgetisnull(result.get(), 0, 0))
+      return std::nullopt;
+    return std::string(PQgetvalue(result.get(), 0, 0));
+  }
+
+  std::optional<std::string> column(const std::string& expression, const std::string& id) {
+    return value("SELECT " + expression + " FROM " + table_ + " WHERE event_id = '" + id + "'");
+  }
+
+  int count() { return std::stoi(value("SELECT COUNT(*) FROM " + table_).value_or("-1")); }
+
+  static std::vector<Result> writeAll(PostgresSink& sink, std::vector<Event>& events) {
+    std::vector<Event*> pointers;
+    for (auto& event : events) pointers.push_back(&event);
+    return sink.write(pointers);
+  }
+
+  std::string url_;
+  std::string table_;
+  std::unique_ptr<PGconn, ConnCloser> admin_;
+};
+
+std::string uuid(int n) {
+  std::string digits = std::to_string(n);
+  return "00000000-0000-4000-8000-" + std::string(12 - digits.size(), '0') + digits;
+}
+
+Event purchase(int n, nlohmann::json user_id) {
+  Event event = makeEvent({{"event_type", "purchase"},
+                           {"user_id", std::move(user_id)},
+                           {"timestamp", "2026-01-02T05:04:05.123456+02:00"},
+                           {"correlation_id", "c-1"},
+                           {"properties", {{"amount", 1500}}},
+                           {"category", "high_value"},
+                           {"processed_by", "eventflow"}},
+                          uuid(n));
+  event.type = "purchase";
+  event.pipeline = "purchases";
+  return event;
+}
+
+std::vector<Event> purchases(int from, int to) {
+  std::vector<Event> events;
+  for (int n = from; n < to; ++n) events.push_back(purchase(n, "u-" + std::to_string(n)));
+  return events;
+}
+
+TEST_F(PostgresSinkTest, WritesOneRowPerEventWithMappedColumns) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  std::vector<Event> events{purchase(1, "u-1"), purchase(2, 42)};
+  events[1].attempt = 3;
+  const auto results = writeAll(sink, events);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 2);
+
+  const std::string id = uuid(2);
+  EXPECT_EQ(column("event_type", id), "purchase");
+  EXPECT_EQ(column("user_id", id), "42");
+  EXPECT_EQ(column("user_id", uuid(1)), "u-1");
+  EXPECT_EQ(column("timestamp = '2026-01-02T03:04:05.123456Z'::timestamptz", id), "t");
+  EXPECT_EQ(column("properties->>'amount'", id), "1500");
+  EXPECT_EQ(column("enriched_data->>'category'", id), "high_value");
+  EXPECT_EQ(column("enriched_data = '{\"category\": \"high_value\", \"processed_by\": \"eventflow\"}'", id),
+            "t");
+  EXPECT_EQ(column("pipeline", id), "purchases");
+  EXPECT_EQ(column("abs(extract(epoch FROM now() - processed_at)) < 60", id), "t");
+  EXPECT_EQ(column("attempts", id), "3");
+  EXPECT_EQ(column("attempts", uuid(1)), "1");
+}
+
+TEST_F(PostgresSinkTest, AbsentFieldsAndBadTimestampBecomeNull) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  std::vector<Event> events{makeEvent({{"event_type", "page_view"}}, uuid(1)),
+                            makeEvent({{"event_type", "page_view"}, {"timestamp", "yesterday"}}, uuid(2)),
+                            makeEvent({{"event_type", "page_view"}, {"timestamp", "2026-13-01T00:00:00Z"}}, uuid(3))};
+  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 3);
+  EXPECT_EQ(column("user_id IS NULL AND properties IS NULL AND timestamp IS NULL", uuid(1)), "t");
+  EXPECT_EQ(column("enriched_data::text", uuid(1)), "{}");
+  EXPECT_EQ(column("timestamp IS NULL", uuid(2)), "t");
+  EXPECT_EQ(column("timestamp IS NULL", uuid(3)), "t");
+}
+
+TEST_F(PostgresSinkTest, RedeliveredEventAddsNoRow) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  std::vector<Event> first{purchase(1, "u-1")};
+  ASSERT_TRUE(writeAll(sink, first).front().isOk());
+
+  std::vector<Event> again{purchase(1, "u-changed"), purchase(3, "u-3"), purchase(3, "u-3")};
+  again.front().attempt = 2;
+  for (const auto& result : writeAll(sink, again)) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 2);
+  EXPECT_EQ(column("user_id", uuid(1)), "u-1");
+  EXPECT_EQ(column("attempts", uuid(1)), "1");
+}
+
+TEST_F(PostgresSinkTest, WritesAllOfACallLargerThanBatchSize) {
+  FakeContext ctx = context();
+  PostgresSink sink(config({{"batch_size", 3}}), ctx);
+  std::vector<Event> events = purchases(1, 12);
+  const auto results = writeAll(sink, events);
+  ASSERT_EQ(results.size(), 11u);
+  for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 11);
+  EXPECT_EQ(column("user_id", uuid(11)), "u-11");
+}
+
+TEST_F(PostgresSinkTest, ConfiguredUrlWinsOverStoreUrl) {
+  FakeContext ctx({}, {{"store.url", "sqlite:///nonexistent/events.db"}});
+  PostgresSink sink(config({{"url", url_}}), ctx);
+  std::vector<Event> events{purchase(1, "u-1")};
+  ASSERT_TRUE(writeAll(sink, events).front().isOk());
+  EXPECT_EQ(count(), 1);
+}
+
+TEST_F(PostgresSinkTest, RefusedRowIsRejectedAndTheOthersAreWritten) {
+  FakeContext ctx = context();
+  PostgresSink sink(config({{"batch_size", 2}}), ctx);
+  exec("ALTER TABLE " + table_ + " ADD CONSTRAINT user_not_bad CHECK (user_id <> 'bad')");
+
+  // Batches of two: [1,2] [3,bad] [5,not-a-uuid] [nul,8]. The first goes in
+  // whole before the second fails, so the fallback also redoes it.
+  std::vector<Event> events = purchases(1, 9);
+  events[3] = purchase(4, "bad");
+  events[5].id = "not-a-uuid";
+  events[6].body["properties"] = {{"note", std::string("a\0b", 3)}};
+  const auto results = writeAll(sink, events);
+  ASSERT_EQ(results.size(), 8u);
+  for (const std::size_t i : {0u, 1u, 2u, 4u, 7u}) EXPECT_TRUE(results[i].isOk()) << i << ": " << results[i].reason();
+  for (const std::size_t i : {3u, 5u, 6u}) {
+    EXPECT_EQ(results[i].status(), Result::Status::reject) << i;
+    EXPECT_EQ(results[i].errorType(), "sink_rejected") << i;
+  }
+  EXPECT_NE(results[3].reason().find("user_not_bad"), std::string::npos) << results[3].reason();
+  EXPECT_NE(results[5].reason().find("uuid"), std::string::npos) << results[5].reason();
+  EXPECT_EQ(count(), 5);
+  EXPECT_FALSE(column("event_id", uuid(4)).has_value());
+  EXPECT_EQ(column("user_id", uuid(8)), "u-8");
+}
+
+TEST_F(PostgresSinkTest, ServerErrorIsRetryForEveryEventAndTheSinkRecovers) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  exec("DROP TABLE " + table_);
+  std::vector<Event> events = purchases(1, 3);
+  const auto results = writeAll(sink, events);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) {
+    EXPECT_EQ(result.status(), Result::Status::retry);
+    EXPECT_EQ(result.errorType(), "sink_unavailable");
+    EXPECT_NE(result.reason().find(table_), std::string::npos) << result.reason();
+  }
+
+  // The failed transaction was rolled back, so the same connection goes on.
+  exec("CREATE TABLE " + table_ +
+       " (event_id uuid PRIMARY KEY, event_type text NOT NULL, user_id text, timestamp timestamptz,"
+       " properties jsonb, enriched_data jsonb, pipeline text NOT NULL, processed_at timestamptz NOT NULL,"
+       " attempts integer NOT NULL)");
+  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 2);
+}
+
+TEST_F(PostgresSinkTest, KilledConnectionIsResetOnce) {
+  FakeContext ctx = context();
+  PostgresSink sink(config({{"url", withDatabase(url_, databaseOf(url_), "application_name=" + table_)}}), ctx);
+  exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = '" + table_ + "'");
+  EXPECT_EQ(value("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '" + table_ + "'"), "0");
+
+  std::vector<Event> events = purchases(1, 3);
+  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(count(), 2);
+}
+
+TEST_F(PostgresSinkTest, LostServerIsRetryForEveryEvent) {
+  const std::string database = table_ + "_db";
+  exec("DROP DATABASE IF EXISTS " + database);
+  exec("CREATE DATABASE " + database);
+  FakeContext ctx = context();
+  {
+    PostgresSink sink(config({{"url", withDatabase(url_, database)}}), ctx);
+    std::vector<Event> events = purchases(1, 3);
+    for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+
+    // Dropping the database ends the sink's session and makes reconnecting fail.
+    exec("DROP DATABASE " + database + " WITH (FORCE)");
+    std::vector<Event> more = purchases(3, 5);
+    const auto results = writeAll(sink, more);
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& result : results) {
+      EXPECT_EQ(result.status(), Result::Status::retry);
+      EXPECT_EQ(result.errorType(), "sink_unavailable");
+      EXPECT_NE(result.reason().find(database), std::string::npos) << result.reason();
+    }
+  }
+  exec("DROP DATABASE IF EXISTS " + database);
+}
+
+TEST_F(PostgresSinkTest, UnreachableServerFailsConstruction) {
+  FakeContext ctx = context();
+  try {
+    PostgresSink sink(config({{"url", "postgresql://eventflow:s3cret@127.0.0.1:1/x"}}), ctx);
+    ADD_FAILURE() << "connected to port 1";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("cannot connect to postgresql://eventflow:***@127.0.0.1:1/x"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("port 1 failed"), std::string::npos) << message;
+    EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+  }
+}
+
+TEST_F(PostgresSinkTest, StoreUrlMustBePostgresWhenNoUrlIsConfigured) {
+  FakeContext sqlite({}, {{"store.url", "sqlite:///var/lib/eventflow/events.db"}});
+  try {
+    PostgresSink sink(config(), sqlite);
+    ADD_FAILURE() << "accepted a sqlite store.url";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("store.url 'sqlite:///var/lib/eventflow/events.db'"), std::string::npos) << message;
+  }
+  FakeContext secret({}, {{"store.url", "mysql://app:s3cret@db/events?password=other"}});
+  try {
+    PostgresSink sink(config(), secret);
+    ADD_FAILURE() << "accepted a mysql store.url";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("mysql://app:***@db/events?password=***"), std::string::npos) << message;
+    EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+    EXPECT_EQ(message.find("other"), std::string::npos) << message;
+  }
+  FakeContext unset;
+  try {
+    PostgresSink sink(config(), unset);
+    ADD_FAILURE() << "accepted an empty store.url";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("store.url is empty"), std::string::npos) << e.what();
+  }
+  FakeContext postgres({}, {{"store.url", "postgres://" + url_.substr(url_.find("://") + 3)}});
+  EXPECT_NO_THROW(PostgresSink(config(), postgres));
+}
+
+TEST_F(PostgresSinkTest, RefusesUnusableConfig) {
+  FakeContext ctx = context();
+  EXPECT_THROW(PostgresSink({{"table", "events; DROP TABLE x"}}, ctx), std::invalid_argument);
+  EXPECT_THROW(PostgresSink(config({{"batch_size", 0}}), ctx), std::invalid_argument);
+  EXPECT_THROW(PostgresSink(config({{"url", ""}}), ctx), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace eventflow::plugins
