@@ -7,6 +7,7 @@
 #include <map>
 
 #include "app/args.hpp"
+#include "app/cli.hpp"
 #include "base/ids.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
@@ -35,6 +36,8 @@ commands:
   serve [--config FILE] [--role all]   run the host (HTTP ingest + workers)
   validate [--config FILE]             check the host config, every pipeline and plugin config
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
+  plugins show NAME [--config FILE]    a plugin's description and config schema
+  plugin new NAME --kind K [--dir D]   write a new plugin project (K: validator, enricher, sink)
   produce --url URL [...]              load generator and benchmark (produce --help)
   version                              print the version
 
@@ -42,20 +45,9 @@ commands:
 exit codes: 0 ok, 1 failure, 2 usage error.
 )";
 
-std::string configPath(const Args& args) {
-  if (args.has("config")) return args.get("config");
-  if (const char* env = std::getenv("EVENTFLOW_CONFIG"); env && *env) return env;
-  return "/etc/eventflow/eventflow.yaml";
-}
-
 int usage(const std::string& message) {
   std::cerr << "eventflow: " << message << "\n\n" << kUsage;
   return 2;
-}
-
-int fail(const std::string& message) {
-  std::cerr << "eventflow: " << message << "\n";
-  return 1;
 }
 
 bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) {
@@ -110,34 +102,6 @@ int validate(int argc, char** argv) {
             << loaded->registry.plugins().size() << " plugins\n";
   for (const auto& p : loaded->pipelines)
     std::cout << "  pipeline " << p->name() << " (" << p->spec().file << "): " << p->stages().size() << " stages\n";
-  return 0;
-}
-
-int plugins(int argc, char** argv) {
-  Args args(argc, argv, 2, {"json", "help"});
-  int code = 0;
-  if (!checkArgs(args, {"config", "json", "help"}, code)) return code;
-  if (args.has("help") || args.positional().empty() || args.positional().front() != "list") {
-    std::cout << "usage: eventflow plugins list [--config FILE] [--json]\n";
-    return args.has("help") ? 0 : 2;
-  }
-  auto cfg = config::loadHostConfig(configPath(args));
-  if (!cfg) return fail(cfg.error().message);
-  auto registry = plugin::Registry::scan(cfg->plugin_paths);
-  if (!registry) return fail(registry.error().message);
-  if (args.has("json")) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& [name, p] : registry->plugins())
-      out.push_back({{"name", name}, {"kind", kindName(p->kind)}, {"version", p->version},
-                     {"abi", std::to_string(p->abi_major) + "." + std::to_string(p->abi_minor)}, {"file", p->file},
-                     {"description", p->description}});
-    std::cout << out.dump(2) << "\n";
-  } else {
-    for (const auto& [name, p] : registry->plugins())
-      std::cout << kindName(p->kind) << "\t" << name << "\t" << p->version << "\tabi " << p->abi_major << "."
-                << p->abi_minor << "\t" << p->file << "\n";
-  }
-  for (const auto& f : registry->failures()) std::cerr << "not loaded: " << f << "\n";
   return 0;
 }
 
@@ -264,6 +228,7 @@ int run(int argc, char** argv) {
     if (command == "serve") return serve(argc, argv);
     if (command == "validate") return validate(argc, argv);
     if (command == "plugins") return plugins(argc, argv);
+    if (command == "plugin") return pluginCommand(argc, argv);
     if (command == "produce") return produce(argc, argv);
     if (command == "version" || command == "--version") {
       std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."

@@ -7,4 +7,10 @@ int run(int argc, char** argv);
 
 int produce(int argc, char** argv);
 
+/// eventflow plugins list|show (plugins_command.cpp).
+int plugins(int argc, char** argv);
+
+/// eventflow plugin new (plugin_new.cpp).
+int pluginCommand(int argc, char** argv);
+
 }  // namespace eventflow::app
