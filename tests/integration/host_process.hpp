@@ -71,17 +71,20 @@ inline std::uint16_t freePort() {
 class HostProcess {
  public:
   /// A fresh folder with a config serving `pipelines_dir` (the repo's by
-  /// default); `server_extra` adds keys to the server section.
+  /// default); `server_extra` adds keys to the server section;
+  /// `extra_plugin_paths` are scanned after the built-in plugins' folder.
   explicit HostProcess(std::string name, std::string pipelines_dir = EVENTFLOW_PIPELINES_DIR,
-                       std::string server_extra = {})
+                       std::string server_extra = {}, std::vector<std::string> extra_plugin_paths = {})
       : dir_(fs::temp_directory_path() / ("eventflow-it-" + name + "-" + std::to_string(::getpid()))) {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     port_ = freePort();
+    std::string plugin_paths = EVENTFLOW_PLUGIN_DIR;
+    for (const auto& p : extra_plugin_paths) plugin_paths += ", \"" + p + "\"";
     std::ofstream(dir_ / "eventflow.yaml") << "server: { listen: \"127.0.0.1:" << port_ << "\""
                                            << (server_extra.empty() ? "" : ", " + server_extra) << " }\n"
                                            << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                                           << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                                           << "plugins: { paths: [" << plugin_paths << "] }\n"
                                            << "pipelines: { paths: [" << pipelines_dir << "] }\n"
                                            << "logging: { level: info, format: json }\n"
                                            << "shutdown_timeout: 10s\n";

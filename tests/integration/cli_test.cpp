@@ -1,0 +1,165 @@
+// The plugin commands of the eventflow binary, run as a user would.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <eventflow/plugin.hpp>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+
+using namespace eventflow::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A temporary folder with a host config over the built plugins and `pipeline`.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("eventflow-cli-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "pipelines");
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << (dir_ / "pipelines").string() << "] }\n";
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  std::string config() const { return (dir_ / "eventflow.yaml").string(); }
+  fs::path writePipeline(const std::string& yaml) const {
+    const fs::path file = dir_ / "pipelines" / "orders.yaml";
+    std::ofstream(file) << yaml;
+    return file;
+  }
+  CommandResult eventflow(std::vector<std::string> args) const {
+    args.insert(args.begin(), EVENTFLOW_BINARY);
+    return runCommand(args, dir_);
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(CliTest, ValidateRefusesAStageConfigFailingItsPluginSchema) {
+  const auto file = writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - validator: required-fields
+    config: { fields: 5 }
+  - sink: sqlite
+)");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.err.find(file.string() + ":4:5: pipeline 'orders', stage 1: config of validator 'required-fields' "
+                                       "does not match its schema: fields:"),
+            std::string::npos)
+      << r.describe();
+
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - validator: required-fields
+    config: { fields: [user_id] }
+  - sink: sqlite
+)");
+  const auto ok = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.describe();
+}
+
+TEST_F(CliTest, PluginsShowPrintsTheDescriptorAndPrettySchema) {
+  const auto r = eventflow({"plugins", "show", "required-fields", "--config", config()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("name         required-fields\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kind         validator\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("version      0.1.0\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("abi          " + std::to_string(EVENTFLOW_PLUGIN_ABI_MAJOR) + "." +
+                       std::to_string(EVENTFLOW_PLUGIN_ABI_MINOR) + "\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(std::string("file         ") + EVENTFLOW_PLUGIN_DIR + "/validator-required-fields.so"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("description  Rejects events missing"), std::string::npos) << r.out;
+  const auto schema_at = r.out.find("config schema:\n");
+  ASSERT_NE(schema_at, std::string::npos) << r.out;
+  const auto schema = nlohmann::json::parse(r.out.substr(schema_at + 15), nullptr, false);
+  ASSERT_TRUE(schema.is_object()) << r.out;
+  EXPECT_EQ(schema["required"], nlohmann::json::array({"fields"}));
+  EXPECT_NE(r.out.find("\n  \"properties\": {\n"), std::string::npos) << "pretty-printed: " << r.out;
+}
+
+TEST_F(CliTest, PluginsShowOfAnUnknownNameFailsNamingIt) {
+  const auto r = eventflow({"plugins", "show", "no-such-plugin", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.err.find("no plugin named 'no-such-plugin'"), std::string::npos) << r.describe();
+  EXPECT_TRUE(r.out.empty()) << r.describe();
+}
+
+TEST_F(CliTest, PluginsListJsonHasEveryBuiltInPlugin) {
+  const auto r = eventflow({"plugins", "list", "--json", "--config", config()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const auto list = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(list.is_array()) << r.out;
+  std::map<std::string, std::string> kinds;
+  for (const auto& p : list) kinds[p["name"]] = p["kind"];
+  EXPECT_EQ(kinds["required-fields"], "validator");
+  EXPECT_EQ(kinds["add-fields"], "enricher");
+  EXPECT_EQ(kinds["sqlite"], "sink");
+}
+
+TEST_F(CliTest, PluginNewWritesAProjectForEachKind) {
+  for (const std::string kind : {"validator", "enricher", "sink"}) {
+    const std::string name = "my-" + kind;
+    const auto r = eventflow({"plugin", "new", name, "--kind", kind, "--dir", (dir_ / "projects").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const fs::path project = dir_ / "projects" / name;
+    const std::string file = "my_" + kind;
+    for (const auto& f : {fs::path("CMakeLists.txt"), fs::path("README.md"), fs::path("src") / (file + ".hpp"),
+                          fs::path("src") / (file + ".cpp"), fs::path("test") / (file + "_test.cpp")})
+      EXPECT_TRUE(fs::is_regular_file(project / f)) << (project / f);
+    std::ifstream in(project / "CMakeLists.txt");
+    const std::string cmake((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(cmake.find("find_package(EventFlowPluginAPI CONFIG REQUIRED)"), std::string::npos) << cmake;
+    EXPECT_NE(cmake.find("eventflow_add_plugin(NAME " + name + " KIND " + kind + " SOURCES src/" + file + ".cpp)"),
+              std::string::npos)
+        << cmake;
+    EXPECT_NE(cmake.find("gtest_discover_tests(" + file + "_test)"), std::string::npos) << cmake;
+    std::ifstream src(project / "src" / (file + ".cpp"));
+    const std::string source((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
+    // "my-sink" of kind sink is class MySinkSink.
+    const std::string kind_class = std::string(1, static_cast<char>(kind[0] - 'a' + 'A')) + kind.substr(1);
+    EXPECT_NE(source.find("EVENTFLOW_PLUGIN(My" + kind_class + kind_class + ", " + kind + ", \"" + name + "\""),
+              std::string::npos)
+        << source;
+    EXPECT_EQ(source.find('@'), std::string::npos) << "an unreplaced placeholder: " << source;
+  }
+}
+
+TEST_F(CliTest, PluginNewRefusesAnExistingFolderABadNameOrKind) {
+  fs::create_directories(dir_ / "taken");
+  const auto exists = eventflow({"plugin", "new", "taken", "--kind", "validator", "--dir", dir_.string()});
+  EXPECT_EQ(exists.exit_code, 2) << exists.describe();
+  EXPECT_NE(exists.err.find((dir_ / "taken").string() + " already exists"), std::string::npos) << exists.describe();
+  EXPECT_TRUE(fs::is_empty(dir_ / "taken")) << "nothing written into an existing folder";
+
+  for (const std::string bad : {"Upper", "9lives", "under_score", "-dash", "a/b"}) {
+    const auto r = eventflow({"plugin", "new", bad, "--kind", "validator", "--dir", dir_.string()});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.describe();
+    EXPECT_NE(r.err.find("invalid plugin name '" + bad + "'"), std::string::npos) << r.describe();
+    EXPECT_FALSE(fs::exists(dir_ / bad)) << bad;
+  }
+
+  const auto kind = eventflow({"plugin", "new", "fine", "--kind", "router", "--dir", dir_.string()});
+  EXPECT_EQ(kind.exit_code, 2) << kind.describe();
+  EXPECT_NE(kind.err.find("invalid --kind 'router'"), std::string::npos) << kind.describe();
+  const auto no_kind = eventflow({"plugin", "new", "fine", "--dir", dir_.string()});
+  EXPECT_EQ(no_kind.exit_code, 2) << no_kind.describe();
+  EXPECT_NE(no_kind.err.find("--kind"), std::string::npos) << no_kind.describe();
+  EXPECT_FALSE(fs::exists(dir_ / "fine"));
+}

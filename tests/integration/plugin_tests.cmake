@@ -1,0 +1,23 @@
+# The plugin seam against a real host and the plugin commands of the binary.
+# Kept apart from CMakeLists.txt, which the store and queue tests share.
+
+# Fixture plugins for the runtime-safety test, built like any plugin.
+set(integration_fixtures ${CMAKE_CURRENT_BINARY_DIR}/fixtures)
+eventflow_add_plugin(NAME concurrency-probe KIND validator SOURCES fixtures/concurrency_probe.cpp
+                     OUTPUT_DIR ${integration_fixtures})
+target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
+eventflow_add_plugin(NAME explode KIND validator SOURCES fixtures/explode.cpp OUTPUT_DIR ${integration_fixtures})
+target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
+
+add_executable(eventflow_plugin_integration_tests plugin_runtime_test.cpp cli_test.cpp)
+target_link_libraries(eventflow_plugin_integration_tests PRIVATE eventflow::plugin-api Poco::Net Poco::Data
+                      Poco::DataSQLite GTest::gtest_main Threads::Threads eventflow_warnings)
+target_compile_definitions(eventflow_plugin_integration_tests PRIVATE
+  EVENTFLOW_BINARY="$<TARGET_FILE:eventflow>"
+  EVENTFLOW_PLUGIN_DIR="${EVENTFLOW_PLUGIN_OUTPUT_DIR}"
+  EVENTFLOW_FIXTURE_PLUGIN_DIR="${integration_fixtures}"
+  EVENTFLOW_PIPELINES_DIR="${PROJECT_SOURCE_DIR}/pipelines")
+add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_validator_concurrency_probe
+                 eventflow_plugin_validator_explode eventflow_plugin_validator_required_fields
+                 eventflow_plugin_enricher_add_fields eventflow_plugin_sink_sqlite)
+gtest_discover_tests(eventflow_plugin_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 30)
