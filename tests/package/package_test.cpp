@@ -1,0 +1,124 @@
+// The SDK as a plugin author gets it: a staged `cmake --install --component
+// dev` of this build, projects configured and built against that prefix with
+// nothing else from this source tree, and the plugins loaded by a real host.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <Poco/UUIDGenerator.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "command.hpp"
+#include "host_process.hpp"
+
+using namespace eventflow::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class PackageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The loader refuses plugin files and folders that others may write to.
+    ::umask(022);
+    dir_ = fs::temp_directory_path() / ("eventflow-package-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    stage_ = dir_ / "stage";
+    const auto installed = runCommand(
+        {EVENTFLOW_CMAKE, "--install", EVENTFLOW_BUILD_DIR, "--prefix", stage_.string(), "--component", "dev"});
+    ASSERT_EQ(installed.exit_code, 0) << installed.describe();
+    ASSERT_TRUE(fs::is_regular_file(stage_ / "include" / "eventflow" / "plugin.hpp"));
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Configures and builds `source` into `build` against the staged prefix
+  // only, and checks that the SDK package came from there.
+  void build(const fs::path& source, const fs::path& build) {
+    const auto configured = runCommand({EVENTFLOW_CMAKE, "-S", source.string(), "-B", build.string(),
+                                        "-DCMAKE_PREFIX_PATH=" + stage_.string(), "-DCMAKE_BUILD_TYPE=Release"});
+    ASSERT_EQ(configured.exit_code, 0) << configured.describe();
+    std::smatch found;
+    const std::string cache = readFile(build / "CMakeCache.txt");
+    ASSERT_TRUE(std::regex_search(cache, found, std::regex("EventFlowPluginAPI_DIR:PATH=(.*)"))) << cache;
+    EXPECT_EQ(found[1].str().rfind(stage_.string() + "/", 0), 0u)
+        << "the SDK must come from the staged install, not " << found[1];
+    const auto built = runCommand({EVENTFLOW_CMAKE, "--build", build.string(), "--parallel", "2"});
+    ASSERT_EQ(built.exit_code, 0) << built.describe();
+  }
+
+  fs::path dir_;
+  fs::path stage_;
+};
+
+}  // namespace
+
+TEST_F(PackageTest, AnOutOfTreeEnricherRunsInAHostPipeline) {
+  const fs::path plugin_build = dir_ / "sample-build";
+  ASSERT_NO_FATAL_FAILURE(build(EVENTFLOW_SAMPLE_PLUGIN, plugin_build));
+  ASSERT_TRUE(fs::is_regular_file(plugin_build / "enricher-stamp.so"));
+
+  const fs::path pipelines = dir_ / "pipelines";
+  fs::create_directories(pipelines);
+  std::ofstream(pipelines / "stamped.yaml") << R"(pipeline: stamped
+match: { event_types: [stamped] }
+stages:
+  - enricher: stamp
+    config: { field: stamped_by, value: out-of-tree }
+  - sink: sqlite
+    config: { table: processed_events }
+)";
+  HostProcess host("package", pipelines.string(), {}, {plugin_build.string()});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string id = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
+  const auto posted = host.post(nlohmann::json{{"event_id", id}, {"event_type", "stamped"}, {"user_id", "u1"}}.dump());
+  ASSERT_EQ(posted.status, 202) << posted.body;
+  const auto summary = host.waitIdle(std::chrono::seconds(30));
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + id +
+                       "' AND json_extract(enriched_data, '$.stamped_by') = 'out-of-tree'"),
+            1)
+      << host.readLog();
+  EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
+}
+
+class GeneratedProjectTest : public PackageTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(GeneratedProjectTest, BuildsUnchangedAgainstTheStagedSdkAndItsTestPasses) {
+  const std::string kind = GetParam();
+  const fs::path parent = dir_ / kind;
+  const auto generated =
+      runCommand({EVENTFLOW_BINARY, "plugin", "new", "demo", "--kind", kind, "--dir", parent.string()});
+  ASSERT_EQ(generated.exit_code, 0) << generated.describe();
+
+  const fs::path project = parent / "demo";
+  const fs::path project_build = dir_ / (kind + "-build");
+  ASSERT_NO_FATAL_FAILURE(build(project, project_build));
+  const auto tested =
+      runCommand({EVENTFLOW_CTEST, "--test-dir", project_build.string(), "--no-tests=error", "--output-on-failure"});
+  EXPECT_EQ(tested.exit_code, 0) << tested.describe();
+  EXPECT_NE(tested.out.find("100% tests passed"), std::string::npos) << tested.describe();
+
+  // The generated plugin passes the host's descriptor gate as the kind asked for.
+  ASSERT_TRUE(fs::is_regular_file(project_build / (kind + "-demo.so")));
+  const fs::path config = dir_ / "eventflow.yaml";
+  std::ofstream(config) << "plugins: { paths: [\"" << project_build.string() << "\"] }\n";
+  const auto shown = runCommand({EVENTFLOW_BINARY, "plugins", "show", "demo", "--config", config.string()});
+  ASSERT_EQ(shown.exit_code, 0) << shown.describe();
+  EXPECT_NE(shown.out.find("kind         " + kind + "\n"), std::string::npos) << shown.describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, GeneratedProjectTest, ::testing::Values("validator", "enricher", "sink"),
+                         [](const ::testing::TestParamInfo<std::string>& kind) { return kind.param; });
