@@ -17,6 +17,7 @@
 #include "plugin/loader.hpp"
 #include "queue/queue.hpp"
 #include "runtime/ingest.hpp"
+#include "runtime/relay.hpp"
 #include "runtime/workers.hpp"
 #include "store/group_commit.hpp"
 #include "store/store.hpp"
@@ -33,7 +34,7 @@ constexpr const char* kVersion = EVENTFLOW_VERSION;
 const char* const kUsage = R"(usage: eventflow <command> [options]
 
 commands:
-  serve [--config FILE] [--role all]   run the host (HTTP ingest + workers)
+  serve [--config FILE] [--role R]     run the host: all (default), api (HTTP ingest + relay) or worker
   validate [--config FILE]             check the host config, every pipeline and plugin config
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
   plugins show NAME [--config FILE]    a plugin's description and config schema
@@ -115,12 +116,16 @@ int serve(int argc, char** argv) {
   int code = 0;
   if (!checkArgs(args, {"config", "role", "help"}, code)) return code;
   if (args.has("help")) {
-    std::cout << "usage: eventflow serve [--config FILE] [--role all]\n\nRuns the host: HTTP ingest, workers and "
-                 "recovery of unfinished events. SIGTERM or SIGINT drains and stops within shutdown_timeout.\n";
+    std::cout << "usage: eventflow serve [--config FILE] [--role all|api|worker]\n\nRuns the host. all: HTTP ingest, "
+                 "workers and recovery; api: HTTP ingest and the relay; worker: the pipelines' workers (HTTP serves only "
+                 "/health and /metrics). api and worker need queue.type redis. SIGTERM or SIGINT drains and stops within "
+                 "shutdown_timeout.\n";
     return 0;
   }
   const std::string role = args.get("role", "all");
-  if (role != "all") return usage("--role " + role + ": only 'all' is available with the embedded queue");
+  if (role != "all" && role != "api" && role != "worker") return usage("--role must be all, api or worker, not " + role);
+  const bool ingest = role != "worker";
+  const bool work = role != "api";
 
   // Signals are taken by sigwait below, never by a random thread.
   sigset_t signals;
@@ -135,7 +140,8 @@ int serve(int argc, char** argv) {
   if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
   auto& cfg = loaded->config;
   log::setup(cfg.logging.level, cfg.logging.format == "text" ? log::Format::text : log::Format::json);
-  if (cfg.queue.type != "embedded") return fail("queue type '" + cfg.queue.type + "' is not available in this build");
+  if (cfg.queue.type == "embedded" && role != "all")
+    return fail("--role " + role + " needs a shared queue (queue.type: redis); the embedded queue lives in one process");
   if (cfg.server.api_keys.empty() && !isLoopback(cfg.server.listen)) {
     const std::string port = cfg.server.listen.substr(cfg.server.listen.rfind(':') + 1);
     log::warn("no api_keys configured: binding to loopback only", {{"requested", cfg.server.listen}});
@@ -152,40 +158,54 @@ int serve(int argc, char** argv) {
   pipeline::Router router(loaded->pipelines);
   std::vector<std::string> names;
   for (const auto& p : loaded->pipelines) names.push_back(p->name());
-  queue::EmbeddedQueue queue(names);
+  std::unique_ptr<queue::Queue> queue_owner;
+  if (cfg.queue.type == "redis") {
+    queue::RedisOptions options{cfg.queue.url, cfg.queue.stream_prefix, cfg.queue.claim_idle, 16};
+    queue_owner = queue::makeRedisQueue(options, names);
+  } else {
+    queue_owner = std::make_unique<queue::EmbeddedQueue>(names);
+  }
+  queue::Queue& queue = *queue_owner;
   store::GroupCommitter committer(**store);
 
-  // The store is the queue's source of truth: refill it with every event that
-  // was accepted but is not terminal (a crash, a kill -9, a retry in wait).
-  auto pending = (*store)->unfinished();
-  if (!pending) return fail(pending.error().message);
-  std::size_t recovered = 0, orphaned = 0;
-  std::map<std::string, std::vector<queue::Message>> refill;
-  for (auto& e : *pending) {
-    // Route by type as ingest would now: the event's pipeline may be gone or renamed.
-    const auto* p = router.route(e.type);
-    if (!p) {
-      committer.transition({store::Transition::Kind::dead, e.id, e.attempts, "no_pipeline",
-                            "no pipeline matches event_type '" + e.type + "' after restart", "", ""});
-      ++orphaned;
-      continue;
+  // The store is the queue's source of truth. The embedded queue starts empty,
+  // so it is refilled with every event accepted but not terminal (a crash, a
+  // kill -9, a retry in wait); a shared queue is repaired by the relay instead.
+  if (queue.kind() == "embedded") {
+    auto pending = (*store)->unfinished();
+    if (!pending) return fail(pending.error().message);
+    std::size_t recovered = 0, orphaned = 0;
+    std::map<std::string, std::vector<queue::Message>> refill;
+    for (auto& e : *pending) {
+      // Route by type as ingest would now: the event's pipeline may be gone or renamed.
+      const auto* p = router.route(e.type);
+      if (!p) {
+        committer.transition({store::Transition::Kind::dead, e.id, e.attempts, "no_pipeline",
+                              "no pipeline matches event_type '" + e.type + "' after restart", "", ""});
+        ++orphaned;
+        continue;
+      }
+      refill[p->name()].push_back(
+          {e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at, e.attempts, 0, {}, 1});
+      ++recovered;
     }
-    refill[p->name()].push_back(
-        {e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at, e.attempts, 0});
-    ++recovered;
+    for (auto& [name, messages] : refill) (void)queue.publish(name, std::move(messages));
+    if (recovered || orphaned)
+      log::info("recovered unfinished events from the store",
+                {{"recovered", std::to_string(recovered)}, {"dead_no_pipeline", std::to_string(orphaned)}});
   }
-  for (auto& [name, messages] : refill) queue.publish(name, std::move(messages));
-  if (recovered || orphaned)
-    log::info("recovered unfinished events from the store",
-              {{"recovered", std::to_string(recovered)}, {"dead_no_pipeline", std::to_string(orphaned)}});
 
   pipeline::Settings settings{{"store.url", cfg.store.url}, {"host.name", hostName()}, {"version", kVersion}};
   runtime::WorkerPool workers(router, queue, committer, metrics, settings);
-  if (auto started = workers.start(); !started) return fail("cannot start workers:\n" + started.error().message);
+  if (work) {
+    if (auto started = workers.start(); !started) return fail("cannot start workers:\n" + started.error().message);
+  }
+  runtime::Relay relay(**store, queue, router, metrics, cfg.republish_after);
+  if (ingest && queue.kind() != "embedded") relay.start();
 
   runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth);
   std::atomic<bool> ready{false};
-  http::Server server({&cfg, &router, store->get(), &queue, &metrics, &ingestor, kVersion, &ready});
+  http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready});
   if (auto started = server.start(); !started) {
     workers.stop(std::chrono::steady_clock::now());
     return fail(started.error().message);
@@ -193,6 +213,7 @@ int serve(int argc, char** argv) {
   ready = true;
   const std::string host = cfg.server.listen.substr(0, cfg.server.listen.rfind(':'));
   log::info("eventflow started", {{"listen", host + ":" + std::to_string(server.port())},
+                                  {"role", role},
                                   {"version", kVersion},
                                   {"store", (*store)->backend()},
                                   {"queue", cfg.queue.type},
@@ -211,6 +232,7 @@ int serve(int argc, char** argv) {
   const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
   ready = false;
   server.stop();
+  relay.stop();
   // Workers drain until a little before the deadline, leaving time to commit.
   workers.stop(deadline - std::min(cfg.shutdown_timeout / 5, std::chrono::milliseconds(2000)));
   queue.close();

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -39,6 +40,9 @@ event_id each) and prints requests/s, events/s and latency percentiles.
   --batch B            events per request: 1 posts /events, more posts /events/batch (default 1)
   --api-key KEY        sent as Authorization: Bearer KEY
   --invalid-every N    make every Nth event invalid for its pipeline (default 0: none)
+  --wait               then wait until every accepted event is terminal (processed or dead,
+                       read from the host's /metrics/summary) and report end-to-end events/s
+  --wait-timeout S     give up waiting after S seconds (default 600)
 
 exit code: 0 when every request got a 2xx, 1 otherwise, 2 on usage errors.
 )";
@@ -81,24 +85,43 @@ double percentile(std::vector<double>& sorted, double p) {
   return sorted[idx];
 }
 
+std::optional<nlohmann::json> summary(const Poco::URI& base, const std::string& auth) {
+  try {
+    Poco::Net::HTTPClientSession session(base.getHost(), base.getPort());
+    session.setTimeout(Poco::Timespan(10, 0));
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/metrics/summary", Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!auth.empty()) req.set("Authorization", auth);
+    session.sendRequest(req);
+    Poco::Net::HTTPResponse res;
+    std::string body(std::istreambuf_iterator<char>(session.receiveResponse(res)), {});
+    if (res.getStatus() != 200) return std::nullopt;
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+  } catch (const Poco::Exception&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 int produce(int argc, char** argv) {
-  Args args(argc, argv, 2, {"help"});
+  Args args(argc, argv, 2, {"help", "wait"});
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
+  const auto wait_timeout = args.number("wait-timeout", 600);
   const auto count = args.number("count", 10000);
   const auto duration = args.number("duration", 0);
   const auto concurrency = args.number("concurrency", 32);
   const auto batch = args.number("batch", 1);
   const auto invalid_every = args.number("invalid-every", 0);
-  if (!args.ok() || !count || !duration || !concurrency || !batch || !invalid_every) {
+  if (!args.ok() || !count || !duration || !concurrency || !batch || !invalid_every || !wait_timeout) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
     return 2;
   }
-  if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "help"});
+  if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "wait", "wait-timeout", "help"});
       !extra.empty()) {
     std::cerr << "eventflow produce: unknown option --" << extra.front() << "\n" << kHelp;
     return 2;
@@ -120,6 +143,12 @@ int produce(int argc, char** argv) {
   const auto deadline = Clock::now() + std::chrono::seconds(*duration);
   const std::uint64_t total = static_cast<std::uint64_t>(*count);
 
+  // The summary is system-wide: the baseline makes the wait about our events.
+  const auto baseline = args.has("wait") ? summary(base, auth) : std::nullopt;
+  if (args.has("wait") && !baseline) {
+    std::cerr << "eventflow produce: --wait needs " << base.toString() << "/metrics/summary\n";
+    return 1;
+  }
   std::atomic<std::uint64_t> next{0};
   std::mutex merge;
   std::vector<double> latencies;
@@ -194,8 +223,37 @@ int produce(int argc, char** argv) {
             << percentile(latencies, 99) << "  max " << (latencies.empty() ? 0 : latencies.back()) << "\n";
   std::cout << "status codes:";
   for (auto [c, k] : codes) std::cout << " " << (c ? std::to_string(c) : std::string("error")) << "=" << k;
-  std::cout << "\n" << (requests - errors) << " succeeded, " << errors << " failed\n";
-  return errors == 0 ? 0 : 1;
+  std::cout << "\n";
+  bool waited_ok = true;
+  if (baseline) {
+    const auto target = (*baseline)["events_received"].get<std::uint64_t>() + events_ok;
+    const auto deadline_wait = Clock::now() + std::chrono::seconds(*wait_timeout);
+    std::optional<nlohmann::json> now_summary;
+    for (;;) {
+      now_summary = summary(base, auth);
+      if (now_summary && (*now_summary)["events_received"].get<std::uint64_t>() >= target &&
+          (*now_summary)["events_in_flight"] == 0)
+        break;
+      if (Clock::now() >= deadline_wait) {
+        waited_ok = false;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const double e2e = std::chrono::duration<double>(Clock::now() - start).count();
+    if (waited_ok && now_summary) {
+      const auto processed = (*now_summary)["events_processed"].get<std::uint64_t>() -
+                             (*baseline)["events_processed"].get<std::uint64_t>();
+      const auto dead = (*now_summary)["events_failed"].get<std::uint64_t>() - (*baseline)["events_failed"].get<std::uint64_t>();
+      std::cout << "end to end: " << events_ok << " events terminal in " << e2e << " s ("
+                << static_cast<std::uint64_t>(static_cast<double>(events_ok) / e2e) << " events/s; processed "
+                << processed << ", dead " << dead << ")\n";
+    } else {
+      std::cout << "end to end: not every event was terminal after " << *wait_timeout << " s\n";
+    }
+  }
+  std::cout << (requests - errors) << " succeeded, " << errors << " failed\n";
+  return errors == 0 && waited_ok ? 0 : 1;
 }
 
 }  // namespace eventflow::app

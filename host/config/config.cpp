@@ -186,6 +186,7 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
       {"EVENTFLOW_QUEUE_STREAM_PREFIX", "queue", "stream_prefix", false},
       {"EVENTFLOW_QUEUE_MAX_DEPTH", "queue", "max_depth", false},
+      {"EVENTFLOW_QUEUE_CLAIM_IDLE", "queue", "claim_idle", false},
       {"EVENTFLOW_PLUGINS_PATHS", "plugins", "paths", true},
       {"EVENTFLOW_PIPELINES_PATHS", "pipelines", "paths", true},
       {"EVENTFLOW_LOGGING_LEVEL", "logging", "level", false},
@@ -270,7 +271,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     if (!p.empty() && p.front() != '/') c.store.url = "sqlite://" + absoluteFrom(base, p);
   }
   if (auto s = root["queue"]; s && r.expectMap(s, "queue")) {
-    r.checkKeys(s, {"type", "url", "stream_prefix", "max_depth"}, "queue");
+    r.checkKeys(s, {"type", "url", "stream_prefix", "max_depth", "claim_idle"}, "queue");
+    r.readDuration(s, "claim_idle", c.queue.claim_idle);
     r.readString(s, "type", c.queue.type);
     r.readString(s, "url", c.queue.url);
     r.readString(s, "stream_prefix", c.queue.stream_prefix);

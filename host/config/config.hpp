@@ -37,6 +37,7 @@ struct QueueConfig {
   std::string url = "redis://127.0.0.1:6379";
   std::string stream_prefix = "eventflow:";
   std::size_t max_depth = 100000;  // events waiting per pipeline before ingest answers 503
+  Millis claim_idle{30'000};       // redis: entries idle this long are taken from stopped consumers
 };
 
 struct LoggingConfig {

@@ -88,6 +88,9 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     std::string path = req.getURI();
     if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
 
+    const bool api = s_.ingestor != nullptr;
+    if (!api && (path.rfind("/events", 0) == 0 || path == "/pipelines"))
+      return error(404, "not_found", "this process has the worker role; post to an api process");
     if (path == "/events" || path == "/events/batch") {
       route = path;
       if (method != "POST") return error(405, "method_not_allowed", "use POST");
@@ -116,7 +119,8 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     if (path == "/health/ready") {
       route = path;
       const bool started = s_.ready && s_.ready->load();
-      const auto ping = s_.store->ping();
+      auto ping = s_.store->ping();
+      if (ping) ping = s_.queue->ping();
       if (started && ping) return json(200, {{"status", "ready"}});
       return json(503, {{"status", "not_ready"}, {"reason", !started ? "starting or stopping" : ping.error().message}});
     }
@@ -256,9 +260,11 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
 
   Reply health() {
     const auto ping = s_.store->ping();
-    const bool redis = s_.config->queue.type == "redis";
-    nlohmann::json services{{"database", ping ? "healthy" : "unhealthy"}, {"redis", redis ? "unknown" : "not_configured"}};
-    const bool ok = static_cast<bool>(ping);
+    const bool redis = s_.queue->kind() == "redis";
+    const bool redis_ok = !redis || static_cast<bool>(s_.queue->ping());
+    nlohmann::json services{{"database", ping ? "healthy" : "unhealthy"},
+                            {"redis", !redis ? "not_configured" : redis_ok ? "healthy" : "unhealthy"}};
+    const bool ok = ping && redis_ok;
     return json(ok ? 200 : 503, {{"status", ok ? "healthy" : "unhealthy"},
                                  {"timestamp", formatRfc3339(std::chrono::system_clock::now())},
                                  {"services", services},

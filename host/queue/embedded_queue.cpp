@@ -6,9 +6,10 @@ EmbeddedQueue::EmbeddedQueue(const std::vector<std::string>& pipelines) {
   for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
 }
 
-void EmbeddedQueue::publish(const std::string& pipeline, std::vector<Message> messages) {
+Expected<void> EmbeddedQueue::publish(const std::string& pipeline, std::vector<Message> messages) {
   auto it = lanes_.find(pipeline);
-  if (it == lanes_.end() || messages.empty()) return;
+  if (it == lanes_.end()) return makeError("no pipeline '" + pipeline + "'");
+  if (messages.empty()) return {};
   Lane& lane = *it->second;
   {
     std::lock_guard lock(lane.mutex);
@@ -16,9 +17,17 @@ void EmbeddedQueue::publish(const std::string& pipeline, std::vector<Message> me
   }
   if (messages.size() == 1) lane.cv.notify_one();
   else lane.cv.notify_all();
+  return {};
 }
 
-std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, std::size_t max, std::chrono::milliseconds wait) {
+void EmbeddedQueue::redeliver(const std::string& pipeline, Message message) {
+  std::vector<Message> one;
+  one.push_back(std::move(message));
+  (void)publish(pipeline, std::move(one));
+}
+
+std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, unsigned, std::size_t max,
+                                         std::chrono::milliseconds wait) {
   std::vector<Message> out;
   auto it = lanes_.find(pipeline);
   if (it == lanes_.end()) return out;
@@ -32,7 +41,7 @@ std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, std::size_
   return out;
 }
 
-std::size_t EmbeddedQueue::depth(const std::string& pipeline) const {
+std::size_t EmbeddedQueue::depth(const std::string& pipeline) {
   auto it = lanes_.find(pipeline);
   if (it == lanes_.end()) return 0;
   std::lock_guard lock(it->second->mutex);

@@ -1,6 +1,7 @@
 #pragma once
 // The queue is the transport, never the record (DESIGN §1): everything in it
-// is also in the store, which refills it after a crash.
+// is also in the store, which refills it (recovery at start, the relay) when
+// a message is lost.
 
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +15,8 @@
 
 #include <eventflow/time.hpp>
 
+#include "base/expected.hpp"
+
 namespace eventflow::queue {
 
 struct Message {
@@ -23,17 +26,30 @@ struct Message {
   std::string payload;
   std::string correlation_id;
   SystemTime received_at;
-  unsigned attempts = 0;        // attempts already made
-  std::uint32_t sinks_done = 0; // bit i: sink i already took it (kept across retries)
+  unsigned attempts = 0;         // attempts already made
+  std::uint32_t sinks_done = 0;  // bit i: sink i already took it (kept across retries)
+  std::string token;             // the transport's handle for ack (a stream entry id)
+  unsigned deliveries = 1;       // times the transport handed it out (poison detection)
 };
 
 class Queue {
  public:
   virtual ~Queue() = default;
-  virtual void publish(const std::string& pipeline, std::vector<Message> messages) = 0;
-  /// Up to `max` messages; waits at most `wait` when none is ready. Empty when closed.
-  virtual std::vector<Message> take(const std::string& pipeline, std::size_t max, std::chrono::milliseconds wait) = 0;
-  virtual std::size_t depth(const std::string& pipeline) const = 0;
+  virtual std::string kind() const = 0;
+  /// Hands messages to the transport. On error the events stay recorded and
+  /// unfinished in the store, and the relay publishes them again.
+  virtual Expected<void> publish(const std::string& pipeline, std::vector<Message> messages) = 0;
+  /// Up to `max` messages for worker `worker` of `pipeline`; waits at most
+  /// `wait` when none is ready. Empty when closed.
+  virtual std::vector<Message> take(const std::string& pipeline, unsigned worker, std::size_t max,
+                                    std::chrono::milliseconds wait) = 0;
+  /// The messages' outcomes are committed: the transport may forget them.
+  virtual void ack(const std::string& pipeline, const std::vector<std::string>& tokens) = 0;
+  /// A retry whose backoff has passed: deliver it again, keeping its token.
+  virtual void redeliver(const std::string& pipeline, Message message) = 0;
+  /// Messages published and not yet acknowledged (admission control, metrics).
+  virtual std::size_t depth(const std::string& pipeline) = 0;
+  virtual Expected<void> ping() = 0;
   /// Wakes every waiting take(); later takes return what is left, then nothing.
   virtual void close() = 0;
 };
@@ -43,9 +59,14 @@ class Queue {
 class EmbeddedQueue final : public Queue {
  public:
   explicit EmbeddedQueue(const std::vector<std::string>& pipelines);
-  void publish(const std::string& pipeline, std::vector<Message> messages) override;
-  std::vector<Message> take(const std::string& pipeline, std::size_t max, std::chrono::milliseconds wait) override;
-  std::size_t depth(const std::string& pipeline) const override;
+  std::string kind() const override { return "embedded"; }
+  Expected<void> publish(const std::string& pipeline, std::vector<Message> messages) override;
+  std::vector<Message> take(const std::string& pipeline, unsigned worker, std::size_t max,
+                            std::chrono::milliseconds wait) override;
+  void ack(const std::string&, const std::vector<std::string>&) override {}
+  void redeliver(const std::string& pipeline, Message message) override;
+  std::size_t depth(const std::string& pipeline) override;
+  Expected<void> ping() override { return {}; }
   void close() override;
 
  private:
@@ -57,5 +78,17 @@ class EmbeddedQueue final : public Queue {
   };
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
 };
+
+struct RedisOptions {
+  std::string url = "redis://127.0.0.1:6379";
+  std::string prefix = "eventflow:";
+  std::chrono::milliseconds claim_idle{30'000};
+  std::size_t connections = 8;
+};
+
+/// Redis Streams: one stream and one consumer group per pipeline, consumers
+/// named host:pid:n. Entries are deleted once acknowledged, so the stream
+/// holds exactly what is not yet acknowledged and is never trimmed past it.
+std::unique_ptr<Queue> makeRedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines);
 
 }  // namespace eventflow::queue

@@ -75,7 +75,7 @@ std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, con
         result = {202, {{"event_id", row.id}, {"status", "accepted"}, {"pipeline", row.pipeline}, {"received_at", received_at}}};
         metrics_.received(row.pipeline, row.type).Increment();
         publish[row.pipeline].push_back(queue::Message{row.id, row.type, row.pipeline, std::move(row.payload),
-                                                       row.correlation_id, row.received_at, 0, 0});
+                                                       row.correlation_id, row.received_at, 0, 0, {}, 1});
         break;
       case store::InsertStatus::duplicate:
         result = {200, {{"event_id", row.id}, {"status", "duplicate"}, {"pipeline", row.pipeline}}};
@@ -86,7 +86,11 @@ std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, con
         break;
     }
   }
-  for (auto& [pipeline, messages] : publish) queue_.publish(pipeline, std::move(messages));
+  for (auto& [pipeline, messages] : publish) {
+    // Already durable: a failed publish is the relay's to repair, not the client's.
+    if (auto sent = queue_.publish(pipeline, std::move(messages)); !sent)
+      log::debug("publish failed; the relay will republish from the store", {{"pipeline", pipeline}, {"error", sent.error().message}});
+  }
   return results;
 }
 

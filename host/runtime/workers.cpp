@@ -32,7 +32,8 @@ Expected<void> WorkerPool::start() {
       timers_.get_executor());
   timer_thread_ = std::thread([this] { timers_.run(); });
   pool_ = std::make_unique<boost::asio::thread_pool>(runners_.size());
-  for (auto& r : runners_) boost::asio::post(*pool_, [this, runner = r.get()] { loop(*runner); });
+  for (std::size_t i = 0; i < runners_.size(); ++i)
+    boost::asio::post(*pool_, [this, i] { loop(*runners_[i], static_cast<unsigned>(i)); });
   return {};
 }
 
@@ -48,16 +49,27 @@ void WorkerPool::stop(SteadyClock::time_point deadline) {
   runners_.clear();
 }
 
-void WorkerPool::loop(pipeline::Runner& runner) {
+void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
   const std::string& name = runner.pipeline().name();
+  const unsigned max_deliveries = runner.pipeline().spec().max_deliveries;
   std::vector<pipeline::Work> works;
   for (;;) {
     if (stopping_ && SteadyClock::now().time_since_epoch().count() >= deadline_ns_) return;
-    auto messages = queue_.take(name, 64, std::chrono::milliseconds(stopping_ ? 20 : 200));
+    auto messages = queue_.take(name, worker, 64, std::chrono::milliseconds(stopping_ ? 20 : 200));
     if (messages.empty()) {
       if (stopping_) return;  // drained
       continue;
     }
+    // A message handed out more than max_deliveries times crashed whoever
+    // took it before: it goes to the DLQ without running the chain (G5).
+    std::vector<queue::Message> poison;
+    std::erase_if(messages, [&](queue::Message& m) {
+      if (m.deliveries <= max_deliveries) return false;
+      poison.push_back(std::move(m));
+      return true;
+    });
+    if (!poison.empty()) deadLetterPoison(runner, poison);
+    if (messages.empty()) continue;
     works.clear();
     works.reserve(messages.size());
     for (auto& m : messages) {
@@ -81,6 +93,10 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
                         std::vector<pipeline::Work>& works) {
   const auto& spec = runner.pipeline().spec();
   const auto now = std::chrono::system_clock::now();
+  std::vector<store::Transition> changes;
+  std::vector<std::string> acks;
+  std::vector<queue::Message> retries;
+  changes.reserve(works.size());
   for (std::size_t i = 0; i < works.size(); ++i) {
     auto& w = works[i];
     auto& m = messages[i];
@@ -91,42 +107,67 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
       o.message = "gave up after " + std::to_string(attempt) + " attempts: " + o.message;
     }
     switch (o.kind) {
-      case Outcome::Kind::done: {
-        committer_.transition({store::Transition::Kind::done, m.id, attempt, {}, {}, {}, {}});
+      case Outcome::Kind::done:
+        changes.push_back({store::Transition::Kind::done, m.id, attempt, {}, {}, {}, {}});
         metrics_.processed(spec.name, m.type).Increment();
         metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
+        acks.push_back(m.token);
         break;
-      }
-      case Outcome::Kind::dead: {
-        committer_.transition({store::Transition::Kind::dead, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+      case Outcome::Kind::dead:
+        changes.push_back({store::Transition::Kind::dead, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
         metrics_.failed(spec.name, o.error_type).Increment();
         metrics_.deadLettered(spec.name).Increment();
         metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
         log::write(o.error_type == "validation" ? spdlog::level::debug : spdlog::level::warn, "event dead-lettered",
                    {{"event_id", m.id}, {"correlation_id", m.correlation_id}, {"pipeline", spec.name},
                     {"stage", o.stage}, {"error_type", o.error_type}, {"error", o.message}});
+        acks.push_back(m.token);
         break;
-      }
-      case Outcome::Kind::retry: {
-        committer_.transition({store::Transition::Kind::retrying, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+      case Outcome::Kind::retry:
+        changes.push_back({store::Transition::Kind::retrying, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
         metrics_.failed(spec.name, o.error_type).Increment();
         metrics_.retried(spec.name).Increment();
         log::debug("event will be retried", {{"event_id", m.id}, {"correlation_id", m.correlation_id},
                                              {"pipeline", spec.name}, {"stage", o.stage}, {"error", o.message}});
         m.attempts = attempt;
         m.sinks_done = w.sinks_done;
-        auto timer = std::make_shared<boost::asio::steady_timer>(timers_, backoff(spec.retry, attempt));
-        timer->async_wait([this, timer, msg = std::move(m)](const boost::system::error_code& ec) mutable {
-          if (ec) return;  // shutting down: the store still says retrying
-          std::vector<queue::Message> one;
-          one.push_back(std::move(msg));
-          const std::string pipeline = one.front().pipeline;
-          queue_.publish(pipeline, std::move(one));
-        });
+        retries.push_back(std::move(m));
         break;
-      }
     }
   }
+  // The transport forgets a message only once its outcome is committed; a
+  // store outage holds the worker here, which is the backpressure we want.
+  (void)committer_.transitions(std::move(changes)).get();
+  queue_.ack(spec.name, acks);
+  for (auto& m : retries) scheduleRetry(spec, std::move(m));
+}
+
+void WorkerPool::scheduleRetry(const config::PipelineSpec& spec, queue::Message m) {
+  // The message stays unacknowledged while it waits; the timer, not a worker, waits.
+  auto timer = std::make_shared<boost::asio::steady_timer>(timers_, backoff(spec.retry, m.attempts));
+  timer->async_wait([this, timer, msg = std::move(m)](const boost::system::error_code& ec) mutable {
+    if (ec) return;  // shutting down: the store still says retrying
+    const std::string pipeline = msg.pipeline;
+    queue_.redeliver(pipeline, std::move(msg));
+  });
+}
+
+void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison) {
+  const auto& spec = runner.pipeline().spec();
+  std::vector<store::Transition> changes;
+  std::vector<std::string> acks;
+  for (auto& m : poison) {
+    const std::string why = "delivered " + std::to_string(m.deliveries) + " times without finishing (max_deliveries " +
+                            std::to_string(spec.max_deliveries) + "); it crashed or stalled the workers that took it";
+    changes.push_back({store::Transition::Kind::dead, m.id, m.attempts, "poison", why, {}, {}});
+    metrics_.failed(spec.name, "poison").Increment();
+    metrics_.deadLettered(spec.name).Increment();
+    log::warn("poison event dead-lettered", {{"event_id", m.id}, {"correlation_id", m.correlation_id},
+                                              {"pipeline", spec.name}, {"error", why}});
+    acks.push_back(m.token);
+  }
+  (void)committer_.transitions(std::move(changes)).get();
+  queue_.ack(spec.name, acks);
 }
 
 std::chrono::milliseconds WorkerPool::backoff(const config::RetrySpec& retry, unsigned attempt) {

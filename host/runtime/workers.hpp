@@ -36,8 +36,10 @@ class WorkerPool {
   void stop(std::chrono::steady_clock::time_point deadline);
 
  private:
-  void loop(pipeline::Runner& runner);
+  void loop(pipeline::Runner& runner, unsigned worker);
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works);
+  void scheduleRetry(const config::PipelineSpec& spec, queue::Message m);
+  void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
 
   const pipeline::Router& router_;

@@ -1,8 +1,28 @@
 #include "store/group_commit.hpp"
 
+#include <unordered_map>
+
 #include "base/log.hpp"
 
 namespace eventflow::store {
+
+void collapse(std::vector<Transition>& transitions) {
+  // One change per event per commit, so a set-based UPDATE applies the right
+  // one: the first terminal change wins, else the latest.
+  if (transitions.size() < 2) return;
+  std::unordered_map<std::string, std::size_t> at;
+  std::vector<Transition> out;
+  out.reserve(transitions.size());
+  for (auto& t : transitions) {
+    auto [it, fresh] = at.try_emplace(t.id, out.size());
+    if (fresh) {
+      out.push_back(std::move(t));
+    } else if (out[it->second].kind == Transition::Kind::retrying) {
+      out[it->second] = std::move(t);
+    }
+  }
+  transitions.swap(out);
+}
 
 GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
     : store_(store), max_rows_(max_rows), thread_([this] { run(); }) {}
@@ -19,6 +39,19 @@ std::future<Expected<std::vector<InsertStatus>>> GroupCommitter::insert(std::vec
       return future;
     }
     inserts_.push_back(std::move(request));
+  }
+  cv_.notify_one();
+  return future;
+}
+
+std::future<Expected<void>> GroupCommitter::transitions(std::vector<Transition> changes) {
+  std::promise<Expected<void>> promise;
+  auto future = promise.get_future();
+  {
+    std::lock_guard lock(mutex_);
+    transitions_.insert(transitions_.end(), std::make_move_iterator(changes.begin()),
+                        std::make_move_iterator(changes.end()));
+    waiters_.push_back(std::move(promise));
   }
   cv_.notify_one();
   return future;
@@ -47,10 +80,11 @@ void GroupCommitter::run() {
   for (;;) {
     std::vector<InsertRequest> batch;
     std::vector<Transition> transitions;
+    std::vector<std::promise<Expected<void>>> waiters;
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !inserts_.empty() || !transitions_.empty(); });
-      if (inserts_.empty() && transitions_.empty()) return;  // stopping and drained
+      cv_.wait(lock, [&] { return stopping_ || !inserts_.empty() || !transitions_.empty() || !waiters_.empty(); });
+      if (inserts_.empty() && transitions_.empty() && waiters_.empty()) return;  // stopping and drained
       std::size_t rows = 0;
       while (!inserts_.empty() && (batch.empty() || rows + inserts_.front().events.size() <= max_rows_)) {
         rows += inserts_.front().events.size();
@@ -58,9 +92,11 @@ void GroupCommitter::run() {
         inserts_.pop_front();
       }
       transitions.swap(transitions_);
+      waiters.swap(waiters_);
     }
     std::vector<RawEvent> rows;
     for (auto& r : batch) rows.insert(rows.end(), r.events.begin(), r.events.end());
+    collapse(transitions);
     auto result = store_.commit(rows, transitions);
     if (result) {
       failures = 0;
@@ -71,6 +107,7 @@ void GroupCommitter::run() {
         offset += r.events.size();
         r.promise.set_value(std::move(mine));
       }
+      for (auto& w : waiters) w.set_value({});
       continue;
     }
     // Ingest callers get the error now (they answer 503); state changes wait
@@ -81,8 +118,12 @@ void GroupCommitter::run() {
       std::lock_guard lock(mutex_);
       transitions_.insert(transitions_.begin(), std::make_move_iterator(transitions.begin()),
                           std::make_move_iterator(transitions.end()));
+      waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()), std::make_move_iterator(waiters.end()));
       if (stopping_ && ++failures > 3) {
         log::error("giving up on state changes at shutdown; they are recovered at the next start");
+        for (auto& w : waiters_) w.set_value(makeError("store unavailable at shutdown"));
+        for (auto& r : inserts_) r.promise.set_value(makeError("store unavailable at shutdown"));
+        waiters_.clear();
         transitions_.clear();
         inserts_.clear();
         return;

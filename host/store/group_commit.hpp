@@ -14,13 +14,18 @@
 
 namespace eventflow::store {
 
+/// Keeps one transition per event: the first terminal one, else the latest.
+void collapse(std::vector<Transition>& transitions);
+
 class GroupCommitter {
  public:
   explicit GroupCommitter(Store& store, std::size_t max_rows = 1000);
   ~GroupCommitter();
 
   std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
-  /// Fire and forget; applied in order, retried while the store fails.
+  /// Resolves once the changes are committed; retried while the store fails.
+  std::future<Expected<void>> transitions(std::vector<Transition> changes);
+  /// Fire and forget.
   void transition(Transition t);
   /// Commits what is pending, then stops the thread.
   void stop();
@@ -38,6 +43,7 @@ class GroupCommitter {
   std::condition_variable cv_;
   std::deque<InsertRequest> inserts_;
   std::vector<Transition> transitions_;
+  std::vector<std::promise<Expected<void>>> waiters_;
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -143,20 +143,32 @@ class SqliteStore final : public Store {
       select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
                 "FROM raw_events WHERE state IN ('received', 'queued', 'processing', 'retrying') ORDER BY received_at",
           now;
-      Poco::Data::RecordSet rs(select);
-      for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
-        PendingEvent e;
-        e.id = rs[0].convert<std::string>();
-        e.type = rs[1].convert<std::string>();
-        e.pipeline = rs[2].convert<std::string>();
-        e.payload = rs[3].convert<std::string>();
-        e.correlation_id = rs[4].convert<std::string>();
-        e.received_at = parseRfc3339(rs[5].convert<std::string>()).value_or(std::chrono::system_clock::now());
-        e.attempts = rs[6].convert<unsigned>();
-        out.push_back(std::move(e));
-      }
+      out = pending(select);
     } catch (const Poco::Exception& e) {
       return makeError("sqlite unfinished: " + e.displayText());
+    }
+    return out;
+  }
+
+  Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) override {
+    std::lock_guard lock(write_mutex_);
+    std::vector<PendingEvent> out;
+    try {
+      const std::string cutoff = formatRfc3339(std::chrono::system_clock::now() - older_than);
+      writer_.begin();
+      Poco::Data::Statement select(writer_);
+      select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
+                "FROM raw_events WHERE state IN ('received', 'queued', 'processing', 'retrying') AND updated_at < ? "
+                "ORDER BY updated_at LIMIT ?",
+          bind(cutoff), bind(static_cast<int>(limit)), now;
+      out = pending(select);
+      const std::string stamp = nowText();
+      for (const auto& e : out)
+        writer_ << "UPDATE raw_events SET updated_at = ? WHERE event_id = ?", bind(stamp), bind(e.id), now;
+      writer_.commit();
+    } catch (const Poco::Exception& e) {
+      if (writer_.isTransaction()) writer_.rollback();
+      return makeError("sqlite stale: " + e.displayText());
     }
     return out;
   }
@@ -252,6 +264,23 @@ class SqliteStore final : public Store {
     return s;
   }
 
+  static std::vector<PendingEvent> pending(Poco::Data::Statement& select) {
+    std::vector<PendingEvent> out;
+    Poco::Data::RecordSet rs(select);
+    for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+      PendingEvent e;
+      e.id = rs[0].convert<std::string>();
+      e.type = rs[1].convert<std::string>();
+      e.pipeline = rs[2].convert<std::string>();
+      e.payload = rs[3].convert<std::string>();
+      e.correlation_id = rs[4].convert<std::string>();
+      e.received_at = parseRfc3339(rs[5].convert<std::string>()).value_or(std::chrono::system_clock::now());
+      e.attempts = rs[6].convert<unsigned>();
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
   void apply(const Transition& t, const std::string& stamp) {
     const std::string state = toString(t.kind);
     const std::string last_error = t.error_message.empty() ? "" : t.error_type + ": " + t.error_message;
@@ -289,8 +318,9 @@ const char* toString(Transition::Kind kind) {
 }
 
 Expected<std::unique_ptr<Store>> openStore(const std::string& url) {
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return openPostgresStore(url);
   if (url.rfind("sqlite://", 0) != 0)
-    return makeError("store url '" + url + "': only sqlite:// is supported by this build");
+    return makeError("store url must start with sqlite:// or postgresql://");
   const std::string path = url.substr(9);
   if (path.empty()) return makeError("store url '" + url + "' names no database file");
   std::error_code ec;

@@ -2,6 +2,7 @@
 // The store is the source of truth (DESIGN §1, §6): raw_events is the audit
 // log and the outbox, failed_events the DLQ. Backends sit behind Store.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <span>
@@ -70,6 +71,9 @@ class Store {
                                                      std::span<const Transition> transitions) = 0;
   /// Every recorded event that is not yet done, dead or discarded.
   virtual Expected<std::vector<PendingEvent>> unfinished() = 0;
+  /// Unfinished events untouched for `older_than`, oldest first, at most
+  /// `limit`; each is claimed (updated_at = now) so concurrent relays skip it.
+  virtual Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) = 0;
   /// The event's journey as a JSON object; null when unknown.
   virtual Expected<nlohmann::json> journey(const std::string& id) = 0;
   /// Per pipeline, from the tables (system-wide).
@@ -77,8 +81,10 @@ class Store {
   virtual Expected<void> ping() = 0;
 };
 
-/// Opens sqlite:///path (the embedded default). The database folder is created.
+/// Opens sqlite:///path (the embedded default; its folder is created) or
+/// postgresql://user:password@host:port/db.
 Expected<std::unique_ptr<Store>> openStore(const std::string& url);
+Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url);
 
 const char* toString(Transition::Kind kind);
 

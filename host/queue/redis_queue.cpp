@@ -1,0 +1,356 @@
+// Redis Streams queue on Poco::Redis. Per pipeline: stream <prefix><pipeline>
+// and consumer group "eventflow". Each worker thread reads as its own consumer
+// (host:pid:n) on its own connection, since XREADGROUP BLOCK holds it.
+
+#include <Poco/Net/NetException.h>
+#include <Poco/Redis/Array.h>
+#include <Poco/Redis/Client.h>
+#include <Poco/Redis/Exception.h>
+#include <Poco/URI.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+#include <unordered_map>
+
+#include "base/ids.hpp"
+#include "base/log.hpp"
+#include "queue/queue.hpp"
+
+namespace eventflow::queue {
+namespace {
+
+using Poco::Redis::Array;
+using Poco::Redis::BulkString;
+using Poco::Redis::RedisType;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kGroup = "eventflow";
+
+Array command(std::initializer_list<std::string> parts) {
+  Array a;
+  for (const auto& p : parts) a << p;
+  return a;
+}
+
+std::string bulk(const RedisType::Ptr& value) {
+  if (!value) return {};
+  if (auto* b = dynamic_cast<const Poco::Redis::Type<BulkString>*>(value.get()))
+    return b->value().isNull() ? std::string() : b->value().value();
+  if (auto* s = dynamic_cast<const Poco::Redis::Type<std::string>*>(value.get())) return s->value();
+  if (auto* i = dynamic_cast<const Poco::Redis::Type<Poco::Int64>*>(value.get())) return std::to_string(i->value());
+  return {};
+}
+
+RedisType::Ptr at(const Array& a, std::size_t i) {
+  auto it = a.begin();
+  std::advance(it, static_cast<std::ptrdiff_t>(i));
+  return *it;
+}
+
+Poco::Int64 integer(const RedisType::Ptr& value) {
+  if (auto* i = dynamic_cast<const Poco::Redis::Type<Poco::Int64>*>(value.get())) return i->value();
+  return std::atoll(bulk(value).c_str());
+}
+
+const Array* array(const RedisType::Ptr& value) {
+  auto* a = dynamic_cast<const Poco::Redis::Type<Array>*>(value.get());
+  return a && !a->value().isNull() ? &a->value() : nullptr;
+}
+
+// [id, [field, value, ...]] → Message; false when the entry was deleted.
+bool decode(const RedisType::Ptr& entry, const std::string& pipeline, Message& m) {
+  const Array* e = array(entry);
+  if (!e || e->size() < 2) return false;
+  m.token = bulk(at(*e, 0));
+  const Array* fields = array(at(*e, 1));
+  if (!fields) return false;
+  for (std::size_t i = 0; i + 1 < fields->size(); i += 2) {
+    const std::string key = bulk(at(*fields, i));
+    std::string value = bulk(at(*fields, i + 1));
+    if (key == "id") m.id = std::move(value);
+    else if (key == "type") m.type = std::move(value);
+    else if (key == "cid") m.correlation_id = std::move(value);
+    else if (key == "at") m.received_at = SystemTime(std::chrono::milliseconds(std::atoll(value.c_str())));
+    else if (key == "attempts") m.attempts = static_cast<unsigned>(std::atoi(value.c_str()));
+    else if (key == "payload") m.payload = std::move(value);
+  }
+  m.pipeline = pipeline;
+  return !m.id.empty();
+}
+
+class Connection {
+ public:
+  Connection(std::string host, int port) : host_(std::move(host)), port_(port) {}
+
+  Poco::Redis::Client& client(std::chrono::milliseconds read_timeout) {
+    if (!client_) {
+      client_ = std::make_unique<Poco::Redis::Client>();
+      client_->connect(host_, port_, Poco::Timespan(2, 0));
+    }
+    client_->setReceiveTimeout(Poco::Timespan((read_timeout + std::chrono::seconds(5)).count() * 1000));
+    return *client_;
+  }
+  void reset() {
+    client_.reset();
+    prepared = false;
+  }
+
+  bool prepared = false;  // the consumer group exists as far as this connection knows
+
+ private:
+  std::string host_;
+  int port_;
+  std::unique_ptr<Poco::Redis::Client> client_;
+};
+
+class RedisQueue final : public Queue {
+ public:
+  RedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines)
+      : options_(options), consumer_prefix_(hostName() + ":" + std::to_string(::getpid()) + ":") {
+    Poco::URI uri(options.url);
+    host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
+    port_ = uri.getPort() ? uri.getPort() : 6379;
+    for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
+  }
+
+  std::string kind() const override { return "redis"; }
+
+  Expected<void> publish(const std::string& pipeline, std::vector<Message> messages) override {
+    if (messages.empty()) return {};
+    std::vector<Array> commands;
+    commands.reserve(messages.size());
+    for (const auto& m : messages) {
+      Array a;
+      a << "XADD" << stream(pipeline) << "*" << "id" << m.id << "type" << m.type << "cid" << m.correlation_id << "at"
+        << std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(m.received_at.time_since_epoch()).count())
+        << "attempts" << std::to_string(m.attempts) << "payload" << m.payload;
+      commands.push_back(std::move(a));
+    }
+    return withShared([&](Poco::Redis::Client& c) -> Expected<void> {
+      const Array replies = c.sendCommands(commands);
+      for (const auto& r : replies)
+        if (r->isError()) return makeError("XADD: " + r->toString());
+      return {};
+    });
+  }
+
+  std::vector<Message> take(const std::string& pipeline, unsigned worker, std::size_t max,
+                            std::chrono::milliseconds wait) override {
+    std::vector<Message> out;
+    Lane* lane = laneOf(pipeline);
+    if (!lane) return out;
+    {
+      std::lock_guard lock(lane->mutex);
+      while (!lane->ready.empty() && out.size() < max) {
+        out.push_back(std::move(lane->ready.front()));
+        lane->ready.pop_front();
+      }
+    }
+    if (!out.empty() || closed_) return out;
+    Connection& conn = reader(pipeline, worker);
+    const std::string consumer = consumer_prefix_ + std::to_string(worker);
+    try {
+      ensureGroup(conn, pipeline, wait);
+      if (claimDue(*lane)) claim(conn, pipeline, consumer, max, out);
+      if (!out.empty()) return out;
+      Array cmd;
+      cmd << "XREADGROUP" << "GROUP" << kGroup << consumer << "COUNT" << std::to_string(max) << "BLOCK"
+          << std::to_string(wait.count()) << "STREAMS" << stream(pipeline) << ">";
+      auto reply = conn.client(wait).execute<Array>(cmd);
+      if (reply.isNull()) return out;
+      for (const auto& s : reply) {
+        const Array* pair = array(s);
+        if (!pair || pair->size() < 2) continue;
+        const Array* entries = array(at(*pair, 1));
+        if (!entries) continue;
+        for (const auto& e : *entries) {
+          Message m;
+          if (decode(e, pipeline, m)) out.push_back(std::move(m));
+        }
+      }
+    } catch (const Poco::Exception& e) {
+      // NOGROUP after Redis lost its data, or Redis is down: start over.
+      conn.reset();
+      noteFailure("redis read failed", e.displayText());
+      std::this_thread::sleep_for(std::min(wait, std::chrono::milliseconds(500)));
+    }
+    return out;
+  }
+
+  void ack(const std::string& pipeline, const std::vector<std::string>& tokens) override {
+    if (tokens.empty()) return;
+    // Acknowledged entries are deleted: the stream then holds only what is
+    // unacknowledged, so nothing unacknowledged is ever trimmed.
+    Array xack, xdel;
+    xack << "XACK" << stream(pipeline) << kGroup;
+    xdel << "XDEL" << stream(pipeline);
+    for (const auto& t : tokens) {
+      if (t.empty()) continue;
+      xack << t;
+      xdel << t;
+    }
+    (void)withShared([&](Poco::Redis::Client& c) -> Expected<void> {
+      c.sendCommands({xack, xdel});
+      return {};
+    });
+  }
+
+  void redeliver(const std::string& pipeline, Message message) override {
+    Lane* lane = laneOf(pipeline);
+    if (!lane) return;
+    std::lock_guard lock(lane->mutex);
+    lane->ready.push_back(std::move(message));
+  }
+
+  std::size_t depth(const std::string& pipeline) override {
+    Lane* lane = laneOf(pipeline);
+    if (!lane) return 0;
+    // Ingest asks on every request; a slightly old answer is good enough.
+    {
+      std::lock_guard lock(lane->mutex);
+      if (Clock::now() - lane->depth_at < std::chrono::milliseconds(100)) return lane->depth;
+    }
+    Poco::Int64 n = 0;
+    (void)withShared([&](Poco::Redis::Client& c) -> Expected<void> {
+      n = c.execute<Poco::Int64>(command({"XLEN", stream(pipeline)}));
+      return {};
+    });
+    std::lock_guard lock(lane->mutex);
+    lane->depth = static_cast<std::size_t>(n) + lane->ready.size();
+    lane->depth_at = Clock::now();
+    return lane->depth;
+  }
+
+  Expected<void> ping() override {
+    return withShared([&](Poco::Redis::Client& c) -> Expected<void> {
+      c.execute<std::string>(command({"PING"}));
+      return {};
+    });
+  }
+
+  void close() override { closed_ = true; }
+
+ private:
+  struct Lane {
+    std::mutex mutex;
+    std::deque<Message> ready;  // retries whose backoff has passed
+    std::size_t depth = 0;
+    Clock::time_point depth_at{};
+    std::atomic<std::int64_t> last_claim{0};
+  };
+
+  std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
+
+  Lane* laneOf(const std::string& pipeline) {
+    auto it = lanes_.find(pipeline);
+    return it == lanes_.end() ? nullptr : it->second.get();
+  }
+
+  Connection& reader(const std::string& pipeline, unsigned worker) {
+    std::lock_guard lock(readers_mutex_);
+    auto& c = readers_[pipeline + "/" + std::to_string(worker)];
+    if (!c) c = std::make_unique<Connection>(host_, port_);
+    return *c;
+  }
+
+  void ensureGroup(Connection& conn, const std::string& pipeline, std::chrono::milliseconds wait) {
+    if (conn.prepared) return;
+    try {
+      conn.client(wait).execute<std::string>(command({"XGROUP", "CREATE", stream(pipeline), kGroup, "0", "MKSTREAM"}));
+    } catch (const Poco::Redis::RedisException& e) {
+      if (e.message().find("BUSYGROUP") == std::string::npos) throw;
+    }
+    conn.prepared = true;
+  }
+
+  // One worker per pipeline looks for dead consumers' entries at a time, a few
+  // times per claim_idle.
+  bool claimDue(Lane& lane) {
+    const auto now = Clock::now().time_since_epoch().count();
+    const auto every = std::chrono::duration_cast<Clock::duration>(options_.claim_idle / 4).count();
+    auto last = lane.last_claim.load();
+    return now - last >= every && lane.last_claim.compare_exchange_strong(last, now);
+  }
+
+  void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max,
+             std::vector<Message>& out) {
+    const std::string idle = std::to_string(options_.claim_idle.count());
+    auto pending = conn.client(std::chrono::seconds(1))
+                       .execute<Array>(command({"XPENDING", stream(pipeline), kGroup, "IDLE", idle, "-", "+",
+                                                std::to_string(max)}));
+    if (pending.isNull() || pending.size() == 0) return;
+    std::unordered_map<std::string, unsigned> deliveries;
+    Array xclaim;
+    xclaim << "XCLAIM" << stream(pipeline) << kGroup << consumer << idle;
+    for (const auto& p : pending) {
+      const Array* row = array(p);
+      if (!row || row->size() < 4) continue;
+      const std::string id = bulk(at(*row, 0));
+      deliveries[id] = static_cast<unsigned>(integer(at(*row, 3)));
+      xclaim << id;
+    }
+    if (deliveries.empty()) return;
+    auto claimed = conn.client(std::chrono::seconds(1)).execute<Array>(xclaim);
+    for (const auto& e : claimed) {
+      Message m;
+      if (!decode(e, pipeline, m)) continue;
+      m.deliveries = deliveries[m.token] + 1;
+      out.push_back(std::move(m));
+    }
+    if (!out.empty())
+      log::info("claimed entries from stopped consumers", {{"pipeline", pipeline}, {"count", std::to_string(out.size())}});
+  }
+
+  Expected<void> withShared(const std::function<Expected<void>(Poco::Redis::Client&)>& call) {
+    std::unique_ptr<Connection> conn;
+    {
+      std::lock_guard lock(shared_mutex_);
+      if (!shared_.empty()) {
+        conn = std::move(shared_.back());
+        shared_.pop_back();
+      }
+    }
+    if (!conn) conn = std::make_unique<Connection>(host_, port_);
+    Expected<void> result;
+    try {
+      result = call(conn->client(std::chrono::seconds(5)));
+    } catch (const Poco::Exception& e) {
+      conn.reset();
+      noteFailure("redis command failed", e.displayText());
+      return makeError("redis: " + e.displayText());
+    }
+    std::lock_guard lock(shared_mutex_);
+    if (shared_.size() < options_.connections) shared_.push_back(std::move(conn));
+    return result;
+  }
+
+  // Redis being down is logged once a few seconds, not once per call.
+  void noteFailure(const char* what, const std::string& detail) {
+    const auto now = Clock::now().time_since_epoch().count();
+    auto last = last_failure_log_.load();
+    if (now - last < std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(5)).count()) return;
+    if (last_failure_log_.compare_exchange_strong(last, now)) log::warn(what, {{"error", detail}});
+  }
+
+  RedisOptions options_;
+  std::string consumer_prefix_;
+  std::string host_;
+  int port_ = 6379;
+  std::map<std::string, std::unique_ptr<Lane>> lanes_;
+  std::mutex readers_mutex_;
+  std::map<std::string, std::unique_ptr<Connection>> readers_;
+  std::mutex shared_mutex_;
+  std::vector<std::unique_ptr<Connection>> shared_;
+  std::atomic<bool> closed_{false};
+  std::atomic<std::int64_t> last_failure_log_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<Queue> makeRedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines) {
+  return std::make_unique<RedisQueue>(options, pipelines);
+}
+
+}  // namespace eventflow::queue

@@ -1,0 +1,76 @@
+#include "runtime/relay.hpp"
+
+#include <map>
+
+#include "base/log.hpp"
+#include "metrics/metrics.hpp"
+#include "queue/queue.hpp"
+#include "store/store.hpp"
+
+namespace eventflow::runtime {
+
+namespace {
+// While a pipeline's stream holds more than this, its old unfinished events
+// are most likely still in it (a backlog), not lost: republishing them would
+// only double the work.
+constexpr std::size_t kBacklog = 1000;
+constexpr std::size_t kBatch = 1000;
+}  // namespace
+
+Relay::Relay(store::Store& store, queue::Queue& queue, const pipeline::Router& router, metrics::Metrics& metrics,
+             std::chrono::milliseconds republish_after)
+    : store_(store), queue_(queue), router_(router), metrics_(metrics), republish_after_(republish_after) {}
+
+Relay::~Relay() { stop(); }
+
+void Relay::start() {
+  thread_ = std::thread([this] {
+    const auto period = std::max(std::chrono::milliseconds(500), republish_after_ / 4);
+    std::unique_lock lock(mutex_);
+    while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
+      lock.unlock();
+      runOnce();
+      lock.lock();
+    }
+  });
+}
+
+void Relay::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::size_t Relay::runOnce() {
+  std::size_t backlog = 0;
+  for (const auto& p : router_.pipelines()) {
+    const std::size_t depth = queue_.depth(p->name());
+    metrics_.queueDepth(p->name()).Set(static_cast<double>(depth));
+    backlog = std::max(backlog, depth);
+  }
+  if (backlog > kBacklog) return 0;
+  auto stale = store_.stale(republish_after_, kBatch);
+  if (!stale) {
+    log::warn("relay cannot read the store", {{"error", stale.error().message}});
+    return 0;
+  }
+  std::map<std::string, std::vector<queue::Message>> out;
+  for (auto& e : *stale) {
+    const auto* p = router_.route(e.type);
+    if (!p) continue;  // no pipeline takes it any more; recovery at start dead-letters it
+    out[p->name()].push_back({e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at,
+                              e.attempts, 0, {}, 1});
+  }
+  std::size_t sent = 0;
+  for (auto& [name, messages] : out) {
+    const std::size_t n = messages.size();
+    if (queue_.publish(name, std::move(messages))) sent += n;
+  }
+  if (sent > 0) log::info("relay published unfinished events again", {{"count", std::to_string(sent)}});
+  return sent;
+}
+
+}  // namespace eventflow::runtime

@@ -1,0 +1,401 @@
+// PostgreSQL store. Poco::Data::PostgreSQL owns the sessions; the statements
+// go through libpq on the session's connection, because the hot path is
+// set-based (a whole group commit is one statement with one JSON parameter)
+// and Poco's binder has no array or JSON parameter types.
+
+#include <Poco/Data/PostgreSQL/Connector.h>
+#include <Poco/Data/PostgreSQL/SessionImpl.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Exception.h>
+#include <Poco/URI.h>
+#include <libpq-fe.h>
+
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "base/log.hpp"
+#include "store/store.hpp"
+
+namespace eventflow::store {
+namespace {
+
+const char* const kMigrations[] = {
+    R"(
+CREATE TABLE raw_events (
+  event_id uuid PRIMARY KEY,
+  event_type text NOT NULL,
+  pipeline text NOT NULL,
+  payload jsonb NOT NULL,
+  payload_sha256 text NOT NULL,
+  correlation_id text,
+  received_at timestamptz NOT NULL,
+  state text NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL,
+  last_error text
+);
+CREATE INDEX raw_events_unfinished ON raw_events (updated_at)
+  WHERE state IN ('received', 'queued', 'processing', 'retrying');
+CREATE INDEX raw_events_pipeline_state ON raw_events (pipeline, state);
+CREATE TABLE IF NOT EXISTS processed_events (
+  event_id uuid PRIMARY KEY,
+  event_type text NOT NULL,
+  user_id text,
+  timestamp timestamptz,
+  properties jsonb,
+  enriched_data jsonb,
+  pipeline text NOT NULL,
+  processed_at timestamptz NOT NULL,
+  attempts integer NOT NULL
+);
+CREATE TABLE failed_events (
+  event_id uuid PRIMARY KEY,
+  pipeline text NOT NULL,
+  payload jsonb NOT NULL,
+  error_type text NOT NULL,
+  error_message text,
+  stage text,
+  plugin text,
+  attempts integer NOT NULL,
+  first_failed_at timestamptz NOT NULL,
+  failed_at timestamptz NOT NULL,
+  replay_count integer NOT NULL DEFAULT 0
+);
+CREATE INDEX failed_events_pipeline ON failed_events (pipeline, failed_at);
+CREATE INDEX failed_events_error_type ON failed_events (error_type, failed_at);
+)",
+};
+
+// An arbitrary constant: the advisory lock that serialises migrations when
+// several hosts start at once.
+constexpr const char* kMigrationLock = "727465";
+
+std::string ts(const std::string& column) {
+  return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+}
+
+std::string quote(const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+// Poco's connector takes libpq's key=value form; operators write URLs.
+Expected<std::string> conninfo(const std::string& url) {
+  std::string out;
+  // Poco splits the string itself on spaces and '=' and knows no quoting.
+  bool unusable = false;
+  auto add = [&](const std::string& key, const std::string& value) {
+    if (value.empty()) return;
+    if (value.find_first_of(" '\\=") != std::string::npos) unusable = true;
+    out += (out.empty() ? "" : " ") + key + "=" + value;
+  };
+  try {
+    Poco::URI uri(url);
+    const std::string info = uri.getUserInfo();
+    const auto colon = info.find(':');
+    std::string user, password;
+    Poco::URI::decode(info.substr(0, colon), user);
+    if (colon != std::string::npos) Poco::URI::decode(info.substr(colon + 1), password);
+    add("host", uri.getHost());
+    if (uri.getPort()) add("port", std::to_string(uri.getPort()));
+    add("user", user);
+    add("password", password);
+    add("dbname", uri.getPath().empty() ? "" : uri.getPath().substr(1));
+    for (const auto& [key, value] : uri.getQueryParameters()) add(key, value);
+  } catch (const Poco::Exception& e) {
+    return makeError("store url is not a postgresql:// URL: " + e.displayText());
+  }
+  if (unusable) return makeError("store url: values with spaces, quotes, backslashes or '=' are not supported");
+  return out;
+}
+
+class Connection {
+ public:
+  explicit Connection(const std::string& url) : session_("PostgreSQL", url) {
+    // libpq prints NOTICEs on stderr; an operator's log wants them at debug at most.
+    PQsetNoticeProcessor(raw(), [](void*, const char* message) { log::debug("postgresql notice", {{"notice", message}}); },
+                         nullptr);
+  }
+
+  PGconn* raw() {
+    auto* impl = static_cast<Poco::Data::PostgreSQL::SessionImpl*>(session_.impl());
+    return static_cast<PGconn*>(impl->handle());
+  }
+
+  /// Runs one statement (or a script, without parameters); text in, text out.
+  Expected<Result> exec(const std::string& sql, const std::vector<std::string>& params = {}) {
+    PGconn* conn = raw();
+    if (PQstatus(conn) != CONNECTION_OK) PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) return makeError(std::string("postgresql: ") + PQerrorMessage(conn));
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    Result r(params.empty() ? PQexec(conn, sql.c_str())
+                            : PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                           values.data(), nullptr, nullptr, 0),
+             &PQclear);
+    const auto status = PQresultStatus(r.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      std::string message = "postgresql: ";
+      message += r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn);
+      while (!message.empty() && message.back() == '\n') message.pop_back();
+      if (PQtransactionStatus(conn) == PQTRANS_INERROR) Result(PQexec(conn, "ROLLBACK"), &PQclear);
+      return makeError(message);
+    }
+    return r;
+  }
+
+ private:
+  Poco::Data::Session session_;
+};
+
+std::string text(const Result& r, int row, int col) {
+  return PQgetisnull(r.get(), row, col) ? std::string() : std::string(PQgetvalue(r.get(), row, col));
+}
+nlohmann::json nullable(const Result& r, int row, int col) {
+  if (PQgetisnull(r.get(), row, col)) return nullptr;
+  return std::string(PQgetvalue(r.get(), row, col));
+}
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(const std::string& url) : writer_(url), reader_(url) {}
+
+  std::string backend() const override { return "postgresql"; }
+
+  Expected<void> migrate() override {
+    std::lock_guard lock(write_mutex_);
+    auto locked = writer_.exec(std::string("SELECT pg_advisory_lock(") + kMigrationLock + ")");
+    if (!locked) return locked.error();
+    auto result = migrateLocked();
+    (void)writer_.exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLock + ")");
+    return result;
+  }
+
+  Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
+                                             std::span<const Transition> transitions) override {
+    std::lock_guard lock(write_mutex_);
+    if (auto begun = writer_.exec("BEGIN"); !begun) return begun.error();
+    std::vector<InsertStatus> statuses;
+    if (!inserts.empty()) {
+      auto inserted = insertRows(inserts);
+      if (!inserted) return rollback(inserted.error());
+      statuses = std::move(*inserted);
+    }
+    if (!transitions.empty()) {
+      if (auto applied = applyTransitions(transitions); !applied) return rollback(applied.error());
+    }
+    if (auto done = writer_.exec("COMMIT"); !done) return done.error();
+    return statuses;
+  }
+
+  Expected<std::vector<PendingEvent>> unfinished() override {
+    std::lock_guard lock(read_mutex_);
+    auto r = reader_.exec("SELECT event_id, event_type, pipeline, payload::text, COALESCE(correlation_id, ''), " +
+                          ts("received_at") + ", attempts FROM raw_events WHERE state IN ('received', 'queued', "
+                          "'processing', 'retrying') ORDER BY received_at");
+    if (!r) return r.error();
+    return pending(*r);
+  }
+
+  Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) override {
+    std::lock_guard lock(write_mutex_);
+    // Claiming (updated_at = now) keeps two relays from republishing one event at once.
+    auto r = writer_.exec(
+        "UPDATE raw_events r SET updated_at = now() FROM (SELECT event_id FROM raw_events WHERE state IN "
+        "('received', 'queued', 'processing', 'retrying') AND updated_at < now() - make_interval(secs => $1::float8 / 1000) "
+        "ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) s WHERE r.event_id = s.event_id RETURNING r.event_id, "
+        "r.event_type, r.pipeline, r.payload::text, COALESCE(r.correlation_id, ''), " + ts("r.received_at") + ", r.attempts",
+        {std::to_string(older_than.count()), std::to_string(limit)});
+    if (!r) return r.error();
+    return pending(*r);
+  }
+
+  Expected<nlohmann::json> journey(const std::string& id) override {
+    std::lock_guard lock(read_mutex_);
+    auto r = reader_.exec("SELECT event_id, event_type, pipeline, state, attempts, " + ts("received_at") + ", " +
+                              ts("updated_at") + ", last_error, correlation_id, payload::text FROM raw_events WHERE event_id = $1",
+                          {id});
+    if (!r) return r.error();
+    if (PQntuples(r->get()) == 0) return nlohmann::json(nullptr);
+    const auto& row = *r;
+    nlohmann::json j{{"event_id", text(row, 0, 0)},   {"event_type", text(row, 0, 1)},
+                     {"pipeline", text(row, 0, 2)},   {"state", text(row, 0, 3)},
+                     {"attempts", std::stoi(text(row, 0, 4))}, {"received_at", text(row, 0, 5)},
+                     {"updated_at", text(row, 0, 6)}, {"last_error", nullable(row, 0, 7)},
+                     {"correlation_id", nullable(row, 0, 8)}};
+    j["event"] = nlohmann::json::parse(text(row, 0, 9), nullptr, false);
+    auto f = reader_.exec("SELECT error_type, error_message, stage, plugin, attempts, " + ts("first_failed_at") + ", " +
+                              ts("failed_at") + ", replay_count FROM failed_events WHERE event_id = $1",
+                          {id});
+    if (!f) return f.error();
+    if (PQntuples(f->get()) > 0)
+      j["dead_letter"] = {{"error_type", nullable(*f, 0, 0)}, {"error_message", nullable(*f, 0, 1)},
+                          {"stage", nullable(*f, 0, 2)},      {"plugin", nullable(*f, 0, 3)},
+                          {"attempts", std::stoi(text(*f, 0, 4))}, {"first_failed_at", text(*f, 0, 5)},
+                          {"failed_at", text(*f, 0, 6)},      {"replay_count", std::stoi(text(*f, 0, 7))}};
+    auto p = reader_.exec("SELECT " + ts("processed_at") + ", enriched_data::text FROM processed_events WHERE event_id = $1", {id});
+    if (p && PQntuples(p->get()) > 0)
+      j["processed"] = {{"processed_at", text(*p, 0, 0)},
+                        {"enriched_data", nlohmann::json::parse(PQgetisnull(p->get(), 0, 1) ? "null" : text(*p, 0, 1), nullptr, false)}};
+    return j;
+  }
+
+  Expected<std::map<std::string, StateCounts>> counts() override {
+    std::lock_guard lock(read_mutex_);
+    auto r = reader_.exec("SELECT pipeline, state, COUNT(*) FROM raw_events GROUP BY pipeline, state");
+    if (!r) return r.error();
+    std::map<std::string, StateCounts> out;
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      auto& c = out[text(*r, i, 0)];
+      const auto state = text(*r, i, 1);
+      const auto n = std::stoull(text(*r, i, 2));
+      c.received += n;
+      if (state == "done") c.processed += n;
+      else if (state == "dead") c.dead += n;
+      else if (state == "discarded") c.discarded += n;
+      else c.in_flight += n;
+    }
+    return out;
+  }
+
+  Expected<void> ping() override {
+    std::lock_guard lock(read_mutex_);
+    auto r = reader_.exec("SELECT 1");
+    if (!r) return r.error();
+    return {};
+  }
+
+ private:
+  Expected<void> migrateLocked() {
+    auto created = writer_.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)");
+    if (!created) return created.error();
+    auto current = writer_.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!current) return current.error();
+    const int have = std::stoi(text(*current, 0, 0));
+    const int latest = static_cast<int>(std::size(kMigrations));
+    if (have > latest)
+      return makeError("database schema version " + std::to_string(have) + " is newer than this EventFlow knows (" +
+                       std::to_string(latest) + ")");
+    for (int v = have + 1; v <= latest; ++v) {
+      const std::string script = std::string("BEGIN;") + kMigrations[v - 1] +
+                                 "INSERT INTO schema_migrations (version, applied_at) VALUES (" + std::to_string(v) +
+                                 ", now()); COMMIT;";
+      if (auto applied = writer_.exec(script); !applied) return makeError("migration " + std::to_string(v) + ": " + applied.error().message);
+    }
+    return {};
+  }
+
+  Error rollback(Error e) {
+    (void)writer_.exec("ROLLBACK");
+    return e;
+  }
+
+  Expected<std::vector<InsertStatus>> insertRows(std::span<const RawEvent> inserts) {
+    // The payload is already JSON text, so the parameter is assembled, not re-serialised.
+    std::string rows = "[";
+    for (const auto& e : inserts) {
+      if (rows.size() > 1) rows += ',';
+      rows += "{\"event_id\":" + quote(e.id) + ",\"event_type\":" + quote(e.type) + ",\"pipeline\":" + quote(e.pipeline) +
+              ",\"payload\":" + e.payload + ",\"payload_sha256\":" + quote(e.sha256) +
+              ",\"correlation_id\":" + quote(e.correlation_id) + ",\"received_at\":" + quote(formatRfc3339(e.received_at)) + "}";
+    }
+    rows += "]";
+    auto r = writer_.exec(
+        "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, received_at, "
+        "state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload, payload_sha256, NULLIF(correlation_id, ''), "
+        "received_at, 'queued', 0, now() FROM json_to_recordset($1::json) AS x(event_id uuid, event_type text, pipeline text, "
+        "payload jsonb, payload_sha256 text, correlation_id text, received_at timestamptz) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        {rows});
+    if (!r) return r.error();
+    std::set<std::string> fresh;
+    for (int i = 0; i < PQntuples(r->get()); ++i) fresh.insert(text(*r, i, 0));
+    std::vector<InsertStatus> statuses(inserts.size(), InsertStatus::inserted);
+    std::vector<std::size_t> others;
+    std::set<std::string> claimed;  // an id twice in one batch: only its first row was inserted
+    for (std::size_t i = 0; i < inserts.size(); ++i) {
+      const auto& id = inserts[i].id;
+      if (fresh.count(id) && claimed.insert(id).second) continue;
+      others.push_back(i);
+    }
+    if (others.empty()) return statuses;
+    std::string ids = "{";
+    for (std::size_t i : others) ids += (ids.size() > 1 ? "," : "") + inserts[i].id;
+    ids += "}";
+    auto existing = writer_.exec("SELECT event_id, payload_sha256 FROM raw_events WHERE event_id = ANY($1::uuid[])", {ids});
+    if (!existing) return existing.error();
+    std::map<std::string, std::string> sha;
+    for (int i = 0; i < PQntuples(existing->get()); ++i) sha[text(*existing, i, 0)] = text(*existing, i, 1);
+    for (std::size_t i : others)
+      statuses[i] = sha[inserts[i].id] == inserts[i].sha256 ? InsertStatus::duplicate : InsertStatus::conflict;
+    return statuses;
+  }
+
+  Expected<void> applyTransitions(std::span<const Transition> transitions) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& t : transitions)
+      rows.push_back({{"event_id", t.id},
+                      {"state", toString(t.kind)},
+                      {"attempts", t.attempts},
+                      {"last_error", t.error_message.empty() ? std::string() : t.error_type + ": " + t.error_message},
+                      {"error_type", t.error_type},
+                      {"error_message", t.error_message},
+                      {"stage", t.stage},
+                      {"plugin", t.plugin}});
+    // A terminal event never changes state again (G2, G3); only rows that
+    // really turned dead reach the DLQ.
+    auto r = writer_.exec(
+        "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, state text, attempts integer, "
+        "last_error text, error_type text, error_message text, stage text, plugin text)), "
+        "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
+        "last_error = NULLIF(x.last_error, '') FROM x WHERE r.event_id = x.event_id AND r.state NOT IN "
+        "('done', 'dead', 'discarded') RETURNING r.event_id, r.pipeline, r.payload, x.state, x.error_type, "
+        "x.error_message, x.stage, x.plugin, x.attempts) "
+        "INSERT INTO failed_events (event_id, pipeline, payload, error_type, error_message, stage, plugin, attempts, "
+        "first_failed_at, failed_at, replay_count) SELECT event_id, pipeline, payload, error_type, error_message, "
+        "NULLIF(stage, ''), NULLIF(plugin, ''), attempts, now(), now(), 0 FROM upd WHERE state = 'dead' "
+        "ON CONFLICT (event_id) DO UPDATE SET error_type = EXCLUDED.error_type, error_message = EXCLUDED.error_message, "
+        "stage = EXCLUDED.stage, plugin = EXCLUDED.plugin, attempts = EXCLUDED.attempts, failed_at = now()",
+        {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    if (!r) return r.error();
+    return {};
+  }
+
+  static std::vector<PendingEvent> pending(const Result& r) {
+    std::vector<PendingEvent> out;
+    const int n = PQntuples(r.get());
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      PendingEvent e;
+      e.id = text(r, i, 0);
+      e.type = text(r, i, 1);
+      e.pipeline = text(r, i, 2);
+      e.payload = text(r, i, 3);
+      e.correlation_id = text(r, i, 4);
+      e.received_at = parseRfc3339(text(r, i, 5)).value_or(std::chrono::system_clock::now());
+      e.attempts = static_cast<unsigned>(std::stoul(text(r, i, 6)));
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::mutex write_mutex_;
+  std::mutex read_mutex_;
+  Connection writer_;
+  Connection reader_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url) {
+  Poco::Data::PostgreSQL::Connector::registerConnector();
+  auto info = conninfo(url);
+  if (!info) return info.error();
+  try {
+    return std::unique_ptr<Store>(std::make_unique<PostgresStore>(*info));
+  } catch (const Poco::Exception& e) {
+    return makeError("cannot connect to PostgreSQL: " + e.displayText());
+  }
+}
+
+}  // namespace eventflow::store

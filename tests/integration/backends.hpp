@@ -1,0 +1,55 @@
+#pragma once
+// Real PostgreSQL and Redis for tests: scripts/test starts them and exports
+// their URLs. Each test gets its own database or stream prefix.
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+namespace eventflow::testing {
+
+inline std::string requiredEnv(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    ADD_FAILURE() << name << " is not set: run the tests through scripts/test, which starts PostgreSQL and Redis";
+    return {};
+  }
+  return v;
+}
+
+inline std::string redisUrl() { return requiredEnv("EVENTFLOW_TEST_REDIS_URL"); }
+
+/// A fresh, empty database on the test PostgreSQL; returns its URL.
+inline std::string freshDatabase(const std::string& tag) {
+  static std::atomic<int> n{0};
+  const std::string base = requiredEnv("EVENTFLOW_TEST_POSTGRES_URL");
+  if (base.empty()) return {};
+  const std::string name = "ef_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+  PGconn* conn = PQconnectdb(base.c_str());
+  EXPECT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  PGresult* r = PQexec(conn, ("CREATE DATABASE " + name).c_str());
+  EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(conn);
+  PQclear(r);
+  PQfinish(conn);
+  return base.substr(0, base.rfind('/') + 1) + name;
+}
+
+/// One integer from a query on `url`.
+inline long long pgCount(const std::string& url, const std::string& sql) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  long long n = -1;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) n = std::atoll(PQgetvalue(r, 0, 0));
+    else ADD_FAILURE() << sql << ": " << PQerrorMessage(conn);
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return n;
+}
+
+}  // namespace eventflow::testing

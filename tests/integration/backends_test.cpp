@@ -1,0 +1,263 @@
+// The store and queue contracts against the real engines: SQLite and
+// PostgreSQL for the store, Redis Streams for the queue.
+
+#include <gtest/gtest.h>
+
+#include <Poco/UUIDGenerator.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "backends.hpp"
+#include "queue/queue.hpp"
+#include "store/group_commit.hpp"
+#include "store/store.hpp"
+
+using namespace eventflow;
+using namespace eventflow::testing;
+
+namespace {
+
+std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+store::RawEvent raw(const std::string& id, const std::string& body = R"({"event_type":"purchase","n":1})") {
+  return {id, "purchase", "purchases", body, "sha-" + body, "corr-1", std::chrono::system_clock::now()};
+}
+
+class StoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      dir_ = std::filesystem::temp_directory_path() / ("ef-store-" + std::to_string(::getpid()));
+      std::filesystem::remove_all(dir_);
+      url_ = "sqlite://" + (dir_ / "ef.db").string();
+    } else {
+      url_ = freshDatabase("store");
+      ASSERT_FALSE(url_.empty());
+    }
+    auto opened = store::openStore(url_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    auto migrated = store_->migrate();
+    ASSERT_TRUE(migrated) << migrated.error().message;
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  std::string url_;
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Store> store_;
+};
+
+}  // namespace
+
+TEST_P(StoreContract, MigrationsAreIdempotentAndConcurrentStartsAreSafe) {
+  // A second host starting against the same database applies nothing twice.
+  std::vector<std::thread> hosts;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 3; ++i)
+    hosts.emplace_back([&] {
+      auto s = store::openStore(url_);
+      if (!s || !(*s)->migrate()) ++failures;
+    });
+  for (auto& h : hosts) h.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_TRUE(store_->migrate());
+}
+
+TEST_P(StoreContract, InsertReportsInsertedDuplicateAndConflict) {
+  const auto a = uuid(), b = uuid();
+  std::vector<store::RawEvent> first{raw(a), raw(b)};
+  auto r1 = store_->commit(first, {});
+  ASSERT_TRUE(r1) << r1.error().message;
+  EXPECT_EQ((*r1)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r1)[1], store::InsertStatus::inserted);
+  // Same body again, another body, and one id twice within one batch.
+  const auto c = uuid();
+  std::vector<store::RawEvent> second{raw(a), raw(b, R"({"event_type":"purchase","n":2})"), raw(c), raw(c)};
+  auto r2 = store_->commit(second, {});
+  ASSERT_TRUE(r2) << r2.error().message;
+  EXPECT_EQ((*r2)[0], store::InsertStatus::duplicate);
+  EXPECT_EQ((*r2)[1], store::InsertStatus::conflict);
+  EXPECT_EQ((*r2)[2], store::InsertStatus::inserted);
+  EXPECT_EQ((*r2)[3], store::InsertStatus::duplicate);
+  auto counts = store_->counts();
+  ASSERT_TRUE(counts);
+  EXPECT_EQ((*counts)["purchases"].received, 3u);
+  EXPECT_EQ((*counts)["purchases"].in_flight, 3u);
+}
+
+TEST_P(StoreContract, TransitionsReachTerminalStatesOnceAndDeadLettersCarryTheReason) {
+  const auto done = uuid(), dead = uuid(), waiting = uuid();
+  std::vector<store::RawEvent> rows{raw(done), raw(dead), raw(waiting)};
+  ASSERT_TRUE(store_->commit(rows, {}));
+  std::vector<store::Transition> t{
+      {store::Transition::Kind::done, done, 1, {}, {}, {}, {}},
+      {store::Transition::Kind::dead, dead, 3, "validation", "amount must be > 0", "validator json-schema", "json-schema"},
+      {store::Transition::Kind::retrying, waiting, 1, "transient", "sink down", "sink postgres", "postgres"}};
+  ASSERT_TRUE(store_->commit({}, t));
+  // A terminal event never moves again, not even to dead.
+  std::vector<store::Transition> late{{store::Transition::Kind::dead, done, 2, "poison", "late", {}, {}},
+                                      {store::Transition::Kind::retrying, dead, 4, "x", "y", {}, {}}};
+  ASSERT_TRUE(store_->commit({}, late));
+
+  auto j = store_->journey(dead);
+  ASSERT_TRUE(j) << j.error().message;
+  EXPECT_EQ((*j)["state"], "dead");
+  EXPECT_EQ((*j)["dead_letter"]["error_type"], "validation");
+  EXPECT_EQ((*j)["dead_letter"]["plugin"], "json-schema");
+  EXPECT_EQ((*j)["dead_letter"]["attempts"], 3);
+  EXPECT_EQ((*j)["event"]["n"], 1);
+  EXPECT_EQ((*store_->journey(done))["state"], "done");
+  EXPECT_FALSE(store_->journey(done)->contains("dead_letter"));
+  auto w = store_->journey(waiting);
+  EXPECT_EQ((*w)["state"], "retrying");
+  EXPECT_EQ((*w)["last_error"], "transient: sink down");
+  EXPECT_TRUE(store_->journey(uuid())->is_null());
+
+  auto counts = store_->counts();
+  EXPECT_EQ((*counts)["purchases"].processed, 1u);
+  EXPECT_EQ((*counts)["purchases"].dead, 1u);
+  EXPECT_EQ((*counts)["purchases"].in_flight, 1u);
+  auto unfinished = store_->unfinished();
+  ASSERT_TRUE(unfinished);
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().id, waiting);
+  EXPECT_EQ(unfinished->front().attempts, 1u);
+}
+
+TEST_P(StoreContract, StaleClaimsOldUnfinishedEventsOnce) {
+  const auto id = uuid();
+  std::vector<store::RawEvent> rows{raw(id)};
+  ASSERT_TRUE(store_->commit(rows, {}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto first = store_->stale(std::chrono::milliseconds(1000), 10);
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ(first->front().id, id);
+  EXPECT_EQ(first->front().payload.find("\"n\""), first->front().payload.find("\"n\""));
+  auto second = store_->stale(std::chrono::milliseconds(1000), 10);
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(second->empty()) << "a claimed event is not handed out again at once";
+}
+
+TEST_P(StoreContract, GroupCommitterCollapsesTransitionsAndAnswersEveryWaiter) {
+  store::GroupCommitter committer(*store_);
+  const auto id = uuid();
+  auto inserted = committer.insert({raw(id)}).get();
+  ASSERT_TRUE(inserted);
+  auto a = committer.transitions({{store::Transition::Kind::retrying, id, 1, "t", "m", {}, {}}});
+  auto b = committer.transitions({{store::Transition::Kind::done, id, 2, {}, {}, {}, {}}});
+  EXPECT_TRUE(a.get());
+  EXPECT_TRUE(b.get());
+  committer.stop();
+  EXPECT_EQ((*store_->journey(id))["state"], "done");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST(StoreCollapse, FirstTerminalWinsElseLatest) {
+  std::vector<store::Transition> t{{store::Transition::Kind::retrying, "a", 1, {}, {}, {}, {}},
+                                   {store::Transition::Kind::done, "a", 2, {}, {}, {}, {}},
+                                   {store::Transition::Kind::retrying, "a", 3, {}, {}, {}, {}},
+                                   {store::Transition::Kind::retrying, "b", 1, {}, {}, {}, {}},
+                                   {store::Transition::Kind::retrying, "b", 2, {}, {}, {}, {}}};
+  store::collapse(t);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].kind, store::Transition::Kind::done);
+  EXPECT_EQ(t[0].attempts, 2u);
+  EXPECT_EQ(t[1].attempts, 2u);
+}
+
+namespace {
+
+queue::RedisOptions redisOptions(std::chrono::milliseconds claim_idle = std::chrono::milliseconds(30000)) {
+  queue::RedisOptions o;
+  o.url = redisUrl();
+  o.prefix = "eftest:" + std::to_string(::getpid()) + ":" + uuid() + ":";
+  o.claim_idle = claim_idle;
+  return o;
+}
+
+queue::Message message(const std::string& id) {
+  return {id, "purchase", "purchases", R"({"event_type":"purchase"})", "corr", std::chrono::system_clock::now(), 2, 0, {}, 1};
+}
+
+}  // namespace
+
+TEST(RedisQueue, PublishTakeAckRoundTrip) {
+  auto q = queue::makeRedisQueue(redisOptions(), {"purchases"});
+  ASSERT_TRUE(q->ping());
+  std::vector<queue::Message> out;
+  for (int i = 0; i < 5; ++i) out.push_back(message(uuid()));
+  const std::string first_id = out.front().id;
+  ASSERT_TRUE(q->publish("purchases", out));
+  EXPECT_EQ(q->depth("purchases"), 5u);
+  auto got = q->take("purchases", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[0].id, first_id);
+  EXPECT_EQ(got[0].attempts, 2u);
+  EXPECT_EQ(got[0].correlation_id, "corr");
+  EXPECT_EQ(got[0].payload, R"({"event_type":"purchase"})");
+  EXPECT_FALSE(got[0].token.empty());
+  EXPECT_EQ(got[0].deliveries, 1u);
+  // Nothing new for another consumer, and nothing lost before the ack.
+  EXPECT_TRUE(q->take("purchases", 1, 10, std::chrono::milliseconds(100)).empty());
+  std::vector<std::string> tokens;
+  for (const auto& m : got) tokens.push_back(m.token);
+  q->ack("purchases", tokens);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // depth is cached for 100 ms
+  EXPECT_EQ(q->depth("purchases"), 0u) << "acknowledged entries are deleted, unacknowledged ones never";
+}
+
+TEST(RedisQueue, EntriesOfAStoppedConsumerAreClaimedWithTheirDeliveryCount) {
+  const auto options = redisOptions(std::chrono::milliseconds(200));
+  auto crashed = queue::makeRedisQueue(options, {"purchases"});
+  ASSERT_TRUE(crashed->publish("purchases", {message(uuid())}));
+  auto taken = crashed->take("purchases", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(taken.size(), 1u);
+  crashed.reset();  // never acks: as if the process died
+
+  auto survivor = queue::makeRedisQueue(options, {"purchases"});
+  std::vector<queue::Message> claimed;
+  for (int i = 0; i < 30 && claimed.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    claimed = survivor->take("purchases", 0, 10, std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, taken[0].id);
+  EXPECT_EQ(claimed[0].deliveries, 2u);
+}
+
+TEST(RedisQueue, RedeliveredRetryKeepsItsToken) {
+  auto q = queue::makeRedisQueue(redisOptions(), {"purchases"});
+  ASSERT_TRUE(q->publish("purchases", {message(uuid())}));
+  auto got = q->take("purchases", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(got.size(), 1u);
+  got[0].attempts = 3;
+  q->redeliver("purchases", got[0]);
+  auto again = q->take("purchases", 0, 10, std::chrono::milliseconds(100));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].token, got[0].token);
+  EXPECT_EQ(again[0].attempts, 3u);
+}
+
+TEST(RedisQueue, ARedisRestartedEmptyIsUsableAgain) {
+  const auto options = redisOptions();
+  auto q = queue::makeRedisQueue(options, {"purchases"});
+  ASSERT_TRUE(q->publish("purchases", {message(uuid())}));
+  ASSERT_EQ(q->take("purchases", 0, 10, std::chrono::milliseconds(500)).size(), 1u);
+  // Losing the stream and its group is what an empty restart looks like.
+  ASSERT_EQ(std::system(("redis-cli -u " + redisUrl() + " DEL '" + options.prefix + "purchases' > /dev/null").c_str()), 0);
+  const std::string id = uuid();
+  std::vector<queue::Message> got;
+  for (int i = 0; i < 10 && got.empty(); ++i) {
+    (void)q->publish("purchases", {message(id)});
+    got = q->take("purchases", 0, 10, std::chrono::milliseconds(200));
+  }
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back().id, id);
+}
