@@ -16,6 +16,8 @@ Error refuse(const std::string& file, const std::string& step, const std::string
   return makeError(file + ": " + step + ": " + why);
 }
 
+std::string aKind(Kind kind) { return (kind == Kind::enricher ? "an " : "a ") + std::string(kindName(kind)); }
+
 std::string version(unsigned major, unsigned minor) { return std::to_string(major) + "." + std::to_string(minor); }
 
 bool writableByOthers(const std::string& path) {
@@ -134,8 +136,8 @@ Expected<PluginPtr> Registry::resolve(const std::string& name, Kind kind, const 
     return makeError(message);
   }
   if (plugin->kind != kind)
-    return makeError(plugin->file + ": plugin '" + name + "' is a " + kindName(plugin->kind) + ", but the stage uses it as a " +
-                     kindName(kind));
+    return makeError(plugin->file + ": plugin '" + name + "' is " + aKind(plugin->kind) + ", but the stage uses it as " +
+                     aKind(kind));
   return plugin;
 }
 
