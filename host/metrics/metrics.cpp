@@ -35,21 +35,31 @@ Metrics::Metrics(const std::string& version)
   prometheus::BuildGauge().Name("eventflow_build_info").Help("Build version").Register(*registry_).Add({{"version", version}}).Set(1);
 }
 
-prometheus::Counter& Metrics::received(const std::string& p, const std::string& t) { return received_.Add({{"pipeline", p}, {"event_type", t}}); }
-prometheus::Counter& Metrics::processed(const std::string& p, const std::string& t) { return processed_.Add({{"pipeline", p}, {"event_type", t}}); }
-prometheus::Counter& Metrics::failed(const std::string& p, const std::string& e) { return failed_.Add({{"pipeline", p}, {"error_type", e}}); }
-prometheus::Counter& Metrics::retried(const std::string& p) { return retried_.Add({{"pipeline", p}}); }
-prometheus::Counter& Metrics::deadLettered(const std::string& p) { return dead_lettered_.Add({{"pipeline", p}}); }
-prometheus::Counter& Metrics::duplicate(const std::string& p) { return duplicate_.Add({{"pipeline", p}}); }
-prometheus::Histogram& Metrics::processingDuration(const std::string& p) { return processing_duration_.Add({{"pipeline", p}}, latencyBuckets()); }
+prometheus::Counter& Metrics::received(const std::string& p, const std::string& t) {
+  return cached(received_, {{"pipeline", p}, {"event_type", t}});
+}
+prometheus::Counter& Metrics::processed(const std::string& p, const std::string& t) {
+  return cached(processed_, {{"pipeline", p}, {"event_type", t}});
+}
+prometheus::Counter& Metrics::failed(const std::string& p, const std::string& e) {
+  return cached(failed_, {{"pipeline", p}, {"error_type", e}});
+}
+prometheus::Counter& Metrics::retried(const std::string& p) { return cached(retried_, {{"pipeline", p}}); }
+prometheus::Counter& Metrics::deadLettered(const std::string& p) { return cached(dead_lettered_, {{"pipeline", p}}); }
+prometheus::Counter& Metrics::duplicate(const std::string& p) { return cached(duplicate_, {{"pipeline", p}}); }
+prometheus::Histogram& Metrics::processingDuration(const std::string& p) {
+  return cached(processing_duration_, {{"pipeline", p}}, latencyBuckets());
+}
 prometheus::Histogram& Metrics::stageDuration(const std::string& p, const std::string& s, const std::string& plugin) {
-  return stage_duration_.Add({{"pipeline", p}, {"stage", s}, {"plugin", plugin}}, latencyBuckets());
+  return cached(stage_duration_, {{"pipeline", p}, {"stage", s}, {"plugin", plugin}}, latencyBuckets());
 }
-prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return queue_depth_.Add({{"pipeline", p}}); }
+prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return cached(queue_depth_, {{"pipeline", p}}); }
 prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
-  return http_requests_.Add({{"route", route}, {"code", std::to_string(code)}});
+  return cached(http_requests_, {{"route", route}, {"code", std::to_string(code)}});
 }
-prometheus::Histogram& Metrics::httpDuration(const std::string& route) { return http_duration_.Add({{"route", route}}, latencyBuckets()); }
+prometheus::Histogram& Metrics::httpDuration(const std::string& route) {
+  return cached(http_duration_, {{"route", route}}, latencyBuckets());
+}
 
 prometheus::Counter& Metrics::pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline) {
   std::lock_guard lock(plugin_mutex_);
@@ -65,6 +75,28 @@ prometheus::Histogram& Metrics::pluginHistogram(const std::string& name, const s
   if (!family)
     family = &prometheus::BuildHistogram().Name("eventflow_plugin_" + sanitize(name)).Help("Reported by plugins").Register(*registry_);
   return family->Add({{"plugin", plugin}, {"pipeline", pipeline}}, latencyBuckets());
+}
+
+template <class T, class... Args>
+T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels,
+                   Args&&... args) {
+  // Family::Add builds a label map and takes a lock; the hot path (every
+  // request, every event) only pays for a shared-locked hash lookup.
+  std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&family));
+  for (const auto& [name, value] : labels) {
+    key += '\x1f';
+    key += value;
+  }
+  {
+    std::shared_lock lock(cache_mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) return *static_cast<T*>(it->second);
+  }
+  prometheus::Labels map;
+  for (const auto& [name, value] : labels) map.emplace(name, value);
+  T& metric = family.Add(map, std::forward<Args>(args)...);
+  std::unique_lock lock(cache_mutex_);
+  cache_.emplace(std::move(key), &metric);
+  return metric;
 }
 
 std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }

@@ -10,6 +10,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
 #include <string>
 
 namespace eventflow::metrics {
@@ -38,7 +40,13 @@ class Metrics {
   std::string serialize() const;
 
  private:
+  template <class T, class... Args>
+  T& cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels,
+            Args&&... args);
+
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_mutex cache_mutex_;
+  std::unordered_map<std::string, void*> cache_;
   prometheus::Family<prometheus::Counter>& received_;
   prometheus::Family<prometheus::Counter>& processed_;
   prometheus::Family<prometheus::Counter>& failed_;

@@ -19,7 +19,27 @@ nlohmann::json errorBody(const std::string& code, const std::string& message, co
 
 Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
                    metrics::Metrics& metrics, std::size_t max_depth)
-    : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth) {}
+    : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth) {
+  committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
+    publish(rows, statuses);
+  });
+}
+
+void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
+  // One publish per pipeline per group commit, not one per request.
+  std::map<std::string, std::vector<queue::Message>> out;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    if (statuses[k] != store::InsertStatus::inserted) continue;
+    auto& row = rows[k];
+    out[row.pipeline].push_back(queue::Message{row.id, row.type, row.pipeline, std::move(row.payload),
+                                               row.correlation_id, row.received_at, 0, 0, {}, 1});
+  }
+  for (auto& [pipeline, messages] : out) {
+    // Already durable: a failed publish is the relay's to repair, not the client's.
+    if (auto sent = queue_.publish(pipeline, std::move(messages)); !sent)
+      log::debug("publish failed; the relay will republish from the store", {{"pipeline", pipeline}, {"error", sent.error().message}});
+  }
+}
 
 std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id) {
   std::vector<IngestResult> results(docs.size());
@@ -66,16 +86,13 @@ std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, con
       results[k] = {503, errorBody("store_unavailable", "the event store is unavailable; retry later")};
     return results;
   }
-  std::map<std::string, std::vector<queue::Message>> publish;
   for (std::size_t k = 0; k < rows.size(); ++k) {
-    auto& row = rows[k];
+    const auto& row = rows[k];
     auto& result = results[row_index[k]];
     switch ((*statuses)[k]) {
       case store::InsertStatus::inserted:
         result = {202, {{"event_id", row.id}, {"status", "accepted"}, {"pipeline", row.pipeline}, {"received_at", received_at}}};
         metrics_.received(row.pipeline, row.type).Increment();
-        publish[row.pipeline].push_back(queue::Message{row.id, row.type, row.pipeline, std::move(row.payload),
-                                                       row.correlation_id, row.received_at, 0, 0, {}, 1});
         break;
       case store::InsertStatus::duplicate:
         result = {200, {{"event_id", row.id}, {"status", "duplicate"}, {"pipeline", row.pipeline}}};
@@ -85,11 +102,6 @@ std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, con
         result = {409, errorBody("conflict", "event_id " + row.id + " was already accepted with a different body", "event_id")};
         break;
     }
-  }
-  for (auto& [pipeline, messages] : publish) {
-    // Already durable: a failed publish is the relay's to repair, not the client's.
-    if (auto sent = queue_.publish(pipeline, std::move(messages)); !sent)
-      log::debug("publish failed; the relay will republish from the store", {{"pipeline", pipeline}, {"error", sent.error().message}});
   }
   return results;
 }

@@ -9,6 +9,8 @@
 
 #include "pipeline/pipeline.hpp"
 
+#include "store/store.hpp"
+
 namespace eventflow::store { class GroupCommitter; }
 namespace eventflow::queue { class Queue; }
 namespace eventflow::metrics { class Metrics; }
@@ -29,6 +31,8 @@ class Ingestor {
   std::vector<IngestResult> ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id);
 
  private:
+  void publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses);
+
   const pipeline::Router& router_;
   store::GroupCommitter& committer_;
   queue::Queue& queue_;

@@ -100,6 +100,7 @@ void GroupCommitter::run() {
     auto result = store_.commit(rows, transitions);
     if (result) {
       failures = 0;
+      if (after_commit_ && !rows.empty()) after_commit_(rows, *result);
       std::size_t offset = 0;
       for (auto& r : batch) {
         std::vector<InsertStatus> mine(result->begin() + static_cast<std::ptrdiff_t>(offset),

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -19,7 +20,14 @@ void collapse(std::vector<Transition>& transitions);
 
 class GroupCommitter {
  public:
+  /// Runs on the committer thread after each successful commit, before the
+  /// waiting requests are answered, with every row and its status; rows may
+  /// be moved from. Ingest publishes the new events here, once per group.
+  using AfterCommit = std::function<void(std::vector<RawEvent>& rows, const std::vector<InsertStatus>& statuses)>;
+
   explicit GroupCommitter(Store& store, std::size_t max_rows = 1000);
+  /// Set before the first insert.
+  void afterCommit(AfterCommit hook) { after_commit_ = std::move(hook); }
   ~GroupCommitter();
 
   std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
@@ -45,6 +53,7 @@ class GroupCommitter {
   std::vector<Transition> transitions_;
   std::vector<std::promise<Expected<void>>> waiters_;
   bool stopping_ = false;
+  AfterCommit after_commit_;
   std::thread thread_;
 };
 
