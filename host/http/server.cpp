@@ -174,11 +174,19 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     const std::size_t limit = s_.config->server.max_body_bytes;
     if (req.hasContentLength() && req.getContentLength64() > static_cast<Poco::Int64>(limit))
       return error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(limit) + ")");
+    // Read what was announced, or chunks up to the limit when nothing was
+    // (chunked); never allocate the limit up front.
     std::string body;
-    body.resize(limit + 1);
     auto& in = req.stream();
-    in.read(body.data(), static_cast<std::streamsize>(body.size()));
-    body.resize(static_cast<std::size_t>(in.gcount()));
+    if (req.hasContentLength()) {
+      body.resize(static_cast<std::size_t>(req.getContentLength64()));
+      in.read(body.data(), static_cast<std::streamsize>(body.size()));
+      body.resize(static_cast<std::size_t>(in.gcount()));
+    } else {
+      char chunk[16384];
+      while (body.size() <= limit && in.read(chunk, sizeof chunk).gcount() > 0)
+        body.append(chunk, static_cast<std::size_t>(in.gcount()));
+    }
     if (body.size() > limit)
       return error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(limit) + ")");
 

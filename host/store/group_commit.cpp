@@ -25,7 +25,9 @@ void collapse(std::vector<Transition>& transitions) {
 }
 
 GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
-    : store_(store), max_rows_(max_rows), thread_([this] { run(); }) {}
+    : store_(store), max_rows_(max_rows) {
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, store.writers()); ++i) threads_.emplace_back([this] { run(); });
+}
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
@@ -68,11 +70,11 @@ void GroupCommitter::transition(Transition t) {
 void GroupCommitter::stop() {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
 }
 
 void GroupCommitter::run() {

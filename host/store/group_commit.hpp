@@ -54,7 +54,7 @@ class GroupCommitter {
   std::vector<std::promise<Expected<void>>> waiters_;
   bool stopping_ = false;
   AfterCommit after_commit_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace eventflow::store

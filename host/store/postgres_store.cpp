@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 
@@ -158,9 +159,15 @@ nlohmann::json nullable(const Result& r, int row, int col) {
 
 class PostgresStore final : public Store {
  public:
-  explicit PostgresStore(const std::string& url) : writer_(url), reader_(url) {}
+  static constexpr std::size_t kWriters = 4;
+
+  explicit PostgresStore(const std::string& url) : writer_(url), reader_(url) {
+    for (std::size_t i = 0; i < kWriters; ++i) committers_.push_back(std::make_unique<Connection>(url));
+    for (auto& c : committers_) idle_.push_back(c.get());
+  }
 
   std::string backend() const override { return "postgresql"; }
+  std::size_t writers() const override { return kWriters; }
 
   Expected<void> migrate() override {
     std::lock_guard lock(write_mutex_);
@@ -173,19 +180,20 @@ class PostgresStore final : public Store {
 
   Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
                                              std::span<const Transition> transitions) override {
-    std::lock_guard lock(write_mutex_);
-    if (auto begun = writer_.exec("BEGIN"); !begun) return begun.error();
-    std::vector<InsertStatus> statuses;
-    if (!inserts.empty()) {
-      auto inserted = insertRows(inserts);
-      if (!inserted) return rollback(inserted.error());
-      statuses = std::move(*inserted);
+    Connection* conn = nullptr;
+    {
+      std::unique_lock lock(idle_mutex_);
+      idle_cv_.wait(lock, [&] { return !idle_.empty(); });
+      conn = idle_.back();
+      idle_.pop_back();
     }
-    if (!transitions.empty()) {
-      if (auto applied = applyTransitions(transitions); !applied) return rollback(applied.error());
+    auto result = commitOn(*conn, inserts, transitions);
+    {
+      std::lock_guard lock(idle_mutex_);
+      idle_.push_back(conn);
     }
-    if (auto done = writer_.exec("COMMIT"); !done) return done.error();
-    return statuses;
+    idle_cv_.notify_one();
+    return result;
   }
 
   Expected<std::vector<PendingEvent>> unfinished() override {
@@ -285,12 +293,28 @@ class PostgresStore final : public Store {
     return {};
   }
 
-  Error rollback(Error e) {
-    (void)writer_.exec("ROLLBACK");
+  Expected<std::vector<InsertStatus>> commitOn(Connection& conn, std::span<const RawEvent> inserts,
+                                               std::span<const Transition> transitions) {
+    if (auto begun = conn.exec("BEGIN"); !begun) return begun.error();
+    std::vector<InsertStatus> statuses;
+    if (!inserts.empty()) {
+      auto inserted = insertRows(conn, inserts);
+      if (!inserted) return rollback(conn, inserted.error());
+      statuses = std::move(*inserted);
+    }
+    if (!transitions.empty()) {
+      if (auto applied = applyTransitions(conn, transitions); !applied) return rollback(conn, applied.error());
+    }
+    if (auto done = conn.exec("COMMIT"); !done) return done.error();
+    return statuses;
+  }
+
+  static Error rollback(Connection& conn, Error e) {
+    (void)conn.exec("ROLLBACK");
     return e;
   }
 
-  Expected<std::vector<InsertStatus>> insertRows(std::span<const RawEvent> inserts) {
+  static Expected<std::vector<InsertStatus>> insertRows(Connection& conn, std::span<const RawEvent> inserts) {
     // The payload is already JSON text, so the parameter is assembled, not re-serialised.
     std::string rows = "[";
     for (const auto& e : inserts) {
@@ -300,7 +324,7 @@ class PostgresStore final : public Store {
               ",\"correlation_id\":" + quote(e.correlation_id) + ",\"received_at\":" + quote(formatRfc3339(e.received_at)) + "}";
     }
     rows += "]";
-    auto r = writer_.exec(
+    auto r = conn.exec(
         "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, received_at, "
         "state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload, payload_sha256, NULLIF(correlation_id, ''), "
         "received_at, 'queued', 0, now() FROM json_to_recordset($1::json) AS x(event_id uuid, event_type text, pipeline text, "
@@ -322,7 +346,7 @@ class PostgresStore final : public Store {
     std::string ids = "{";
     for (std::size_t i : others) ids += (ids.size() > 1 ? "," : "") + inserts[i].id;
     ids += "}";
-    auto existing = writer_.exec("SELECT event_id, payload_sha256 FROM raw_events WHERE event_id = ANY($1::uuid[])", {ids});
+    auto existing = conn.exec("SELECT event_id, payload_sha256 FROM raw_events WHERE event_id = ANY($1::uuid[])", {ids});
     if (!existing) return existing.error();
     std::map<std::string, std::string> sha;
     for (int i = 0; i < PQntuples(existing->get()); ++i) sha[text(*existing, i, 0)] = text(*existing, i, 1);
@@ -331,7 +355,7 @@ class PostgresStore final : public Store {
     return statuses;
   }
 
-  Expected<void> applyTransitions(std::span<const Transition> transitions) {
+  static Expected<void> applyTransitions(Connection& conn, std::span<const Transition> transitions) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& t : transitions)
       rows.push_back({{"event_id", t.id},
@@ -344,7 +368,7 @@ class PostgresStore final : public Store {
                       {"plugin", t.plugin}});
     // A terminal event never changes state again (G2, G3); only rows that
     // really turned dead reach the DLQ.
-    auto r = writer_.exec(
+    auto r = conn.exec(
         "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, state text, attempts integer, "
         "last_error text, error_type text, error_message text, stage text, plugin text)), "
         "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
@@ -379,10 +403,14 @@ class PostgresStore final : public Store {
     return out;
   }
 
-  std::mutex write_mutex_;
+  std::mutex write_mutex_;  // migrations and the relay's claims
   std::mutex read_mutex_;
   Connection writer_;
   Connection reader_;
+  std::vector<std::unique_ptr<Connection>> committers_;
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
+  std::vector<Connection*> idle_;
 };
 
 }  // namespace

@@ -63,6 +63,9 @@ class Store {
  public:
   virtual ~Store() = default;
   virtual std::string backend() const = 0;
+  /// How many commit() calls may run at once: more lets one group commit
+  /// fill while another waits for its fsync.
+  virtual std::size_t writers() const { return 1; }
   /// Applies pending schema migrations, in order, each once.
   virtual Expected<void> migrate() = 0;
   /// Records new events and applies transitions in one transaction; returns
