@@ -56,6 +56,8 @@ nlohmann::json makeEvent(std::mt19937_64& rng, std::uint64_t n, bool invalid) {
                    {"event_type", type},
                    {"user_id", "user_" + std::to_string(user(rng))},
                    {"timestamp", formatRfc3339(std::chrono::system_clock::now() - std::chrono::seconds(1))}};
+  // Every shipped pipeline refuses a timestamp in the future.
+  if (invalid) e["timestamp"] = "2999-01-01T00:00:00Z";
   switch (n % 4) {
     case 0: {
       std::uniform_real_distribution<double> amount(1.0, 2000.0);
