@@ -3,8 +3,11 @@
 // (host:pid:n) on its own connection, since XREADGROUP BLOCK holds it.
 
 #include <Poco/Net/NetException.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/Redis/Array.h>
-#include <Poco/Redis/Client.h>
+#include <Poco/Redis/RedisStream.h>
+#include <Poco/Redis/Type.h>
 #include <Poco/Redis/Exception.h>
 #include <Poco/URI.h>
 #include <unistd.h>
@@ -80,29 +83,68 @@ bool decode(const RedisType::Ptr& entry, const std::string& pipeline, Message& m
   return !m.id.empty();
 }
 
+// One connection speaking RESP with Poco::Redis's own types. Poco 1.11's
+// Client owns its socket and leaves Nagle on, which stalls every pipelined
+// call (several writes, then a read) by ~40 ms of delayed ACK; this one
+// sets TCP_NODELAY.
 class Connection {
  public:
   Connection(std::string host, int port) : host_(std::move(host)), port_(port) {}
 
-  Poco::Redis::Client& client(std::chrono::milliseconds read_timeout) {
-    if (!client_) {
-      client_ = std::make_unique<Poco::Redis::Client>();
-      client_->connect(host_, port_, Poco::Timespan(2, 0));
+  /// Sends the commands in one flush and reads one reply each. Throws
+  /// Poco::Exception when the connection fails; error replies are returned.
+  std::vector<RedisType::Ptr> send(const std::vector<Array>& commands, std::chrono::milliseconds read_timeout) {
+    open();
+    socket_.setReceiveTimeout(Poco::Timespan((read_timeout + std::chrono::seconds(5)).count() * 1000));
+    for (const auto& c : commands) *out_ << c.toString();
+    out_->flush();
+    std::vector<RedisType::Ptr> replies;
+    replies.reserve(commands.size());
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      const int marker = in_->get();
+      if (marker == std::char_traits<char>::eof()) throw Poco::Redis::RedisException("Redis closed the connection");
+      RedisType::Ptr reply = RedisType::createRedisType(static_cast<char>(marker));
+      if (reply.isNull()) throw Poco::Redis::RedisException("Redis sent an unknown reply type");
+      reply->read(*in_);
+      replies.push_back(std::move(reply));
     }
-    client_->setReceiveTimeout(Poco::Timespan((read_timeout + std::chrono::seconds(5)).count() * 1000));
-    return *client_;
+    return replies;
   }
+
+  /// One command; an error reply is thrown as RedisException.
+  RedisType::Ptr call(const Array& command, std::chrono::milliseconds read_timeout = std::chrono::seconds(1)) {
+    auto reply = std::move(send({command}, read_timeout).front());
+    if (reply->isError()) throw Poco::Redis::RedisException(reply->toString());
+    return reply;
+  }
+
   void reset() {
-    client_.reset();
+    in_.reset();
+    out_.reset();
+    if (open_) socket_.close();
+    open_ = false;
     prepared = false;
   }
 
   bool prepared = false;  // the consumer group exists as far as this connection knows
 
  private:
+  void open() {
+    if (open_) return;
+    socket_ = Poco::Net::StreamSocket();
+    socket_.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)), Poco::Timespan(2, 0));
+    socket_.setNoDelay(true);
+    out_ = std::make_unique<Poco::Redis::RedisOutputStream>(socket_);
+    in_ = std::make_unique<Poco::Redis::RedisInputStream>(socket_);
+    open_ = true;
+  }
+
   std::string host_;
   int port_;
-  std::unique_ptr<Poco::Redis::Client> client_;
+  Poco::Net::StreamSocket socket_;
+  std::unique_ptr<Poco::Redis::RedisOutputStream> out_;
+  std::unique_ptr<Poco::Redis::RedisInputStream> in_;
+  bool open_ = false;
 };
 
 class RedisQueue final : public Queue {
@@ -128,9 +170,8 @@ class RedisQueue final : public Queue {
         << "attempts" << std::to_string(m.attempts) << "payload" << m.payload;
       commands.push_back(std::move(a));
     }
-    return withShared([&](Poco::Redis::Client& c) -> Expected<void> {
-      const Array replies = c.sendCommands(commands);
-      for (const auto& r : replies)
+    return withShared([&](Connection& c) -> Expected<void> {
+      for (const auto& r : c.send(commands, std::chrono::seconds(5)))
         if (r->isError()) return makeError("XADD: " + r->toString());
       return {};
     });
@@ -158,9 +199,10 @@ class RedisQueue final : public Queue {
       Array cmd;
       cmd << "XREADGROUP" << "GROUP" << kGroup << consumer << "COUNT" << std::to_string(max) << "BLOCK"
           << std::to_string(wait.count()) << "STREAMS" << stream(pipeline) << ">";
-      auto reply = conn.client(wait).execute<Array>(cmd);
-      if (reply.isNull()) return out;
-      for (const auto& s : reply) {
+      const RedisType::Ptr answer = conn.call(cmd, wait);
+      const Array* reply = array(answer);
+      if (!reply) return out;
+      for (const auto& s : *reply) {
         const Array* pair = array(s);
         if (!pair || pair->size() < 2) continue;
         const Array* entries = array(at(*pair, 1));
@@ -191,8 +233,8 @@ class RedisQueue final : public Queue {
       xack << t;
       xdel << t;
     }
-    (void)withShared([&](Poco::Redis::Client& c) -> Expected<void> {
-      c.sendCommands({xack, xdel});
+    (void)withShared([&](Connection& c) -> Expected<void> {
+      c.send({xack, xdel}, std::chrono::seconds(5));
       return {};
     });
   }
@@ -213,8 +255,8 @@ class RedisQueue final : public Queue {
       if (Clock::now() - lane->depth_at < std::chrono::milliseconds(100)) return lane->depth;
     }
     Poco::Int64 n = 0;
-    (void)withShared([&](Poco::Redis::Client& c) -> Expected<void> {
-      n = c.execute<Poco::Int64>(command({"XLEN", stream(pipeline)}));
+    (void)withShared([&](Connection& c) -> Expected<void> {
+      n = integer(c.call(command({"XLEN", stream(pipeline)})));
       return {};
     });
     std::lock_guard lock(lane->mutex);
@@ -224,8 +266,8 @@ class RedisQueue final : public Queue {
   }
 
   Expected<void> ping() override {
-    return withShared([&](Poco::Redis::Client& c) -> Expected<void> {
-      c.execute<std::string>(command({"PING"}));
+    return withShared([&](Connection& c) -> Expected<void> {
+      c.call(command({"PING"}));
       return {};
     });
   }
@@ -258,7 +300,7 @@ class RedisQueue final : public Queue {
   void ensureGroup(Connection& conn, const std::string& pipeline, std::chrono::milliseconds wait) {
     if (conn.prepared) return;
     try {
-      conn.client(wait).execute<std::string>(command({"XGROUP", "CREATE", stream(pipeline), kGroup, "0", "MKSTREAM"}));
+      conn.call(command({"XGROUP", "CREATE", stream(pipeline), kGroup, "0", "MKSTREAM"}), wait);
     } catch (const Poco::Redis::RedisException& e) {
       if (e.message().find("BUSYGROUP") == std::string::npos) throw;
     }
@@ -277,14 +319,14 @@ class RedisQueue final : public Queue {
   void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max,
              std::vector<Message>& out) {
     const std::string idle = std::to_string(options_.claim_idle.count());
-    auto pending = conn.client(std::chrono::seconds(1))
-                       .execute<Array>(command({"XPENDING", stream(pipeline), kGroup, "IDLE", idle, "-", "+",
-                                                std::to_string(max)}));
-    if (pending.isNull() || pending.size() == 0) return;
+    const RedisType::Ptr pending_reply =
+        conn.call(command({"XPENDING", stream(pipeline), kGroup, "IDLE", idle, "-", "+", std::to_string(max)}));
+    const Array* pending = array(pending_reply);
+    if (!pending || pending->size() == 0) return;
     std::unordered_map<std::string, unsigned> deliveries;
     Array xclaim;
     xclaim << "XCLAIM" << stream(pipeline) << kGroup << consumer << idle;
-    for (const auto& p : pending) {
+    for (const auto& p : *pending) {
       const Array* row = array(p);
       if (!row || row->size() < 4) continue;
       const std::string id = bulk(at(*row, 0));
@@ -292,8 +334,10 @@ class RedisQueue final : public Queue {
       xclaim << id;
     }
     if (deliveries.empty()) return;
-    auto claimed = conn.client(std::chrono::seconds(1)).execute<Array>(xclaim);
-    for (const auto& e : claimed) {
+    const RedisType::Ptr claimed_reply = conn.call(xclaim);
+    const Array* claimed = array(claimed_reply);
+    if (!claimed) return;
+    for (const auto& e : *claimed) {
       Message m;
       if (!decode(e, pipeline, m)) continue;
       m.deliveries = deliveries[m.token] + 1;
@@ -303,7 +347,7 @@ class RedisQueue final : public Queue {
       log::info("claimed entries from stopped consumers", {{"pipeline", pipeline}, {"count", std::to_string(out.size())}});
   }
 
-  Expected<void> withShared(const std::function<Expected<void>(Poco::Redis::Client&)>& call) {
+  Expected<void> withShared(const std::function<Expected<void>(Connection&)>& call) {
     std::unique_ptr<Connection> conn;
     {
       std::lock_guard lock(shared_mutex_);
@@ -315,7 +359,7 @@ class RedisQueue final : public Queue {
     if (!conn) conn = std::make_unique<Connection>(host_, port_);
     Expected<void> result;
     try {
-      result = call(conn->client(std::chrono::seconds(5)));
+      result = call(*conn);
     } catch (const Poco::Exception& e) {
       conn.reset();
       noteFailure("redis command failed", e.displayText());

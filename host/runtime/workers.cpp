@@ -14,6 +14,11 @@ namespace eventflow::runtime {
 using pipeline::Outcome;
 using SteadyClock = std::chrono::steady_clock;
 
+namespace {
+// Batches a worker may have waiting for their commit while it runs the next.
+constexpr std::size_t kUncommitted = 2;
+}  // namespace
+
 WorkerPool::WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
                        metrics::Metrics& metrics, pipeline::Settings settings)
     : router_(router), queue_(queue), committer_(committer), metrics_(metrics), settings_(std::move(settings)) {}
@@ -53,11 +58,15 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
   const std::string& name = runner.pipeline().name();
   const unsigned max_deliveries = runner.pipeline().spec().max_deliveries;
   std::vector<pipeline::Work> works;
+  std::deque<std::future<Expected<void>>> inflight;
+  auto settle = [&] {
+    for (auto& f : inflight) f.wait();
+  };
   for (;;) {
-    if (stopping_ && SteadyClock::now().time_since_epoch().count() >= deadline_ns_) return;
+    if (stopping_ && SteadyClock::now().time_since_epoch().count() >= deadline_ns_) return settle();
     auto messages = queue_.take(name, worker, 64, std::chrono::milliseconds(stopping_ ? 20 : 200));
     if (messages.empty()) {
-      if (stopping_) return;  // drained
+      if (stopping_) return settle();  // drained
       continue;
     }
     // A message handed out more than max_deliveries times crashed whoever
@@ -85,12 +94,12 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
       works.push_back(std::move(w));
     }
     runner.run(works);
-    finish(runner, messages, works);
+    finish(runner, messages, works, inflight);
   }
 }
 
 void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& messages,
-                        std::vector<pipeline::Work>& works) {
+                        std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
   const auto& spec = runner.pipeline().spec();
   const auto now = std::chrono::system_clock::now();
   std::vector<store::Transition> changes;
@@ -135,11 +144,17 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
         break;
     }
   }
-  // The transport forgets a message only once its outcome is committed; a
-  // store outage holds the worker here, which is the backpressure we want.
-  (void)committer_.transitions(std::move(changes)).get();
-  queue_.ack(spec.name, acks);
+  // The transport forgets a message only once its outcome is committed. The
+  // worker goes on with its next batch meanwhile, but never more than
+  // kUncommitted batches ahead: a store outage stops it, which is the
+  // backpressure we want.
+  inflight.push_back(committer_.transitions(
+      std::move(changes), [this, name = spec.name, acks = std::move(acks)] { queue_.ack(name, acks); }));
   for (auto& m : retries) scheduleRetry(spec, std::move(m));
+  while (inflight.size() > kUncommitted) {
+    inflight.front().wait();
+    inflight.pop_front();
+  }
 }
 
 void WorkerPool::scheduleRetry(const config::PipelineSpec& spec, queue::Message m) {
@@ -166,8 +181,8 @@ void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::M
                                               {"pipeline", spec.name}, {"error", why}});
     acks.push_back(m.token);
   }
-  (void)committer_.transitions(std::move(changes)).get();
-  queue_.ack(spec.name, acks);
+  committer_.transitions(std::move(changes), [this, name = spec.name, acks = std::move(acks)] { queue_.ack(name, acks); })
+      .wait();
 }
 
 std::chrono::milliseconds WorkerPool::backoff(const config::RetrySpec& retry, unsigned attempt) {

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <future>
 #include <memory>
 #include <random>
 #include <thread>
@@ -37,7 +39,8 @@ class WorkerPool {
 
  private:
   void loop(pipeline::Runner& runner, unsigned worker);
-  void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works);
+  void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+              std::deque<std::future<Expected<void>>>& inflight);
   void scheduleRetry(const config::PipelineSpec& spec, queue::Message m);
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);

@@ -46,14 +46,15 @@ std::future<Expected<std::vector<InsertStatus>>> GroupCommitter::insert(std::vec
   return future;
 }
 
-std::future<Expected<void>> GroupCommitter::transitions(std::vector<Transition> changes) {
-  std::promise<Expected<void>> promise;
-  auto future = promise.get_future();
+std::future<Expected<void>> GroupCommitter::transitions(std::vector<Transition> changes,
+                                                        std::function<void()> on_commit) {
+  Waiter waiter{{}, std::move(on_commit)};
+  auto future = waiter.promise.get_future();
   {
     std::lock_guard lock(mutex_);
     transitions_.insert(transitions_.end(), std::make_move_iterator(changes.begin()),
                         std::make_move_iterator(changes.end()));
-    waiters_.push_back(std::move(promise));
+    waiters_.push_back(std::move(waiter));
   }
   cv_.notify_one();
   return future;
@@ -82,7 +83,7 @@ void GroupCommitter::run() {
   for (;;) {
     std::vector<InsertRequest> batch;
     std::vector<Transition> transitions;
-    std::vector<std::promise<Expected<void>>> waiters;
+    std::vector<Waiter> waiters;
     {
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] { return stopping_ || !inserts_.empty() || !transitions_.empty() || !waiters_.empty(); });
@@ -110,7 +111,10 @@ void GroupCommitter::run() {
         offset += r.events.size();
         r.promise.set_value(std::move(mine));
       }
-      for (auto& w : waiters) w.set_value({});
+      for (auto& w : waiters) {
+        if (w.on_commit) w.on_commit();
+        w.promise.set_value({});
+      }
       continue;
     }
     // Ingest callers get the error now (they answer 503); state changes wait
@@ -124,7 +128,7 @@ void GroupCommitter::run() {
       waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()), std::make_move_iterator(waiters.end()));
       if (stopping_ && ++failures > 3) {
         log::error("giving up on state changes at shutdown; they are recovered at the next start");
-        for (auto& w : waiters_) w.set_value(makeError("store unavailable at shutdown"));
+        for (auto& w : waiters_) w.promise.set_value(makeError("store unavailable at shutdown"));
         for (auto& r : inserts_) r.promise.set_value(makeError("store unavailable at shutdown"));
         waiters_.clear();
         transitions_.clear();

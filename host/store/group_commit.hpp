@@ -32,7 +32,9 @@ class GroupCommitter {
 
   std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
   /// Resolves once the changes are committed; retried while the store fails.
-  std::future<Expected<void>> transitions(std::vector<Transition> changes);
+  /// `on_commit` runs on the committer thread right after the commit (and
+  /// never if it fails for good), e.g. to acknowledge the queue entries.
+  std::future<Expected<void>> transitions(std::vector<Transition> changes, std::function<void()> on_commit = {});
   /// Fire and forget.
   void transition(Transition t);
   /// Commits what is pending, then stops the thread.
@@ -51,7 +53,11 @@ class GroupCommitter {
   std::condition_variable cv_;
   std::deque<InsertRequest> inserts_;
   std::vector<Transition> transitions_;
-  std::vector<std::promise<Expected<void>>> waiters_;
+  struct Waiter {
+    std::promise<Expected<void>> promise;
+    std::function<void()> on_commit;
+  };
+  std::vector<Waiter> waiters_;
   bool stopping_ = false;
   AfterCommit after_commit_;
   std::vector<std::thread> threads_;
