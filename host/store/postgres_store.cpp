@@ -10,11 +10,13 @@
 #include <Poco/URI.h>
 #include <libpq-fe.h>
 
+#include <cctype>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <set>
 
+#include "base/ids.hpp"
 #include "base/log.hpp"
 #include "store/store.hpp"
 
@@ -65,6 +67,10 @@ CREATE TABLE failed_events (
 );
 CREATE INDEX failed_events_pipeline ON failed_events (pipeline, failed_at);
 CREATE INDEX failed_events_error_type ON failed_events (error_type, failed_at);
+)",
+    // 2: the DLQ listing without a pipeline or error_type filter, in failed_at order.
+    R"(
+CREATE INDEX failed_events_failed_at ON failed_events (failed_at, event_id);
 )",
 };
 
@@ -245,6 +251,7 @@ class PostgresStore final : public Store {
     if (p && PQntuples(p->get()) > 0)
       j["processed"] = {{"processed_at", text(*p, 0, 0)},
                         {"enriched_data", nlohmann::json::parse(PQgetisnull(p->get(), 0, 1) ? "null" : text(*p, 0, 1), nullptr, false)}};
+    addHistory(j);
     return j;
   }
 
@@ -264,6 +271,87 @@ class PostgresStore final : public Store {
       else c.in_flight += n;
     }
     return out;
+  }
+
+  Expected<DeadPage> listDead(const DeadFilter& filter) override {
+    std::lock_guard lock(read_mutex_);
+    std::vector<std::string> params;
+    const std::string where = deadWhere(filter, params);
+    auto counted = reader_.exec("SELECT COUNT(*) FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where,
+                                params);
+    if (!counted) return counted.error();
+    DeadPage page;
+    page.total = std::stoull(text(*counted, 0, 0));
+    if (filter.limit == 0) return page;
+    params.push_back(std::to_string(filter.limit));
+    params.push_back(std::to_string(filter.offset));
+    auto r = reader_.exec(deadColumns() + where + " ORDER BY f.failed_at, f.event_id LIMIT $" +
+                              std::to_string(params.size() - 1) + " OFFSET $" + std::to_string(params.size()),
+                          params);
+    if (!r) return r.error();
+    page.items = deadEvents(*r);
+    return page;
+  }
+
+  Expected<std::optional<DeadEvent>> getDead(const std::string& id) override {
+    if (!isUuid(id)) return std::optional<DeadEvent>();
+    std::lock_guard lock(read_mutex_);
+    auto r = reader_.exec(deadColumns() + " WHERE r.state = 'dead' AND f.event_id = $1", {id});
+    if (!r) return r.error();
+    auto items = deadEvents(*r);
+    if (items.empty()) return std::optional<DeadEvent>();
+    return std::optional<DeadEvent>(std::move(items.front()));
+  }
+
+  Expected<ReplayResult> replay(std::span<const std::string> ids) override {
+    ReplayResult out;
+    std::string array = "{";
+    for (const auto& id : ids) {
+      if (!isUuid(id)) continue;
+      array += (array.size() > 1 ? "," : "") + id;
+    }
+    array += "}";
+    std::lock_guard lock(write_mutex_);
+    // One statement, so one transaction: the rows turn queued and their
+    // replay_count grows together.
+    auto r = writer_.exec(
+        "WITH upd AS (UPDATE raw_events SET state = 'queued', attempts = 0, last_error = NULL, updated_at = now() "
+        "WHERE event_id = ANY($1::uuid[]) AND state = 'dead' RETURNING event_id, event_type, pipeline, payload, "
+        "correlation_id, received_at), "
+        "bump AS (UPDATE failed_events f SET replay_count = f.replay_count + 1 FROM upd WHERE f.event_id = upd.event_id) "
+        "SELECT event_id, event_type, pipeline, payload::text, COALESCE(correlation_id, ''), " + ts("received_at") +
+            ", 0 FROM upd ORDER BY received_at",
+        {array});
+    if (!r) return r.error();
+    out.replayed = pending(*r);
+    std::set<std::string> done;
+    for (const auto& e : out.replayed) done.insert(e.id);
+    for (const auto& id : ids) {
+      std::string lower = id;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!done.count(lower)) out.skipped.push_back(id);
+    }
+    return out;
+  }
+
+  Expected<bool> discard(const std::string& id) override {
+    if (!isUuid(id)) return false;
+    std::lock_guard lock(write_mutex_);
+    auto r = writer_.exec("UPDATE raw_events SET state = 'discarded', updated_at = now() WHERE event_id = $1 AND state = 'dead'",
+                          {id});
+    if (!r) return r.error();
+    return std::string(PQcmdTuples(r->get())) == "1";
+  }
+
+  Expected<std::uint64_t> purge(const DeadFilter& filter) override {
+    std::vector<std::string> params;
+    const std::string where = deadWhere(filter, params);
+    std::lock_guard lock(write_mutex_);
+    auto r = writer_.exec("UPDATE raw_events SET state = 'discarded', updated_at = now() WHERE state = 'dead' AND event_id IN "
+                          "(SELECT f.event_id FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where + ")",
+                          params);
+    if (!r) return r.error();
+    return std::stoull(PQcmdTuples(r->get()));
   }
 
   Expected<void> ping() override {
@@ -383,6 +471,51 @@ class PostgresStore final : public Store {
         {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     if (!r) return r.error();
     return {};
+  }
+
+  static std::string deadColumns() {
+    return "SELECT f.event_id, f.pipeline, r.event_type, f.error_type, COALESCE(f.error_message, ''), "
+           "COALESCE(f.stage, ''), COALESCE(f.plugin, ''), f.attempts, " + ts("f.first_failed_at") + ", " +
+           ts("f.failed_at") + ", f.replay_count, f.payload::text, COALESCE(r.correlation_id, ''), " +
+           ts("r.received_at") + " FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id";
+  }
+
+  // failed_at is stored in microseconds and shown in milliseconds: `until`
+  // takes in the whole millisecond an operator copies from a listing.
+  static std::string deadWhere(const DeadFilter& filter, std::vector<std::string>& params) {
+    std::string where = " WHERE r.state = 'dead'";
+    auto add = [&](const std::string& column_op, std::string value, const std::string& after = {}) {
+      params.push_back(std::move(value));
+      where += " AND " + column_op + " $" + std::to_string(params.size()) + after;
+    };
+    if (!filter.pipeline.empty()) add("f.pipeline =", filter.pipeline);
+    if (!filter.error_type.empty()) add("f.error_type =", filter.error_type);
+    if (filter.since) add("f.failed_at >=", formatRfc3339(*filter.since), "::timestamptz");
+    if (filter.until) add("f.failed_at <", formatRfc3339(*filter.until), "::timestamptz + interval '1 millisecond'");
+    return where;
+  }
+
+  static std::vector<DeadEvent> deadEvents(const Result& r) {
+    std::vector<DeadEvent> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      DeadEvent e;
+      e.event_id = text(r, i, 0);
+      e.pipeline = text(r, i, 1);
+      e.event_type = text(r, i, 2);
+      e.error_type = text(r, i, 3);
+      e.error_message = text(r, i, 4);
+      e.stage = text(r, i, 5);
+      e.plugin = text(r, i, 6);
+      e.attempts = static_cast<unsigned>(std::stoul(text(r, i, 7)));
+      e.first_failed_at = text(r, i, 8);
+      e.failed_at = text(r, i, 9);
+      e.replay_count = static_cast<unsigned>(std::stoul(text(r, i, 10)));
+      e.payload = text(r, i, 11);
+      e.correlation_id = text(r, i, 12);
+      e.received_at = text(r, i, 13);
+      out.push_back(std::move(e));
+    }
+    return out;
   }
 
   static std::vector<PendingEvent> pending(const Result& r) {

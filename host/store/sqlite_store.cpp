@@ -62,6 +62,10 @@ CREATE TABLE failed_events (
 CREATE INDEX failed_events_pipeline ON failed_events(pipeline, failed_at);
 CREATE INDEX failed_events_error_type ON failed_events(error_type, failed_at);
 )",
+    // 2: the DLQ listing without a pipeline or error_type filter, in failed_at order.
+    R"(
+CREATE INDEX failed_events_failed_at ON failed_events(failed_at, event_id);
+)",
 };
 
 std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
@@ -213,6 +217,7 @@ class SqliteStore final : public Store {
         j["processed"] = {{"processed_at", ps[0].convert<std::string>()},
                           {"enriched_data", nlohmann::json::parse(ps[1].isEmpty() ? "null" : ps[1].convert<std::string>(),
                                                                   nullptr, false)}};
+      addHistory(j);
       return j;
     } catch (const Poco::Exception& e) {
       return makeError("sqlite journey: " + e.displayText());
@@ -240,6 +245,100 @@ class SqliteStore final : public Store {
       return makeError("sqlite counts: " + e.displayText());
     }
     return out;
+  }
+
+  Expected<DeadPage> listDead(const DeadFilter& filter) override {
+    std::lock_guard lock(read_mutex_);
+    DeadPage page;
+    try {
+      std::vector<std::string> params;
+      const std::string where = deadWhere(filter, params);
+      Poco::Data::Statement count(reader_);
+      count << "SELECT COUNT(*) FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where;
+      for (const auto& p : params) count, bind(p);
+      count, into(page.total), now;
+      if (filter.limit == 0) return page;
+      Poco::Data::Statement select(reader_);
+      select << std::string(kDeadColumns) + where + " ORDER BY f.failed_at, f.event_id LIMIT ? OFFSET ?";
+      for (const auto& p : params) select, bind(p);
+      select, bind(static_cast<Poco::Int64>(filter.limit)), bind(static_cast<Poco::Int64>(filter.offset)), now;
+      page.items = deadEvents(select);
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite listDead: " + e.displayText());
+    }
+    return page;
+  }
+
+  Expected<std::optional<DeadEvent>> getDead(const std::string& id) override {
+    std::lock_guard lock(read_mutex_);
+    try {
+      Poco::Data::Statement select(reader_);
+      select << std::string(kDeadColumns) + " WHERE r.state = 'dead' AND f.event_id = ?", bind(id), now;
+      auto items = deadEvents(select);
+      if (items.empty()) return std::optional<DeadEvent>();
+      return std::optional<DeadEvent>(std::move(items.front()));
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite getDead: " + e.displayText());
+    }
+  }
+
+  Expected<ReplayResult> replay(std::span<const std::string> ids) override {
+    std::lock_guard lock(write_mutex_);
+    ReplayResult out;
+    try {
+      writer_.begin();
+      const std::string stamp = nowText();
+      for (const auto& id : ids) {
+        Poco::Data::Statement update(writer_);
+        update << "UPDATE raw_events SET state = 'queued', attempts = 0, last_error = NULL, updated_at = ? "
+                  "WHERE event_id = ? AND state = 'dead'",
+            bind(stamp), bind(id);
+        if (update.execute() != 1) {
+          out.skipped.push_back(id);
+          continue;
+        }
+        writer_ << "UPDATE failed_events SET replay_count = replay_count + 1 WHERE event_id = ?", bind(id), now;
+        Poco::Data::Statement select(writer_);
+        select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
+                  "FROM raw_events WHERE event_id = ?",
+            bind(id), now;
+        auto row = pending(select);
+        out.replayed.insert(out.replayed.end(), row.begin(), row.end());
+      }
+      writer_.commit();
+    } catch (const Poco::Exception& e) {
+      if (writer_.isTransaction()) writer_.rollback();
+      return makeError("sqlite replay: " + e.displayText());
+    }
+    return out;
+  }
+
+  Expected<bool> discard(const std::string& id) override {
+    std::lock_guard lock(write_mutex_);
+    try {
+      Poco::Data::Statement update(writer_);
+      update << "UPDATE raw_events SET state = 'discarded', updated_at = ? WHERE event_id = ? AND state = 'dead'",
+          bind(nowText()), bind(id);
+      return update.execute() == 1;
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite discard: " + e.displayText());
+    }
+  }
+
+  Expected<std::uint64_t> purge(const DeadFilter& filter) override {
+    std::lock_guard lock(write_mutex_);
+    try {
+      std::vector<std::string> params;
+      const std::string where = deadWhere(filter, params);
+      Poco::Data::Statement update(writer_);
+      update << "UPDATE raw_events SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND event_id IN "
+                "(SELECT f.event_id FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where + ")",
+          bind(nowText());
+      for (const auto& p : params) update, bind(p);
+      return static_cast<std::uint64_t>(update.execute());
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite purge: " + e.displayText());
+    }
   }
 
   Expected<void> ping() override {
@@ -276,6 +375,57 @@ class SqliteStore final : public Store {
       e.correlation_id = rs[4].convert<std::string>();
       e.received_at = parseRfc3339(rs[5].convert<std::string>()).value_or(std::chrono::system_clock::now());
       e.attempts = rs[6].convert<unsigned>();
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  static constexpr const char* kDeadColumns =
+      "SELECT f.event_id, f.pipeline, r.event_type, f.error_type, COALESCE(f.error_message, ''), COALESCE(f.stage, ''), "
+      "COALESCE(f.plugin, ''), f.attempts, f.first_failed_at, f.failed_at, f.replay_count, f.payload, "
+      "COALESCE(r.correlation_id, ''), r.received_at FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id";
+
+  // Times are stored as fixed-width RFC 3339 text, so they compare as text.
+  static std::string deadWhere(const DeadFilter& filter, std::vector<std::string>& params) {
+    std::string where = " WHERE r.state = 'dead'";
+    if (!filter.pipeline.empty()) {
+      where += " AND f.pipeline = ?";
+      params.push_back(filter.pipeline);
+    }
+    if (!filter.error_type.empty()) {
+      where += " AND f.error_type = ?";
+      params.push_back(filter.error_type);
+    }
+    if (filter.since) {
+      where += " AND f.failed_at >= ?";
+      params.push_back(formatRfc3339(*filter.since));
+    }
+    if (filter.until) {
+      where += " AND f.failed_at <= ?";
+      params.push_back(formatRfc3339(*filter.until));
+    }
+    return where;
+  }
+
+  static std::vector<DeadEvent> deadEvents(Poco::Data::Statement& select) {
+    std::vector<DeadEvent> out;
+    Poco::Data::RecordSet rs(select);
+    for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+      DeadEvent e;
+      e.event_id = rs[0].convert<std::string>();
+      e.pipeline = rs[1].convert<std::string>();
+      e.event_type = rs[2].convert<std::string>();
+      e.error_type = rs[3].convert<std::string>();
+      e.error_message = rs[4].convert<std::string>();
+      e.stage = rs[5].convert<std::string>();
+      e.plugin = rs[6].convert<std::string>();
+      e.attempts = rs[7].convert<unsigned>();
+      e.first_failed_at = rs[8].convert<std::string>();
+      e.failed_at = rs[9].convert<std::string>();
+      e.replay_count = rs[10].convert<unsigned>();
+      e.payload = rs[11].convert<std::string>();
+      e.correlation_id = rs[12].convert<std::string>();
+      e.received_at = rs[13].convert<std::string>();
       out.push_back(std::move(e));
     }
     return out;

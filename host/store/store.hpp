@@ -3,8 +3,10 @@
 // log and the outbox, failed_events the DLQ. Backends sit behind Store.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,6 +61,46 @@ struct StateCounts {
   std::uint64_t in_flight = 0;
 };
 
+/// Which dead events a DLQ operation looks at. Times compare with
+/// failed_at at millisecond precision; both ends are inclusive.
+struct DeadFilter {
+  std::string pipeline;    // empty: every pipeline
+  std::string error_type;  // empty: every error type
+  std::optional<SystemTime> since;
+  std::optional<SystemTime> until;
+  std::size_t limit = 50;  // listDead only; 0 counts without listing
+  std::size_t offset = 0;  // listDead only
+};
+
+/// One event in the DLQ: its failed_events row, the raw event's type and
+/// correlation id. Times are RFC 3339 (UTC, milliseconds).
+struct DeadEvent {
+  std::string event_id;
+  std::string pipeline;
+  std::string event_type;
+  std::string error_type;
+  std::string error_message;
+  std::string stage;
+  std::string plugin;
+  unsigned attempts = 0;
+  std::string first_failed_at;
+  std::string failed_at;
+  unsigned replay_count = 0;
+  std::string payload;  // the event document (JSON text)
+  std::string correlation_id;
+  std::string received_at;
+};
+
+struct DeadPage {
+  std::vector<DeadEvent> items;
+  std::uint64_t total = 0;  // every match, whatever limit and offset
+};
+
+struct ReplayResult {
+  std::vector<PendingEvent> replayed;  // now queued again: publish these
+  std::vector<std::string> skipped;    // not dead (unknown, already replayed, discarded, done)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -82,6 +124,24 @@ class Store {
   /// Per pipeline, from the tables (system-wide).
   virtual Expected<std::map<std::string, StateCounts>> counts() = 0;
   virtual Expected<void> ping() = 0;
+
+  // The DLQ (failed_events) holds history; what is in it *now* is the rows
+  // whose raw_events.state is 'dead'. Replay and discard move an event out of
+  // 'dead' and keep its failed_events row (first_failed_at, replay_count).
+
+  /// Dead events matching `filter`, ordered by failed_at, then event_id.
+  virtual Expected<DeadPage> listDead(const DeadFilter& filter) = 0;
+  /// The event if it is dead now; nullopt otherwise.
+  virtual Expected<std::optional<DeadEvent>> getDead(const std::string& id) = 0;
+  /// In one transaction, every id that is dead becomes queued with attempts 0
+  /// and no last_error, and its replay_count grows by one. The caller
+  /// publishes the returned events; if it cannot, they are unfinished rows
+  /// like any other (the relay or the next start picks them up).
+  virtual Expected<ReplayResult> replay(std::span<const std::string> ids) = 0;
+  /// Dead → discarded; false when the event is not dead.
+  virtual Expected<bool> discard(const std::string& id) = 0;
+  /// Discards every dead event matching `filter` (limit and offset ignored).
+  virtual Expected<std::uint64_t> purge(const DeadFilter& filter) = 0;
 };
 
 /// Opens sqlite:///path (the embedded default; its folder is created) or
@@ -90,5 +150,9 @@ Expected<std::unique_ptr<Store>> openStore(const std::string& url);
 Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url);
 
 const char* toString(Transition::Kind kind);
+
+/// Adds "history" to a journey built from its columns: received, the first
+/// and the latest failure, replays, and where the event is now (history.cpp).
+void addHistory(nlohmann::json& journey);
 
 }  // namespace eventflow::store
