@@ -192,6 +192,7 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_LOGGING_LEVEL", "logging", "level", false},
       {"EVENTFLOW_LOGGING_FORMAT", "logging", "format", false},
       {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
+      {"EVENTFLOW_DLQ_REPLAY_RATE", "dlq", "replay_rate", false},
       {"EVENTFLOW_SHUTDOWN_TIMEOUT", nullptr, "shutdown_timeout", false},
   };
   for (const auto& o : kOverrides) {
@@ -230,7 +231,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   HostConfig c;
   c.file = fs::absolute(path).lexically_normal().string();
   const fs::path base = fs::path(c.file).parent_path();
-  r.checkKeys(root, {"server", "store", "queue", "plugins", "pipelines", "logging", "relay", "shutdown_timeout"},
+  r.checkKeys(root,
+              {"server", "store", "queue", "plugins", "pipelines", "logging", "relay", "dlq", "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
     r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "threads", "api_keys"}, "server");
@@ -302,6 +304,10 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   if (auto s = root["relay"]; s && r.expectMap(s, "relay")) {
     r.checkKeys(s, {"republish_after"}, "relay");
     r.readDuration(s, "republish_after", c.republish_after);
+  }
+  if (auto s = root["dlq"]; s && r.expectMap(s, "dlq")) {
+    r.checkKeys(s, {"replay_rate"}, "dlq");
+    r.readUnsigned(s, "replay_rate", c.dlq.replay_rate, 1);
   }
   r.readDuration(root, "shutdown_timeout", c.shutdown_timeout);
   if (!r.ok()) return r.error();

@@ -45,6 +45,10 @@ struct LoggingConfig {
   std::string format = "json";
 };
 
+struct DlqConfig {
+  unsigned replay_rate = 1000;  // events per second a bulk replay sends at most
+};
+
 struct HostConfig {
   std::string file;  // where it was read from; empty for built-in defaults
   ServerConfig server;
@@ -53,6 +57,7 @@ struct HostConfig {
   std::vector<std::string> plugin_paths{"/usr/lib/eventflow/plugins"};
   std::vector<std::string> pipeline_paths{"/etc/eventflow/pipelines"};
   LoggingConfig logging;
+  DlqConfig dlq;
   Millis republish_after{30'000};
   Millis shutdown_timeout{30'000};
 };

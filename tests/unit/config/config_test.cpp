@@ -162,3 +162,22 @@ TEST_F(ConfigTest, TwoCatchAllsAreAConfigError) {
   ASSERT_FALSE(specs);
   EXPECT_NE(specs.error().message.find("a second catch-all"), std::string::npos) << specs.error().message;
 }
+
+TEST_F(ConfigTest, DlqReplayRateFromFileAndEnvironmentAndNeverZero) {
+  EXPECT_EQ(config::loadHostConfig(write("default.yaml", "{}\n"))->dlq.replay_rate, 1000u);
+  const auto file = write("eventflow.yaml", "dlq: { replay_rate: 250 }\n");
+  EXPECT_EQ(config::loadHostConfig(file)->dlq.replay_rate, 250u);
+  ::setenv("EVENTFLOW_DLQ_REPLAY_RATE", "40", 1);
+  auto from_env = config::loadHostConfig(file);
+  ::unsetenv("EVENTFLOW_DLQ_REPLAY_RATE");
+  ASSERT_TRUE(from_env) << from_env.error().message;
+  EXPECT_EQ(from_env->dlq.replay_rate, 40u);
+  const auto zero = write("zero.yaml", "dlq: { replay_rate: 0 }\n");
+  auto bad = config::loadHostConfig(zero);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(zero + ":1:21: 'replay_rate' must be a whole number >= 1"), std::string::npos)
+      << bad.error().message;
+  auto unknown = config::loadHostConfig(write("unknown.yaml", "dlq: { rate: 5 }\n"));
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown key 'rate' in dlq"), std::string::npos) << unknown.error().message;
+}
