@@ -16,6 +16,7 @@
 #include "pipeline/pipeline.hpp"
 #include "plugin/loader.hpp"
 #include "queue/queue.hpp"
+#include "runtime/dlq.hpp"
 #include "runtime/ingest.hpp"
 #include "runtime/relay.hpp"
 #include "runtime/workers.hpp"
@@ -36,6 +37,7 @@ const char* const kUsage = R"(usage: eventflow <command> [options]
 commands:
   serve [--config FILE] [--role R]     run the host: all (default), api (HTTP ingest + relay) or worker
   validate [--config FILE]             check the host config, every pipeline and plugin config
+  dlq list|show|replay|purge [...]     the dead-letter queue: list, inspect, replay, discard (dlq --help)
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
   plugins show NAME [--config FILE]    a plugin's description and config schema
   plugin new NAME --kind K [--dir D]   write a new plugin project (K: validator, enricher, sink)
@@ -204,8 +206,10 @@ int serve(int argc, char** argv) {
   if (ingest && queue.kind() != "embedded") relay.start();
 
   runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth);
+  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth);
   std::atomic<bool> ready{false};
-  http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready});
+  http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready,
+                       ingest ? &dlq : nullptr});
   if (auto started = server.start(); !started) {
     workers.stop(std::chrono::steady_clock::now());
     return fail(started.error().message);
@@ -231,6 +235,7 @@ int serve(int argc, char** argv) {
   }
   const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
   ready = false;
+  dlq.stop();  // a bulk replay in progress answers with what it did so far
   server.stop();
   relay.stop();
   // Workers drain until a little before the deadline, leaving time to commit.
@@ -250,6 +255,7 @@ int run(int argc, char** argv) {
     if (command == "serve") return serve(argc, argv);
     if (command == "validate") return validate(argc, argv);
     if (command == "plugins") return plugins(argc, argv);
+    if (command == "dlq") return dlq(argc, argv);
     if (command == "plugin") return pluginCommand(argc, argv);
     if (command == "produce") return produce(argc, argv);
     if (command == "version" || command == "--version") {

@@ -10,6 +10,9 @@ int produce(int argc, char** argv);
 /// eventflow plugins list|show (plugins_command.cpp).
 int plugins(int argc, char** argv);
 
+/// eventflow dlq list|show|replay|purge (dlq_command.cpp).
+int dlq(int argc, char** argv);
+
 /// eventflow plugin new (plugin_new.cpp).
 int pluginCommand(int argc, char** argv);
 

@@ -9,8 +9,11 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/URI.h>
 
+#include <charconv>
 #include <chrono>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
 #include "queue/queue.hpp"
+#include "runtime/dlq.hpp"
 #include "runtime/ingest.hpp"
 #include "store/store.hpp"
 
@@ -89,8 +93,10 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
 
     const bool api = s_.ingestor != nullptr;
-    if (!api && (path.rfind("/events", 0) == 0 || path == "/pipelines"))
+    const bool dlq_route = path == "/dlq" || path.rfind("/dlq/", 0) == 0;
+    if (!api && (path.rfind("/events", 0) == 0 || path == "/pipelines" || dlq_route))
       return error(404, "not_found", "this process has the worker role; post to an api process");
+    if (dlq_route && s_.dlq) return dlq(req, method, path, route);
     if (path == "/events" || path == "/events/batch") {
       route = path;
       if (method != "POST") return error(405, "method_not_allowed", "use POST");
@@ -139,6 +145,144 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
       return pipelines();
     }
     return error(404, "not_found", "no route " + method + " " + path);
+  }
+
+  // GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/replay, POST /dlq/replay.
+  Reply dlq(HTTPServerRequest& req, const std::string& method, const std::string& path, std::string& route) {
+    const std::string rest = path.size() > 5 ? path.substr(5) : std::string();
+    const bool replay_one = rest.size() > 7 && rest.ends_with("/replay");
+    const std::string id = replay_one ? rest.substr(0, rest.size() - 7) : rest;
+    if (path == "/dlq") {
+      route = "/dlq";
+      if (method != "GET") return error(405, "method_not_allowed", "use GET");
+    } else if (rest == "replay") {
+      route = "/dlq/replay";
+      if (method != "POST") return error(405, "method_not_allowed", "use POST");
+    } else if (replay_one) {
+      route = "/dlq/{id}/replay";
+      if (method != "POST") return error(405, "method_not_allowed", "use POST");
+    } else {
+      route = "/dlq/{id}";
+      if (method != "GET" && method != "DELETE") return error(405, "method_not_allowed", "use GET or DELETE");
+    }
+    if (auto denied = authorize(req, "admin")) return *denied;
+
+    if (route == "/dlq") {
+      store::DeadFilter filter;
+      try {
+        for (const auto& [key, value] : Poco::URI(req.getURI()).getQueryParameters())
+          if (auto bad = filterParameter(key, value, filter)) return *bad;
+      } catch (const Poco::Exception& e) {
+        return error(400, "invalid_parameter", "the query string cannot be read: " + e.displayText());
+      }
+      auto page = s_.dlq->list(filter);
+      if (!page) return unavailable(page.error().message);
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto& e : page->items) items.push_back(runtime::toJson(e));
+      return json(200, {{"items", std::move(items)}, {"total", page->total}});
+    }
+    if (route == "/dlq/replay") return replayAll(req);
+
+    if (!isUuid(id)) return error(404, "not_found", "no event " + id);
+    if (route == "/dlq/{id}" && method == "GET") {
+      auto dead = s_.dlq->show(id);
+      if (!dead) return unavailable(dead.error().message);
+      if (!*dead) return error(404, "not_found", "event " + id + " is not in the DLQ");
+      return json(200, runtime::toJson(**dead));
+    }
+    const bool discard = route == "/dlq/{id}";
+    auto answer = discard ? s_.dlq->discard(id) : s_.dlq->replay(id);
+    if (!answer) return unavailable(answer.error().message);
+    switch (answer->status) {
+      case runtime::DlqStatus::done:
+        return discard ? json(200, {{"event_id", id}, {"status", "discarded"}})
+                       : json(202, {{"event_id", id}, {"status", "replayed"}});
+      case runtime::DlqStatus::not_found:
+        return error(404, "not_found", "no event " + id);
+      case runtime::DlqStatus::not_dead:
+        return error(409, "not_dead", "event " + id + " is " + answer->state + ", not in the DLQ");
+      case runtime::DlqStatus::no_pipeline:
+        return error(422, "no_pipeline", "no pipeline takes event " + id + "'s event_type any more", "event_type");
+    }
+    return error(500, "internal", "unknown DLQ answer");
+  }
+
+  // One filter key from the query string (GET /dlq); a bad value is a 400 naming it.
+  std::optional<Reply> filterParameter(const std::string& key, const std::string& value, store::DeadFilter& filter) {
+    auto bad = [&](const std::string& why) { return error(400, "invalid_parameter", "'" + key + "' " + why, key); };
+    auto whole = [&](std::size_t min, std::size_t max, std::size_t& out) -> std::optional<Reply> {
+      std::size_t v = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (value.empty() || ec != std::errc{} || end != value.data() + value.size() || v < min || v > max)
+        return bad("must be a whole number from " + std::to_string(min) + " to " + std::to_string(max) + ", not '" +
+                   value + "'");
+      out = v;
+      return std::nullopt;
+    };
+    if (key == "pipeline") filter.pipeline = value;
+    else if (key == "error_type") filter.error_type = value;
+    else if (key == "since" || key == "until") {
+      const auto t = parseRfc3339(value);
+      if (!t) return bad("must be an RFC 3339 time such as 2026-01-31T12:00:00Z, not '" + value + "'");
+      (key == "since" ? filter.since : filter.until) = *t;
+    } else if (key == "limit") {
+      return whole(1, runtime::Dlq::kMaxListLimit, filter.limit);
+    } else if (key == "offset") {
+      return whole(0, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()), filter.offset);
+    } else {
+      return error(400, "invalid_parameter",
+                   "unknown parameter '" + key + "' (pipeline, error_type, since, until, limit, offset)", key);
+    }
+    return std::nullopt;
+  }
+
+  // POST /dlq/replay {pipeline?, error_type?, since?, until?, dry_run?, limit?}: answers once it is done.
+  Reply replayAll(HTTPServerRequest& req) {
+    if (!hasMediaType(req.getContentType(), "application/json"))
+      return error(415, "unsupported_media_type", "Content-Type must be application/json");
+    const std::size_t max = s_.config->server.max_body_bytes;
+    if (req.hasContentLength() && req.getContentLength64() > static_cast<Poco::Int64>(max))
+      return error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(max) + ")");
+    std::string body;
+    char chunk[4096];
+    auto& in = req.stream();
+    while (body.size() <= max && in.read(chunk, sizeof chunk).gcount() > 0)
+      body.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (body.size() > max)
+      return error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(max) + ")");
+    const auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (doc.is_discarded()) return error(400, "malformed_json", "body is not valid JSON");
+    if (!doc.is_object())
+      return error(400, "invalid_body", "the body is a JSON object: {pipeline?, error_type?, since?, until?, dry_run?, limit?}");
+    store::DeadFilter filter;
+    bool dry_run = false;
+    std::uint64_t limit = 0;
+    for (const auto& [key, value] : doc.items()) {
+      auto bad = [&](const std::string& why) { return error(400, "invalid_parameter", "'" + key + "' " + why, key); };
+      if (key == "dry_run") {
+        if (!value.is_boolean()) return bad("must be true or false");
+        dry_run = value.get<bool>();
+      } else if (key == "limit") {
+        if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0) return bad("must be a whole number >= 1");
+        limit = value.get<std::uint64_t>();
+      } else if (key == "pipeline" || key == "error_type" || key == "since" || key == "until") {
+        if (!value.is_string()) return bad("must be a string");
+        if (auto invalid = filterParameter(key, value.get<std::string>(), filter)) return *invalid;
+      } else {
+        return error(400, "invalid_parameter",
+                     "unknown field '" + key + "' (pipeline, error_type, since, until, dry_run, limit)", key);
+      }
+    }
+    if (dry_run) {
+      auto n = s_.dlq->count(filter, limit);
+      if (!n) return unavailable(n.error().message);
+      return json(200, {{"count", *n}});
+    }
+    auto done = s_.dlq->replayAll(filter, limit);
+    if (!done) return unavailable(done.error().message);
+    nlohmann::json out{{"replayed", done->replayed}, {"skipped", done->skipped}};
+    if (done->interrupted) out["interrupted"] = true;
+    return json(202, out);
   }
 
   std::optional<Reply> authorize(HTTPServerRequest& req, const std::string& scope) {

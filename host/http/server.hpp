@@ -14,7 +14,10 @@ namespace eventflow::pipeline { class Router; }
 namespace eventflow::store { class Store; }
 namespace eventflow::queue { class Queue; }
 namespace eventflow::metrics { class Metrics; }
-namespace eventflow::runtime { class Ingestor; }
+namespace eventflow::runtime {
+class Ingestor;
+class Dlq;
+}  // namespace eventflow::runtime
 
 namespace eventflow::http {
 
@@ -28,6 +31,7 @@ struct Services {
   runtime::Ingestor* ingestor = nullptr;
   std::string version;
   std::atomic<bool>* ready = nullptr;
+  runtime::Dlq* dlq = nullptr;  // set with ingestor: the DLQ routes are api routes
 };
 
 class Server {
