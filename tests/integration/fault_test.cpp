@@ -1,0 +1,168 @@
+// Fault injection on the production backends (issue 5, G2/G3/G8): under a
+// steady load, a process or a service is killed; afterwards every event that
+// got a 202 is terminal exactly once and the books balance.
+
+#include <gtest/gtest.h>
+
+#include <Poco/UUIDGenerator.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "backends.hpp"
+#include "cluster.hpp"
+
+using namespace eventflow::testing;
+
+namespace {
+
+std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+// Posts valid events to `port` from a few connections until stopped; keeps
+// the ids that got a 202.
+class Load {
+ public:
+  explicit Load(std::uint16_t port) {
+    for (int t = 0; t < 4; ++t)
+      threads_.emplace_back([this, port] {
+        for (int i = 0; !stop_; ++i) {
+          const std::string id = uuid();
+          if (http(port, "POST", "/events", validEvent(i, id).dump()).status == 202) {
+            std::lock_guard lock(mutex_);
+            accepted_.push_back(id);
+          }
+        }
+      });
+  }
+  std::vector<std::string> stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return accepted_;
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex_);
+    return accepted_.size();
+  }
+  ~Load() {
+    if (!threads_.empty()) stop();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::vector<std::string> accepted_;
+  std::vector<std::thread> threads_;
+};
+
+void waitFor(Load& load, std::size_t n) {
+  for (int i = 0; i < 600 && load.count() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// Every accepted id terminal exactly once, nothing else left in flight.
+void expectAllTerminalOnce(const std::string& pg, const std::vector<std::string>& accepted, std::uint16_t api) {
+  ASSERT_FALSE(accepted.empty());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  long long unfinished = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
+    if (unfinished == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_EQ(unfinished, 0) << "events still not terminal";
+  std::string ids = "'{";
+  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
+  ids += "}'::uuid[]";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"), pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+  auto summary = http(api, "GET", "/metrics/summary").json();
+  EXPECT_EQ(summary["events_received"].get<long long>(),
+            summary["events_processed"].get<long long>() + summary["events_failed"].get<long long>() +
+                summary["events_discarded"].get<long long>() + summary["events_in_flight"].get<long long>())
+      << summary.dump();
+  EXPECT_EQ(summary["events_in_flight"], 0);
+}
+
+}  // namespace
+
+TEST(Fault, KillNineOneOfSeveralWorkersMidLoadThenRestartIt) {
+  const std::string pg = freshDatabase("fault_worker");
+  ASSERT_FALSE(pg.empty());
+  Cluster cluster("fault-worker", pg, redisUrl(), "2s", "10s");
+  const auto api = cluster.add("api");
+  cluster.add("worker");
+  const auto victim_port = cluster.add("worker");
+  Load load(api);
+  waitFor(load, 1500);
+  // The victim dies with batches in hand: taken, maybe half written, unacknowledged.
+  cluster.processes().back()->kill(SIGKILL);
+  waitFor(load, 3000);
+  cluster.add("worker", victim_port);
+  waitFor(load, 4000);
+  const auto accepted = load.stop();
+  expectAllTerminalOnce(pg, accepted, api);
+}
+
+TEST(Fault, KillNineRedisAndStartItEmpty) {
+  const std::string pg = freshDatabase("fault_redis");
+  ASSERT_FALSE(pg.empty());
+  // A Redis of this test's own, so killing it disturbs no other test.
+  const auto port = freePort();
+  const auto dir = fs::temp_directory_path() / ("eventflow-redis-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto start_redis = [&] {
+    auto r = std::make_unique<ChildProcess>(
+        std::vector<std::string>{"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port), "--save",
+                                 "", "--appendonly", "no", "--dir", dir.string()},
+        (dir / "redis.log").string());
+    EXPECT_TRUE(r->start());
+    for (int i = 0; i < 100; ++i) {
+      if (std::system(("redis-cli -p " + std::to_string(port) + " ping > /dev/null 2>&1").c_str()) == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return r;
+  };
+  auto redis = start_redis();
+  Cluster cluster("fault-redis", pg, "redis://127.0.0.1:" + std::to_string(port), "2s", "3s");
+  const auto api = cluster.add("api");
+  cluster.add("worker");
+  Load load(api);
+  waitFor(load, 1500);
+  redis->kill(SIGKILL);  // everything in the streams is gone
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // While Redis is down a 202 still means durable in PostgreSQL (G1).
+  redis = start_redis();
+  waitFor(load, load.count() + 1000);
+  const auto accepted = load.stop();
+  expectAllTerminalOnce(pg, accepted, api);
+  EXPECT_EQ(http(api, "GET", "/health").json()["services"]["redis"], "healthy");
+  fs::remove_all(dir);
+}
+
+TEST(Fault, HealthAnswers503WhileRedisIsDown) {
+  const std::string pg = freshDatabase("fault_health");
+  ASSERT_FALSE(pg.empty());
+  const auto port = freePort();
+  Cluster cluster("fault-health", pg, "redis://127.0.0.1:" + std::to_string(port));
+  auto redis = std::make_unique<ChildProcess>(std::vector<std::string>{"/usr/bin/redis-server", "--bind", "127.0.0.1",
+                                                                      "--port", std::to_string(port), "--save", "",
+                                                                      "--appendonly", "no"},
+                                            (cluster.dir() / "redis.log").string());
+  ASSERT_TRUE(redis->start());
+  for (int i = 0; i < 100; ++i) {
+    if (std::system(("redis-cli -p " + std::to_string(port) + " ping > /dev/null 2>&1").c_str()) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto host = cluster.add("api");
+  EXPECT_EQ(http(host, "GET", "/health").status, 200);
+  redis->kill(SIGKILL);
+  auto health = http(host, "GET", "/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.json()["services"]["redis"], "unhealthy");
+  EXPECT_EQ(health.json()["services"]["database"], "healthy");
+  EXPECT_EQ(http(host, "GET", "/health/ready").status, 503);
+}
