@@ -398,10 +398,19 @@ TEST_P(DlqStore, BulkReplayDoesNotTakeAnEventThatFailsAgainWhileItRuns) {
       }
     }
   });
+  // Taking re-failed events again would never end: a watchdog stops it.
+  std::atomic<bool> finished{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 150 && !finished; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    dlq.stop();
+  });
   auto done = dlq.replayAll({});
+  finished = true;
+  watchdog.join();
   stop = true;
   worker.join();
   ASSERT_TRUE(done) << done.error().message;
+  EXPECT_FALSE(done->interrupted) << "the replay did not end by itself";
   EXPECT_EQ(done->replayed, 6u) << "each once, though each was dead again before the replay ended";
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   auto page = store_->listDead({});
