@@ -61,6 +61,7 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
   std::deque<std::future<Expected<void>>> inflight;
   auto settle = [&] {
     for (auto& f : inflight) f.wait();
+    inflight.clear();
   };
   for (;;) {
     if (stopping_ && SteadyClock::now().time_since_epoch().count() >= deadline_ns_) return settle();
@@ -78,24 +79,50 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
       return true;
     });
     if (!poison.empty()) deadLetterPoison(runner, poison);
-    if (messages.empty()) continue;
-    works.clear();
-    works.reserve(messages.size());
-    for (auto& m : messages) {
-      pipeline::Work w;
-      w.event.id = m.id;
-      w.event.type = m.type;
-      w.event.correlation_id = m.correlation_id;
-      w.event.pipeline = name;
-      w.event.attempt = m.attempts + 1;
-      w.event.received_at = m.received_at;
-      w.event.body = nlohmann::json::parse(m.payload, nullptr, false);
-      w.sinks_done = m.sinks_done;
-      works.push_back(std::move(w));
+    // A redelivered message may be what crashed the last worker; run each
+    // alone, so a crash counts against it and not against its batch-mates.
+    std::vector<queue::Message> suspects;
+    std::erase_if(messages, [&](queue::Message& m) {
+      if (m.deliveries <= 1) return false;
+      suspects.push_back(std::move(m));
+      return true;
+    });
+    // One suspect at a time in the whole process: a crash then implicates
+    // only the one running, never a suspect on another thread.
+    std::unique_lock suspect_lock(suspects_mutex_, std::defer_lock);
+    if (!suspects.empty()) suspect_lock.lock();
+    for (auto& m : suspects) {
+      settle();  // if it crashes us, nothing else is left unacknowledged
+      std::vector<queue::Message> one;
+      one.push_back(std::move(m));
+      process(runner, one, works, inflight);
+      settle();
     }
-    runner.run(works);
-    finish(runner, messages, works, inflight);
+    if (suspect_lock.owns_lock()) suspect_lock.unlock();
+    if (messages.empty()) continue;
+    process(runner, messages, works, inflight);
   }
+}
+
+void WorkerPool::process(pipeline::Runner& runner, std::vector<queue::Message>& messages,
+                         std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
+  const std::string& name = runner.pipeline().name();
+  works.clear();
+  works.reserve(messages.size());
+  for (auto& m : messages) {
+    pipeline::Work w;
+    w.event.id = m.id;
+    w.event.type = m.type;
+    w.event.correlation_id = m.correlation_id;
+    w.event.pipeline = name;
+    w.event.attempt = m.attempts + 1;
+    w.event.received_at = m.received_at;
+    w.event.body = nlohmann::json::parse(m.payload, nullptr, false);
+    w.sinks_done = m.sinks_done;
+    works.push_back(std::move(w));
+  }
+  runner.run(works);
+  finish(runner, messages, works, inflight);
 }
 
 void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& messages,

@@ -39,6 +39,8 @@ class WorkerPool {
 
  private:
   void loop(pipeline::Runner& runner, unsigned worker);
+  void process(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+               std::deque<std::future<Expected<void>>>& inflight);
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
   void scheduleRetry(const config::PipelineSpec& spec, queue::Message m);
@@ -58,6 +60,7 @@ class WorkerPool {
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> deadline_ns_{0};
   std::mutex rng_mutex_;
+  std::mutex suspects_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -60,7 +60,7 @@ class Cluster {
                           << "store: { url: \"" << pg_ << "\" }\n"
                           << "queue: { type: redis, url: \"" << redis_ << "\", stream_prefix: \"" << prefix_
                           << "\", claim_idle: " << claim_idle_ << " }\n"
-                          << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                          << "plugins: { paths: [" << plugin_paths_ << "] }\n"
                           << "pipelines: { paths: [" << pipelines_.string() << "] }\n"
                           << "relay: { republish_after: " << republish_after_ << " }\n"
                           << "shutdown_timeout: 10s\n";
@@ -76,11 +76,18 @@ class Cluster {
   }
 
   std::vector<std::unique_ptr<ChildProcess>>& processes() { return processes_; }
+
+  /// Pipelines from `dir` instead of the shipped ones; plugins also from `plugins`.
+  void use(const fs::path& dir, const std::string& plugins) {
+    pipelines_ = dir;
+    plugin_paths_ += ", " + plugins;
+  }
   const fs::path& dir() const { return dir_; }
 
  private:
   fs::path dir_, pipelines_;
   std::string claim_idle_, republish_after_;
+  std::string plugin_paths_ = EVENTFLOW_PLUGIN_DIR;
   std::string pg_, redis_, prefix_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;
 };

@@ -166,3 +166,92 @@ TEST(Fault, HealthAnswers503WhileRedisIsDown) {
   EXPECT_EQ(health.json()["services"]["database"], "healthy");
   EXPECT_EQ(http(host, "GET", "/health/ready").status, 503);
 }
+
+namespace {
+
+fs::path writePipeline(const fs::path& dir, const std::string& name, const std::string& yaml) {
+  fs::create_directories(dir);
+  std::ofstream(dir / (name + ".yaml")) << yaml;
+  return dir;
+}
+
+long long lines(const fs::path& file, const std::string& id) {
+  std::ifstream in(file);
+  long long n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind(id + " ", 0) == 0;
+  return n;
+}
+
+}  // namespace
+
+TEST(Fault, PoisonEventIsDeadLetteredAfterMaxDeliveriesAndTheRestFlows) {
+  const std::string pg = freshDatabase("fault_poison");
+  ASSERT_FALSE(pg.empty());
+  Cluster cluster("fault-poison", pg, redisUrl(), "1s", "60s");
+  cluster.use(writePipeline(cluster.dir() / "poison-pipelines", "poison",
+                            "pipeline: poison\nmatch: { event_types: [custom] }\nconcurrency: 2\nmax_deliveries: 2\n"
+                            "stages:\n  - validator: abort-on-poison\n  - sink: postgres\n"),
+              EVENTFLOW_FAULT_FIXTURE_DIR);
+  const auto api = cluster.add("api");
+  const auto worker_port = cluster.add("worker");
+  const std::string poison = uuid();
+  ASSERT_EQ(http(api, "POST", "/events", nlohmann::json{{"event_id", poison}, {"event_type", "custom"}, {"poison", true}}.dump()).status, 202);
+  std::vector<std::string> others;
+  for (int i = 0; i < 100; ++i) {
+    others.push_back(uuid());
+    ASSERT_EQ(http(api, "POST", "/events", nlohmann::json{{"event_id", others.back()}, {"event_type", "custom"}}.dump()).status, 202);
+  }
+  // Play supervisor: restart the worker whenever the poison event kills it.
+  int crashes = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')") == 0) break;
+    if (cluster.processes().back()->wait(std::chrono::milliseconds(0)) != -1) {
+      ++crashes;
+      cluster.add("worker", worker_port);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(crashes, 2) << "the fixture should have killed the worker on each delivery";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison + "' AND error_type = 'poison'"), 1);
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 100) << "batch-mates are not blamed";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"), 100);
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM failed_events"), 1);
+}
+
+TEST(Fault, TransientSinkFailureRetriesOnlyThatSinkOnceDoneAndHoldsNothingUp) {
+  const std::string pg = freshDatabase("fault_flaky");
+  ASSERT_FALSE(pg.empty());
+  Cluster cluster("fault-flaky", pg, redisUrl());
+  const fs::path logs = cluster.dir();
+  cluster.use(writePipeline(cluster.dir() / "flaky-pipelines", "flaky",
+                            "pipeline: flaky\nmatch: { event_types: [custom] }\nconcurrency: 2\n"
+                            "retry: { max_attempts: 6, initial_backoff: 700ms, multiplier: 1.0, jitter: none }\n"
+                            "stages:\n  - sink: flaky\n    config: { log: " + (logs / "steady.log").string() +
+                                " }\n  - sink: flaky\n    config: { log: " + (logs / "flaky.log").string() +
+                                ", fail: true }\n  - sink: postgres\n"),
+              EVENTFLOW_FAULT_FIXTURE_DIR);
+  const auto host = cluster.add("all");
+  const std::string flaky = uuid();
+  ASSERT_EQ(http(host, "POST", "/events",
+                 nlohmann::json{{"event_id", flaky}, {"event_type", "custom"}, {"fail_times", 3}}.dump()).status,
+            202);
+  std::vector<std::string> others;
+  for (int i = 0; i < 200; ++i) {
+    others.push_back(uuid());
+    ASSERT_EQ(http(host, "POST", "/events", nlohmann::json{{"event_id", others.back()}, {"event_type", "custom"}}.dump()).status, 202);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline &&
+         pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')") != 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 201);
+  EXPECT_EQ(pgCount(pg, "SELECT attempts FROM raw_events WHERE event_id = '" + flaky + "'"), 4);
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = '" + flaky + "'"), 1);
+  EXPECT_EQ(lines(logs / "flaky.log", flaky), 4) << "the failing sink is retried until it takes the event";
+  EXPECT_EQ(lines(logs / "steady.log", flaky), 1) << "a sink that already took the event is not run again";
+  // Nothing waited behind the retries (≥ 2.1 s of backoff): every other event was done before it.
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE event_id <> '" + flaky +
+                            "' AND updated_at > (SELECT updated_at FROM raw_events WHERE event_id = '" + flaky + "')"),
+            0);
+}
