@@ -194,8 +194,8 @@ class RedisQueue final : public Queue {
     const std::string consumer = consumer_prefix_ + std::to_string(worker);
     try {
       ensureGroup(conn, pipeline, wait);
-      if (claimDue(*lane)) claim(conn, pipeline, consumer, max, out);
-      if (!out.empty()) return out;
+      if (claimDue(*lane)) claim(conn, pipeline, consumer, max, *lane);
+      if (deliverOwned(conn, pipeline, consumer, *lane, out)) return out;
       Array cmd;
       cmd << "XREADGROUP" << "GROUP" << kGroup << consumer << "COUNT" << std::to_string(max) << "BLOCK"
           << std::to_string(wait.count()) << "STREAMS" << stream(pipeline) << ">";
@@ -281,6 +281,7 @@ class RedisQueue final : public Queue {
     std::size_t depth = 0;
     Clock::time_point depth_at{};
     std::atomic<std::int64_t> last_claim{0};
+    std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
@@ -316,35 +317,58 @@ class RedisQueue final : public Queue {
     return now - last >= every && lane.last_claim.compare_exchange_strong(last, now);
   }
 
-  void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max,
-             std::vector<Message>& out) {
+  // Takes over entries idle for claim_idle with JUSTID, which moves them to
+  // us without counting a delivery: an entry is counted only when it is about
+  // to run (deliverOwned), so a crash counts against that one entry alone.
+  void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max, Lane& lane) {
     const std::string idle = std::to_string(options_.claim_idle.count());
     const RedisType::Ptr pending_reply =
         conn.call(command({"XPENDING", stream(pipeline), kGroup, "IDLE", idle, "-", "+", std::to_string(max)}));
     const Array* pending = array(pending_reply);
     if (!pending || pending->size() == 0) return;
-    std::unordered_map<std::string, unsigned> deliveries;
     Array xclaim;
     xclaim << "XCLAIM" << stream(pipeline) << kGroup << consumer << idle;
+    std::size_t n = 0;
     for (const auto& p : *pending) {
       const Array* row = array(p);
       if (!row || row->size() < 4) continue;
-      const std::string id = bulk(at(*row, 0));
-      deliveries[id] = static_cast<unsigned>(integer(at(*row, 3)));
-      xclaim << id;
+      xclaim << bulk(at(*row, 0));
+      ++n;
     }
-    if (deliveries.empty()) return;
+    if (n == 0) return;
+    xclaim << "JUSTID";
     const RedisType::Ptr claimed_reply = conn.call(xclaim);
     const Array* claimed = array(claimed_reply);
-    if (!claimed) return;
-    for (const auto& e : *claimed) {
+    if (!claimed || claimed->size() == 0) return;
+    std::lock_guard lock(lane.mutex);
+    for (const auto& id : *claimed) lane.owned.push_back(bulk(id));
+    log::info("claimed entries from stopped consumers",
+              {{"pipeline", pipeline}, {"count", std::to_string(claimed->size())}});
+  }
+
+  // Hands out one claimed entry: claims it again, which counts the delivery
+  // and returns its fields, and reads its exact delivery count.
+  bool deliverOwned(Connection& conn, const std::string& pipeline, const std::string& consumer, Lane& lane,
+                    std::vector<Message>& out) {
+    for (;;) {
+      std::string id;
+      {
+        std::lock_guard lock(lane.mutex);
+        if (lane.owned.empty()) return false;
+        id = std::move(lane.owned.front());
+        lane.owned.pop_front();
+      }
+      const RedisType::Ptr entry_reply = conn.call(command({"XCLAIM", stream(pipeline), kGroup, consumer, "0", id}));
+      const Array* entries = array(entry_reply);
       Message m;
-      if (!decode(e, pipeline, m)) continue;
-      m.deliveries = deliveries[m.token] + 1;
+      if (!entries || entries->size() == 0 || !decode(at(*entries, 0), pipeline, m)) continue;  // acked meanwhile
+      const RedisType::Ptr count_reply = conn.call(command({"XPENDING", stream(pipeline), kGroup, id, id, "1"}));
+      const Array* rows = array(count_reply);
+      const Array* row = rows && rows->size() > 0 ? array(at(*rows, 0)) : nullptr;
+      m.deliveries = row && row->size() >= 4 ? static_cast<unsigned>(integer(at(*row, 3))) : 2;
       out.push_back(std::move(m));
+      return true;
     }
-    if (!out.empty())
-      log::info("claimed entries from stopped consumers", {{"pipeline", pipeline}, {"count", std::to_string(out.size())}});
   }
 
   Expected<void> withShared(const std::function<Expected<void>(Connection&)>& call) {

@@ -1,5 +1,7 @@
 #include "runtime/ingest.hpp"
 
+#include <csignal>
+#include <cstdlib>
 #include <map>
 
 #include "base/ids.hpp"
@@ -20,12 +22,16 @@ nlohmann::json errorBody(const std::string& code, const std::string& message, co
 Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
                    metrics::Metrics& metrics, std::size_t max_depth)
     : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth) {
+  if (const char* n = std::getenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH")) kill_before_publish_ = std::atoll(n);
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
   });
 }
 
 void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
+  // Test hook (fault tests only): die between the commit and the publish on
+  // the Nth group commit, the window the relay exists to repair.
+  if (kill_before_publish_ > 0 && ++commits_ == kill_before_publish_) ::raise(SIGKILL);
   // One publish per pipeline per group commit, not one per request.
   std::map<std::string, std::vector<queue::Message>> out;
   for (std::size_t k = 0; k < rows.size(); ++k) {

@@ -2,6 +2,7 @@
 // Ingest: envelope, routing, admission, durable record (group commit), then
 // publish. A 202 is only ever answered after the row is committed (G1).
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ class Ingestor {
   queue::Queue& queue_;
   metrics::Metrics& metrics_;
   std::size_t max_depth_;
+  long long kill_before_publish_ = 0;
+  std::atomic<long long> commits_{0};
 };
 
 /// `{"error":{"code","message","field"?}}`

@@ -175,18 +175,25 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
   // worker goes on with its next batch meanwhile, but never more than
   // kUncommitted batches ahead: a store outage stops it, which is the
   // backpressure we want.
+  // A retry is scheduled only once its `retrying` state is committed: while
+  // the store is down no attempt is spent, so an outage of the store does not
+  // run an event out of attempts (and into the DLQ) while its sinks may well
+  // have taken it.
   inflight.push_back(committer_.transitions(
-      std::move(changes), [this, name = spec.name, acks = std::move(acks)] { queue_.ack(name, acks); }));
-  for (auto& m : retries) scheduleRetry(spec, std::move(m));
+      std::move(changes), [this, retry = spec.retry, name = spec.name, acks = std::move(acks),
+                           retries = std::move(retries)]() mutable {
+        queue_.ack(name, acks);
+        for (auto& m : retries) scheduleRetry(retry, std::move(m));
+      }));
   while (inflight.size() > kUncommitted) {
     inflight.front().wait();
     inflight.pop_front();
   }
 }
 
-void WorkerPool::scheduleRetry(const config::PipelineSpec& spec, queue::Message m) {
+void WorkerPool::scheduleRetry(const config::RetrySpec& retry, queue::Message m) {
   // The message stays unacknowledged while it waits; the timer, not a worker, waits.
-  auto timer = std::make_shared<boost::asio::steady_timer>(timers_, backoff(spec.retry, m.attempts));
+  auto timer = std::make_shared<boost::asio::steady_timer>(timers_, backoff(retry, m.attempts));
   timer->async_wait([this, timer, msg = std::move(m)](const boost::system::error_code& ec) mutable {
     if (ec) return;  // shutting down: the store still says retrying
     const std::string pipeline = msg.pipeline;

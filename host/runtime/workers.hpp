@@ -43,7 +43,7 @@ class WorkerPool {
                std::deque<std::future<Expected<void>>>& inflight);
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
-  void scheduleRetry(const config::PipelineSpec& spec, queue::Message m);
+  void scheduleRetry(const config::RetrySpec& retry, queue::Message m);
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
 

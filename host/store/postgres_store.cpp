@@ -132,6 +132,17 @@ class Connection {
   /// Runs one statement (or a script, without parameters); text in, text out.
   Expected<Result> exec(const std::string& sql, const std::vector<std::string>& params = {}) {
     PGconn* conn = raw();
+    // A connection broken by a server restart only shows when a statement
+    // fails on it. Outside a transaction that statement can simply run again.
+    const bool idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
+    auto result = execOnce(sql, params);
+    if (!result && idle && PQstatus(conn) == CONNECTION_BAD) return execOnce(sql, params);
+    return result;
+  }
+
+ private:
+  Expected<Result> execOnce(const std::string& sql, const std::vector<std::string>& params) {
+    PGconn* conn = raw();
     if (PQstatus(conn) != CONNECTION_OK) PQreset(conn);
     if (PQstatus(conn) != CONNECTION_OK) return makeError(std::string("postgresql: ") + PQerrorMessage(conn));
     std::vector<const char*> values;
@@ -151,7 +162,6 @@ class Connection {
     return r;
   }
 
- private:
   Poco::Data::Session session_;
 };
 

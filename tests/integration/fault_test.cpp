@@ -255,3 +255,27 @@ TEST(Fault, TransientSinkFailureRetriesOnlyThatSinkOnceDoneAndHoldsNothingUp) {
                             "' AND updated_at > (SELECT updated_at FROM raw_events WHERE event_id = '" + flaky + "')"),
             0);
 }
+
+TEST(Fault, KillNineAnApiBetweenCommitAndPublish) {
+  const std::string pg = freshDatabase("fault_publish");
+  ASSERT_FALSE(pg.empty());
+  Cluster cluster("fault-publish", pg, redisUrl(), "2s", "2s");
+  // The victim dies on its 40th group commit: rows committed, never published.
+  ::setenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH", "40", 1);
+  const auto api = cluster.add("api");
+  ::unsetenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH");
+  cluster.add("worker");
+  Load load(api);
+  auto& victim = *cluster.processes().front();
+  for (int i = 0; i < 500 && victim.wait(std::chrono::milliseconds(0)) == -1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(victim.running()) << "the hook did not fire";
+  // Restarted without the hook; its relay publishes what the victim committed.
+  cluster.add("api", api);
+  waitFor(load, load.count() + 500);
+  const auto accepted = load.stop();
+  expectAllTerminalOnce(pg, accepted, api);
+  // Rows whose 202 never left the dead process are processed too.
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state <> 'done'"), 0);
+  EXPECT_GT(pgCount(pg, "SELECT COUNT(*) FROM raw_events"), static_cast<long long>(accepted.size()) - 1);
+}
