@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "backends.hpp"
+#include "store_test.hpp"
 #include "queue/queue.hpp"
 #include "store/group_commit.hpp"
 #include "store/store.hpp"
@@ -24,31 +25,9 @@ store::RawEvent raw(const std::string& id, const std::string& body = R"({"event_
   return {id, "purchase", "purchases", body, "sha-" + body, "corr-1", std::chrono::system_clock::now()};
 }
 
-class StoreContract : public ::testing::TestWithParam<std::string> {
+class StoreContract : public StoreTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "sqlite") {
-      dir_ = std::filesystem::temp_directory_path() / ("ef-store-" + std::to_string(::getpid()));
-      std::filesystem::remove_all(dir_);
-      url_ = "sqlite://" + (dir_ / "ef.db").string();
-    } else {
-      url_ = freshDatabase("store");
-      ASSERT_FALSE(url_.empty());
-    }
-    auto opened = store::openStore(url_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    auto migrated = store_->migrate();
-    ASSERT_TRUE(migrated) << migrated.error().message;
-  }
-  void TearDown() override {
-    store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  std::string url_;
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
+  StoreContract() : StoreTest("store") {}
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "backends.hpp"
+#include "store_test.hpp"
 #include "config/config.hpp"
 #include "pipeline/pipeline.hpp"
 #include "plugin/loader.hpp"
@@ -30,27 +31,9 @@ namespace {
 
 std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
 
-class DlqStore : public ::testing::TestWithParam<std::string> {
+class DlqStore : public StoreTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "sqlite") {
-      dir_ = std::filesystem::temp_directory_path() / ("ef-dlq-" + std::to_string(::getpid()));
-      std::filesystem::remove_all(dir_);
-      url_ = "sqlite://" + (dir_ / "ef.db").string();
-    } else {
-      url_ = freshDatabase("dlq");
-      ASSERT_FALSE(url_.empty());
-    }
-    auto opened = store::openStore(url_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    auto migrated = store_->migrate();
-    ASSERT_TRUE(migrated) << migrated.error().message;
-  }
-  void TearDown() override {
-    store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  DlqStore() : StoreTest("dlq") {}
 
   // Records an event of `type` in `pipeline` and lets it die with `error_type`.
   std::string dead(const std::string& pipeline, const std::string& type, const std::string& error_type,
@@ -80,10 +63,6 @@ class DlqStore : public ::testing::TestWithParam<std::string> {
 
   // Failures in one millisecond would tie on failed_at; the tests want an order.
   static void tick() { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }
-
-  std::string url_;
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
 };
 
 }  // namespace
