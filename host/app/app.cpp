@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -173,7 +174,26 @@ int serve(int argc, char** argv) {
   // The store is the queue's source of truth. The embedded queue starts empty,
   // so it is refilled with every event accepted but not terminal (a crash, a
   // kill -9, a retry in wait); a shared queue is repaired by the relay instead.
+  // Where the embedded queue's workers note what they have in hand, so a
+  // crash can be pinned on the events it happened with.
+  std::string in_hand_dir;
   if (queue.kind() == "embedded") {
+    in_hand_dir = (cfg.store.url.rfind("sqlite://", 0) == 0
+                       ? std::filesystem::path(cfg.store.url.substr(9) + ".inhand")
+                       : std::filesystem::temp_directory_path() / ("eventflow-inhand-" + sha256Hex(cfg.file).substr(0, 12)))
+                      .string();
+    std::error_code ec;
+    std::filesystem::create_directories(in_hand_dir, ec);
+    if (ec) return fail("cannot create " + in_hand_dir + ": " + ec.message());
+    // Events in hand at a crash count one more delivery; from the second on
+    // they run alone, and past max_deliveries they are dead as poison.
+    std::map<std::string, unsigned> delivered;
+    if (auto in_hand = runtime::takeInHand(in_hand_dir); !in_hand.empty()) {
+      auto counted = (*store)->recordDeliveries(in_hand);
+      if (!counted) return fail(counted.error().message);
+      delivered = std::move(*counted);
+      log::warn("events were in hand when the host last stopped", {{"count", std::to_string(delivered.size())}});
+    }
     auto pending = (*store)->unfinished();
     if (!pending) return fail(pending.error().message);
     std::size_t recovered = 0, orphaned = 0;
@@ -187,8 +207,9 @@ int serve(int argc, char** argv) {
         ++orphaned;
         continue;
       }
-      refill[p->name()].push_back(
-          {e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at, e.attempts, 0, {}, 1});
+      const auto d = delivered.find(e.id);
+      refill[p->name()].push_back({e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at,
+                                   e.attempts, 0, {}, d == delivered.end() ? 1u : d->second + 1});
       ++recovered;
     }
     for (auto& [name, messages] : refill) (void)queue.publish(name, std::move(messages));
@@ -199,6 +220,7 @@ int serve(int argc, char** argv) {
 
   pipeline::Settings settings{{"store.url", cfg.store.url}, {"host.name", hostName()}, {"version", kVersion}};
   runtime::WorkerPool workers(router, queue, committer, metrics, settings);
+  if (!in_hand_dir.empty()) workers.trackInHand(in_hand_dir);
   if (work) {
     if (auto started = workers.start(); !started) return fail("cannot start workers:\n" + started.error().message);
   }
@@ -242,6 +264,8 @@ int serve(int argc, char** argv) {
   workers.stop(deadline - std::min(cfg.shutdown_timeout / 5, std::chrono::milliseconds(2000)));
   queue.close();
   committer.stop();
+  // A clean stop leaves nothing in hand to blame at the next start.
+  if (!in_hand_dir.empty()) (void)runtime::takeInHand(in_hand_dir);
   log::info("eventflow stopped");
   return 0;
 }

@@ -3,7 +3,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
@@ -95,18 +101,19 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
       settle();  // if it crashes us, nothing else is left unacknowledged
       std::vector<queue::Message> one;
       one.push_back(std::move(m));
-      process(runner, one, works, inflight);
+      process(runner, worker, one, works, inflight);
       settle();
     }
     if (suspect_lock.owns_lock()) suspect_lock.unlock();
     if (messages.empty()) continue;
-    process(runner, messages, works, inflight);
+    process(runner, worker, messages, works, inflight);
   }
 }
 
-void WorkerPool::process(pipeline::Runner& runner, std::vector<queue::Message>& messages,
+void WorkerPool::process(pipeline::Runner& runner, unsigned worker, std::vector<queue::Message>& messages,
                          std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
   const std::string& name = runner.pipeline().name();
+  if (!in_hand_dir_.empty()) noteInHand(worker, messages);
   works.clear();
   works.reserve(messages.size());
   for (auto& m : messages) {
@@ -123,6 +130,34 @@ void WorkerPool::process(pipeline::Runner& runner, std::vector<queue::Message>& 
   }
   runner.run(works);
   finish(runner, messages, works, inflight);
+}
+
+void WorkerPool::noteInHand(unsigned worker, const std::vector<queue::Message>& messages) {
+  // No fsync: this must only survive the process, and a crashed process's
+  // writes are in the page cache. Overwritten by the next batch.
+  std::string ids;
+  for (const auto& m : messages) ids += m.id + "\n";
+  const std::string file = in_hand_dir_ + "/" + std::to_string(worker) + ".ids";
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  (void)!::write(fd, ids.data(), ids.size());
+  ::close(fd);
+}
+
+std::vector<std::string> takeInHand(const std::string& dir) {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".ids") continue;
+    std::ifstream in(entry.path());
+    for (std::string id; std::getline(in, id);)
+      if (!id.empty()) ids.push_back(id);
+    in.close();
+    std::filesystem::remove(entry.path(), ec);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& messages,

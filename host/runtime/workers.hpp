@@ -24,11 +24,20 @@ namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
 
+/// The ids the workers had in hand when the process last stopped, read from
+/// `dir` (see WorkerPool::trackInHand); the files are removed.
+std::vector<std::string> takeInHand(const std::string& dir);
+
 class WorkerPool {
  public:
   WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
              metrics::Metrics& metrics, pipeline::Settings settings);
   ~WorkerPool();
+
+  /// Embedded queue: before running a batch, each worker writes its ids to
+  /// `dir`/<n>.ids, so after a crash the next start knows which events were
+  /// in hand (takeInHand) and can count their deliveries (poison, G5).
+  void trackInHand(std::string dir) { in_hand_dir_ = std::move(dir); }
 
   /// Creates every runner first (so a plugin that refuses its config fails
   /// the start), then starts the threads.
@@ -39,7 +48,8 @@ class WorkerPool {
 
  private:
   void loop(pipeline::Runner& runner, unsigned worker);
-  void process(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+  void noteInHand(unsigned worker, const std::vector<queue::Message>& messages);
+  void process(pipeline::Runner& runner, unsigned worker, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
                std::deque<std::future<Expected<void>>>& inflight);
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
@@ -61,6 +71,7 @@ class WorkerPool {
   std::atomic<std::int64_t> deadline_ns_{0};
   std::mutex rng_mutex_;
   std::mutex suspects_mutex_;
+  std::string in_hand_dir_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

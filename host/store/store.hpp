@@ -116,6 +116,9 @@ class Store {
                                                      std::span<const Transition> transitions) = 0;
   /// Every recorded event that is not yet done, dead or discarded.
   virtual Expected<std::vector<PendingEvent>> unfinished() = 0;
+  /// Counts one more delivery of each event, durably; returns the new counts.
+  /// The embedded queue's poison detection: Redis counts its own deliveries.
+  virtual Expected<std::map<std::string, unsigned>> recordDeliveries(const std::vector<std::string>& ids) = 0;
   /// Unfinished events untouched for `older_than`, oldest first, at most
   /// `limit`; each is claimed (updated_at = now) so concurrent relays skip it.
   virtual Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) = 0;

@@ -279,3 +279,41 @@ TEST(Fault, KillNineAnApiBetweenCommitAndPublish) {
   EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state <> 'done'"), 0);
   EXPECT_GT(pgCount(pg, "SELECT COUNT(*) FROM raw_events"), static_cast<long long>(accepted.size()) - 1);
 }
+
+TEST(Fault, EmbeddedPoisonEventIsDeadLetteredAfterMaxDeliveries) {
+  const fs::path pipelines = fs::temp_directory_path() / ("eventflow-embedded-poison-" + std::to_string(::getpid()));
+  writePipeline(pipelines, "poison",
+                "pipeline: poison\nmatch: { event_types: [custom] }\nconcurrency: 2\nmax_deliveries: 2\n"
+                "stages:\n  - validator: abort-on-poison\n  - sink: sqlite\n");
+  HostProcess host("embedded-poison", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  // One batch, so the poison event is taken together with its batch-mates.
+  const std::string poison = uuid();
+  nlohmann::json batch = nlohmann::json::array();
+  for (int i = 0; i < 100; ++i) {
+    if (i == 10) batch.push_back({{"event_id", poison}, {"event_type", "custom"}, {"poison", true}});
+    batch.push_back({{"event_id", uuid()}, {"event_type", "custom"}});
+  }
+  // The worker may kill the host before the 202 leaves; the batch is committed before either.
+  const auto posted = host.post(batch.dump(), "/events/batch").status;
+  EXPECT_TRUE(posted == 202 || posted == 0) << posted;
+  // Play supervisor: start the host again whenever the poison event kills it.
+  int crashes = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!host.running()) {
+      ++crashes;
+      host.start();  // may die again before it is ready
+      continue;
+    }
+    if (host.count("SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(crashes, 2) << host.readLog();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events"), 101);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison + "' AND error_type = 'poison'"), 1)
+      << host.readLog();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 100) << "the others are not blamed";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 100);
+  fs::remove_all(pipelines);
+}

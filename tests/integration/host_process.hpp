@@ -129,6 +129,15 @@ class HostProcess {
     return false;
   }
 
+  /// False once the process has exited (it is reaped then).
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    pid_ = -1;
+    return false;
+  }
+
   void kill9() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);

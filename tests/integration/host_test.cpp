@@ -214,3 +214,34 @@ TEST(Host, ConfigErrorNamesFileLineColumnAndExitsNonZero) {
   const auto log = host.readLog();
   EXPECT_NE(log.find(host.config() + ":3:3: unknown key 'colour'"), std::string::npos) << log;
 }
+
+TEST(Host, QueueOverItsBoundAnswers503WithRetryAfter) {
+  HostProcess host("bound");
+  std::ofstream(host.config(), std::ios::app) << "queue: { max_depth: 5 }\n";
+  ASSERT_TRUE(host.start()) << host.readLog();
+  nlohmann::json batch = nlohmann::json::array();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.push_back(uuid());
+    batch.push_back(validEvent(i, ids.back()));
+  }
+  auto r = host.post(batch.dump(), "/events/batch");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.headers["Retry-After"], "1");
+  const auto results = r.json()["results"];
+  int accepted = 0, refused = 0;
+  for (const auto& item : results) {
+    if (item["status_code"] == 202) ++accepted;
+    if (item["status_code"] == 503) {
+      ++refused;
+      EXPECT_EQ(item["error"]["code"], "overloaded");
+    }
+  }
+  // Every pipeline admits at most max_depth events at once; nothing refused is recorded.
+  EXPECT_LE(accepted, 3 * 5);
+  EXPECT_GE(refused, 5);
+  EXPECT_EQ(accepted + refused, 20);
+  host.waitIdle(std::chrono::seconds(20));
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events"), accepted);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted);
+}
