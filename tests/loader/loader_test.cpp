@@ -3,9 +3,11 @@
 
 #include <filesystem>
 
+#include "null_context.hpp"
 #include "plugin/loader.hpp"
 
 using namespace eventflow;
+using eventflow::testing::NullContext;
 namespace fs = std::filesystem;
 
 namespace {
@@ -20,14 +22,6 @@ std::string refusal(const std::string& name) {
   return loaded ? std::string() : loaded.error().message;
 }
 
-class NullContext final : public Context {
- public:
-  void log(LogLevel, std::string_view) override {}
-  void count(std::string_view, double) override {}
-  void observe(std::string_view, double) override {}
-  std::string resolvePath(std::string_view p) const override { return std::string(p); }
-  std::string setting(std::string_view) const override { return {}; }
-};
 
 }  // namespace
 

@@ -7,22 +7,11 @@
 #include <thread>
 #include <vector>
 
+#include "null_context.hpp"
 #include "plugin/loader.hpp"
 
 using namespace eventflow;
-
-namespace {
-
-class NullContext final : public Context {
- public:
-  void log(LogLevel, std::string_view) override {}
-  void count(std::string_view, double) override {}
-  void observe(std::string_view, double) override {}
-  std::string resolvePath(std::string_view p) const override { return std::string(p); }
-  std::string setting(std::string_view) const override { return {}; }
-};
-
-}  // namespace
+using eventflow::testing::NullContext;
 
 TEST(ConcurrencyProbe, RejectsTwoThreadsInOneInstance) {
   auto plugin = plugin::loadPlugin(std::string(EVENTFLOW_INTEGRATION_FIXTURE_DIR) + "/validator-concurrency-probe.so");
