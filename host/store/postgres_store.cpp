@@ -135,25 +135,49 @@ class Connection {
 
   /// Runs one statement (or a script, without parameters); text in, text out.
   Expected<Result> exec(const std::string& sql, const std::vector<std::string>& params = {}) {
+    return execNamed({}, sql, params);
+  }
+
+  /// Like exec, for the hot statements: prepared once per connection under
+  /// `name` and executed by name after that, so PostgreSQL parses and plans
+  /// them once, not per group commit.
+  Expected<Result> prepared(const char* name, const std::string& sql, const std::vector<std::string>& params) {
+    return execNamed(name, sql, params);
+  }
+
+ private:
+  Expected<Result> execNamed(const char* name, const std::string& sql, const std::vector<std::string>& params) {
     PGconn* conn = raw();
     // A connection broken by a server restart only shows when a statement
     // fails on it. Outside a transaction that statement can simply run again.
     const bool idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
-    auto result = execOnce(sql, params);
-    if (!result && idle && PQstatus(conn) == CONNECTION_BAD) return execOnce(sql, params);
+    auto result = execOnce(name, sql, params);
+    if (!result && idle && PQstatus(conn) == CONNECTION_BAD) return execOnce(name, sql, params);
     return result;
   }
 
- private:
-  Expected<Result> execOnce(const std::string& sql, const std::vector<std::string>& params) {
+  Expected<Result> execOnce(const char* name, const std::string& sql, const std::vector<std::string>& params) {
     PGconn* conn = raw();
-    if (PQstatus(conn) != CONNECTION_OK) PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+      PQreset(conn);
+      prepared_.clear();  // a new server session knows none of them
+    }
     if (PQstatus(conn) != CONNECTION_OK) return makeError(std::string("postgresql: ") + PQerrorMessage(conn));
+    if (name && !prepared_.count(name)) {
+      Result made(PQprepare(conn, name, sql.c_str(), static_cast<int>(params.size()), nullptr), &PQclear);
+      if (PQresultStatus(made.get()) != PGRES_COMMAND_OK) {
+        std::string message = std::string("postgresql: ") + (made ? PQresultErrorMessage(made.get()) : PQerrorMessage(conn));
+        while (!message.empty() && message.back() == '\n') message.pop_back();
+        return makeError(message);
+      }
+      prepared_.insert(name);
+    }
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p.c_str());
-    Result r(params.empty() ? PQexec(conn, sql.c_str())
-                            : PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                                           values.data(), nullptr, nullptr, 0),
+    const int n = static_cast<int>(params.size());
+    Result r(name             ? PQexecPrepared(conn, name, n, values.data(), nullptr, nullptr, 0)
+             : params.empty() ? PQexec(conn, sql.c_str())
+                              : PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0),
              &PQclear);
     const auto status = PQresultStatus(r.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -167,6 +191,7 @@ class Connection {
   }
 
   Poco::Data::Session session_;
+  std::set<std::string> prepared_;
 };
 
 std::string text(const Result& r, int row, int col) {
@@ -412,6 +437,13 @@ class PostgresStore final : public Store {
 
   Expected<std::vector<InsertStatus>> commitOn(Connection& conn, std::span<const RawEvent> inserts,
                                                std::span<const Transition> transitions) {
+    // One statement is its own transaction: the api's group commits (inserts
+    // only) and the workers' (state changes only) take one round trip.
+    if (transitions.empty()) return inserts.empty() ? std::vector<InsertStatus>{} : insertRows(conn, inserts);
+    if (inserts.empty()) {
+      if (auto applied = applyTransitions(conn, transitions); !applied) return applied.error();
+      return std::vector<InsertStatus>{};
+    }
     if (auto begun = conn.exec("BEGIN"); !begun) return begun.error();
     std::vector<InsertStatus> statuses;
     if (!inserts.empty()) {
@@ -441,7 +473,7 @@ class PostgresStore final : public Store {
               ",\"correlation_id\":" + quote(e.correlation_id) + ",\"received_at\":" + quote(formatRfc3339(e.received_at)) + "}";
     }
     rows += "]";
-    auto r = conn.exec(
+    auto r = conn.prepared("insert_raw",
         "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, received_at, "
         "state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload, payload_sha256, NULLIF(correlation_id, ''), "
         "received_at, 'queued', 0, now() FROM json_to_recordset($1::json) AS x(event_id uuid, event_type text, pipeline text, "
@@ -485,7 +517,7 @@ class PostgresStore final : public Store {
                       {"plugin", t.plugin}});
     // A terminal event never changes state again (G2, G3); only rows that
     // really turned dead reach the DLQ.
-    auto r = conn.exec(
+    auto r = conn.prepared("apply_transitions",
         "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, state text, attempts integer, "
         "last_error text, error_type text, error_message text, stage text, plugin text)), "
         "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
