@@ -1,7 +1,7 @@
 // PostgreSQL store. Poco::Data::PostgreSQL owns the sessions; the statements
 // go through libpq on the session's connection, because the hot path is
-// set-based (a whole group commit is one statement with one JSON parameter)
-// and Poco's binder has no array or JSON parameter types.
+// set-based (a whole group commit is one COPY, or one statement with one JSON
+// parameter) and Poco has neither COPY nor array or JSON parameter types.
 
 #include <Poco/Data/PostgreSQL/Connector.h>
 #include <Poco/Data/PostgreSQL/SessionImpl.h>
@@ -10,11 +10,14 @@
 #include <Poco/URI.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "base/ids.hpp"
 #include "base/log.hpp"
@@ -90,6 +93,54 @@ std::string quote(const std::string& s) { return nlohmann::json(s).dump(-1, ' ',
 
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
+// The id as PostgreSQL's uuid type prints it: isUuid takes either case.
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Length of the UTF-8 sequence at s[i], 0 if it is not one PostgreSQL takes.
+std::size_t utf8Length(std::string_view s, std::size_t i) {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = at(i);
+  std::size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (i + n > s.size() || at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+  return n;
+}
+
+// Appends `s` as one value of COPY's text format. False for text that COPY
+// would reject (a NUL, invalid UTF-8), which quote() replaces or the INSERT
+// rejects: such a batch takes the INSERT path, as before.
+bool copyValue(std::string& out, std::string_view s) {
+  std::size_t run = 0;  // start of the bytes not yet appended
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8Length(s, i);
+      if (n == 0) return false;
+      i += n;
+      continue;
+    }
+    if (c == 0) return false;
+    const char* escaped = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+    if (escaped) {
+      out.append(s.data() + run, i - run);
+      out += escaped;
+      run = i + 1;
+    }
+    ++i;
+  }
+  out.append(s.data() + run, s.size() - run);
+  return true;
+}
+
 // Poco's connector takes libpq's key=value form; operators write URLs.
 Expected<std::string> conninfo(const std::string& url) {
   std::string out;
@@ -145,7 +196,78 @@ class Connection {
     return execNamed(name, sql, params);
   }
 
+  /// Runs `sql`, a COPY ... FROM STDIN, with `data` in COPY's text format.
+  /// False, with nothing copied, when a row would repeat a unique key: COPY
+  /// has no ON CONFLICT, and the caller decides what to do instead.
+  Expected<bool> copyIn(const std::string& sql, const std::string& data) {
+    PGconn* conn = raw();
+    // As in execNamed: outside a transaction a failed COPY left nothing
+    // behind, and a retry that meets rows it did commit gets false.
+    const bool idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
+    auto result = copyOnce(sql, data);
+    if (!result && idle && PQstatus(conn) == CONNECTION_BAD) return copyOnce(sql, data);
+    return result;
+  }
+
  private:
+  Expected<void> connected() {
+    PGconn* conn = raw();
+    if (PQstatus(conn) != CONNECTION_OK) {
+      PQreset(conn);
+      prepared_.clear();  // a new server session knows none of them
+    }
+    if (PQstatus(conn) != CONNECTION_OK) return makeError(failure(nullptr));
+    return {};
+  }
+
+  std::string failure(const PGresult* r) {
+    std::string message = "postgresql: ";
+    message += r ? PQresultErrorMessage(r) : PQerrorMessage(raw());
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return message;
+  }
+
+  Expected<bool> copyOnce(const std::string& sql, const std::string& data) {
+    PGconn* conn = raw();
+    if (auto ok = connected(); !ok) return ok.error();
+    Result started(PQexec(conn, sql.c_str()), &PQclear);
+    if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
+      const std::string message = failure(started.get());
+      if (PQtransactionStatus(conn) == PQTRANS_INERROR) Result(PQexec(conn, "ROLLBACK"), &PQclear);
+      return makeError(message);
+    }
+    // In pieces, so libpq's buffer stays small and a size always fits its int.
+    constexpr std::size_t kPiece = 1 << 16;
+    bool sent = true;
+    for (std::size_t at = 0; sent && at < data.size(); at += kPiece)
+      sent = PQputCopyData(conn, data.data() + at, static_cast<int>(std::min(kPiece, data.size() - at))) == 1;
+    std::string error;
+    if (!sent || PQputCopyEnd(conn, nullptr) != 1) error = failure(nullptr);
+    // Every result up to the NULL is read, or the next statement finds the
+    // connection still busy with this one.
+    bool unique_violation = false;
+    while (PGresult* next = PQgetResult(conn)) {
+      Result r(next, &PQclear);
+      const auto status = PQresultStatus(next);
+      if (status == PGRES_COMMAND_OK) continue;
+      if (status == PGRES_COPY_IN) {
+        // PQputCopyEnd failed and the COPY cannot end: only a new session
+        // makes the connection usable again (the server drops the COPY).
+        PQreset(conn);
+        prepared_.clear();
+        if (error.empty()) error = "postgresql: COPY did not end";
+        break;
+      }
+      const char* state = PQresultErrorField(next, PG_DIAG_SQLSTATE);
+      unique_violation = state && std::string(state) == "23505";
+      if (error.empty()) error = failure(next);
+    }
+    if (PQtransactionStatus(conn) == PQTRANS_INERROR) Result(PQexec(conn, "ROLLBACK"), &PQclear);
+    if (unique_violation) return false;
+    if (!error.empty()) return makeError(error);
+    return true;
+  }
+
   Expected<Result> execNamed(const char* name, const std::string& sql, const std::vector<std::string>& params) {
     PGconn* conn = raw();
     // A connection broken by a server restart only shows when a statement
@@ -158,18 +280,10 @@ class Connection {
 
   Expected<Result> execOnce(const char* name, const std::string& sql, const std::vector<std::string>& params) {
     PGconn* conn = raw();
-    if (PQstatus(conn) != CONNECTION_OK) {
-      PQreset(conn);
-      prepared_.clear();  // a new server session knows none of them
-    }
-    if (PQstatus(conn) != CONNECTION_OK) return makeError(std::string("postgresql: ") + PQerrorMessage(conn));
+    if (auto ok = connected(); !ok) return ok.error();
     if (name && !prepared_.count(name)) {
       Result made(PQprepare(conn, name, sql.c_str(), static_cast<int>(params.size()), nullptr), &PQclear);
-      if (PQresultStatus(made.get()) != PGRES_COMMAND_OK) {
-        std::string message = std::string("postgresql: ") + (made ? PQresultErrorMessage(made.get()) : PQerrorMessage(conn));
-        while (!message.empty() && message.back() == '\n') message.pop_back();
-        return makeError(message);
-      }
+      if (PQresultStatus(made.get()) != PGRES_COMMAND_OK) return makeError(failure(made.get()));
       prepared_.insert(name);
     }
     std::vector<const char*> values;
@@ -181,9 +295,7 @@ class Connection {
              &PQclear);
     const auto status = PQresultStatus(r.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      std::string message = "postgresql: ";
-      message += r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn);
-      while (!message.empty() && message.back() == '\n') message.pop_back();
+      const std::string message = failure(r.get());
       if (PQtransactionStatus(conn) == PQTRANS_INERROR) Result(PQexec(conn, "ROLLBACK"), &PQclear);
       return makeError(message);
     }
@@ -204,7 +316,7 @@ nlohmann::json nullable(const Result& r, int row, int col) {
 
 class PostgresStore final : public Store {
  public:
-  static constexpr std::size_t kWriters = 4;
+  const std::size_t kWriters = getenv("EF_W") ? std::stoul(getenv("EF_W")) : 4;
 
   explicit PostgresStore(const std::string& url) : writer_(url), reader_(url) {
     for (std::size_t i = 0; i < kWriters; ++i) committers_.push_back(std::make_unique<Connection>(url));
@@ -438,8 +550,14 @@ class PostgresStore final : public Store {
   Expected<std::vector<InsertStatus>> commitOn(Connection& conn, std::span<const RawEvent> inserts,
                                                std::span<const Transition> transitions) {
     // One statement is its own transaction: the api's group commits (inserts
-    // only) and the workers' (state changes only) take one round trip.
-    if (transitions.empty()) return inserts.empty() ? std::vector<InsertStatus>{} : insertRows(conn, inserts);
+    // only) and the workers' (state changes only) need no BEGIN and COMMIT.
+    if (transitions.empty()) {
+      if (inserts.empty()) return std::vector<InsertStatus>{};
+      auto copied = copyRows(conn, inserts);
+      if (!copied) return copied.error();
+      if (*copied) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
+      return insertRows(conn, inserts);
+    }
     if (inserts.empty()) {
       if (auto applied = applyTransitions(conn, transitions); !applied) return applied.error();
       return std::vector<InsertStatus>{};
@@ -463,6 +581,43 @@ class PostgresStore final : public Store {
     return e;
   }
 
+  // The fast path for a batch of new ids: COPY skips the JSON parameter and
+  // the ON CONFLICT probe per row. It is all or nothing, so false (nothing
+  // copied) when an id is stored already or the batch cannot go this way.
+  static Expected<bool> copyRows(Connection& conn, std::span<const RawEvent> inserts) {
+    std::unordered_set<std::string> seen;
+    seen.reserve(inserts.size());
+    for (const auto& e : inserts)
+      if (!seen.insert(lowercase(e.id)).second) return false;  // its second row needs the INSERT path's answer
+    // What now() would be in the INSERT: one time for the whole commit.
+    const std::string updated_at = formatRfc3339(std::chrono::system_clock::now());
+    std::string data;
+    data.reserve(inserts.size() * 256);
+    for (const auto& e : inserts) {
+      bool ok = copyValue(data, e.id);
+      data += '\t';
+      ok = ok && copyValue(data, e.type);
+      data += '\t';
+      ok = ok && copyValue(data, e.pipeline);
+      data += '\t';
+      ok = ok && copyValue(data, e.payload);
+      data += '\t';
+      ok = ok && copyValue(data, e.sha256);
+      data += '\t';
+      if (e.correlation_id.empty()) data += "\\N";
+      else ok = ok && copyValue(data, e.correlation_id);
+      data += '\t';
+      data += formatRfc3339(e.received_at);
+      data += "\tqueued\t0\t";
+      data += updated_at;
+      data += '\n';
+      if (!ok) return false;
+    }
+    return conn.copyIn("COPY raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
+                       "received_at, state, attempts, updated_at) FROM STDIN",
+                       data);
+  }
+
   static Expected<std::vector<InsertStatus>> insertRows(Connection& conn, std::span<const RawEvent> inserts) {
     // The payload is already JSON text, so the parameter is assembled, not re-serialised.
     std::string rows = "[";
@@ -481,13 +636,13 @@ class PostgresStore final : public Store {
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         {rows});
     if (!r) return r.error();
-    std::set<std::string> fresh;
+    std::set<std::string> fresh;  // lowercase, as is every id compared with these answers
     for (int i = 0; i < PQntuples(r->get()); ++i) fresh.insert(text(*r, i, 0));
     std::vector<InsertStatus> statuses(inserts.size(), InsertStatus::inserted);
     std::vector<std::size_t> others;
     std::set<std::string> claimed;  // an id twice in one batch: only its first row was inserted
     for (std::size_t i = 0; i < inserts.size(); ++i) {
-      const auto& id = inserts[i].id;
+      const auto id = lowercase(inserts[i].id);
       if (fresh.count(id) && claimed.insert(id).second) continue;
       others.push_back(i);
     }
@@ -500,7 +655,7 @@ class PostgresStore final : public Store {
     std::map<std::string, std::string> sha;
     for (int i = 0; i < PQntuples(existing->get()); ++i) sha[text(*existing, i, 0)] = text(*existing, i, 1);
     for (std::size_t i : others)
-      statuses[i] = sha[inserts[i].id] == inserts[i].sha256 ? InsertStatus::duplicate : InsertStatus::conflict;
+      statuses[i] = sha[lowercase(inserts[i].id)] == inserts[i].sha256 ? InsertStatus::duplicate : InsertStatus::conflict;
     return statuses;
   }
 

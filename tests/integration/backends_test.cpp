@@ -68,6 +68,90 @@ TEST_P(StoreContract, InsertReportsInsertedDuplicateAndConflict) {
   EXPECT_EQ((*counts)["purchases"].in_flight, 3u);
 }
 
+TEST_P(StoreContract, ABatchWithAStoredIdStillRecordsItsNewEvents) {
+  // PostgreSQL copies a batch of new ids with COPY; one stored id makes the
+  // COPY fail as a whole, and the batch falls back to INSERT ... ON CONFLICT.
+  const auto a = uuid(), b = uuid();
+  std::vector<store::RawEvent> first{raw(a), raw(b)};
+  ASSERT_TRUE(store_->commit(first, {}));
+  const auto d = uuid(), e = uuid(), f = uuid();
+  std::vector<store::RawEvent> second{raw(d), raw(a), raw(e), raw(b, R"({"event_type":"purchase","n":2})"), raw(f)};
+  auto r = store_->commit(second, {});
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 5u);
+  EXPECT_EQ((*r)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r)[1], store::InsertStatus::duplicate);
+  EXPECT_EQ((*r)[2], store::InsertStatus::inserted);
+  EXPECT_EQ((*r)[3], store::InsertStatus::conflict);
+  EXPECT_EQ((*r)[4], store::InsertStatus::inserted);
+  for (const auto& id : {d, e, f}) {
+    auto j = store_->journey(id);
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_FALSE(j->is_null()) << id << " is not recorded";
+    EXPECT_EQ((*j)["state"], "queued");
+    EXPECT_EQ((*j)["event"]["n"], 1);
+  }
+  EXPECT_EQ((*store_->journey(b))["event"]["n"], 1) << "a conflict keeps the first body";
+  auto counts = store_->counts();
+  ASSERT_TRUE(counts);
+  EXPECT_EQ((*counts)["purchases"].received, 5u);
+  EXPECT_EQ((*counts)["purchases"].in_flight, 5u);
+}
+
+TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
+  auto odd = raw(uuid(), "{\n\t\"event_type\":\"purchase\",\r\n\"note\":\"tab\\there, back\\\\slash, \\\"q\\\", "
+                         "line\\nbreak, \\u00e9 \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\",\"n\":3}");
+  odd.type = "type\\with\ttab";
+  odd.correlation_id = "c\\1\t2\n3\r4 \xc3\xbc \\.";
+  auto plain = raw(uuid());
+  plain.correlation_id.clear();
+  std::vector<store::RawEvent> rows{odd, plain};
+  auto r = store_->commit(rows, {});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r)[1], store::InsertStatus::inserted);
+  auto unfinished = store_->unfinished();
+  ASSERT_TRUE(unfinished) << unfinished.error().message;
+  ASSERT_EQ(unfinished->size(), 2u);
+  for (const auto& e : *unfinished) {
+    const auto& sent = e.id == odd.id ? odd : plain;
+    EXPECT_EQ(e.type, sent.type);
+    EXPECT_EQ(e.correlation_id, sent.correlation_id);
+    EXPECT_EQ(nlohmann::json::parse(e.payload), nlohmann::json::parse(sent.payload));
+  }
+  // A correlation id straight from a header need not be UTF-8; the batch is
+  // still recorded.
+  auto header = raw(uuid());
+  header.correlation_id = "bad \xff\xfe utf-8";
+  std::vector<store::RawEvent> more{header, raw(uuid())};
+  auto m = store_->commit(more, {});
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ((*m)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*m)[1], store::InsertStatus::inserted);
+  EXPECT_EQ((*store_->counts())["purchases"].received, 4u);
+}
+
+TEST_P(StoreContract, AnUppercaseIdIsReportedInserted) {
+  // isUuid takes either case; PostgreSQL's uuid column answers in lowercase.
+  auto upper = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+  };
+  const auto a = uuid(), up = upper(uuid()), alone = upper(uuid());
+  std::vector<store::RawEvent> first{raw(a)};
+  ASSERT_TRUE(store_->commit(first, {}));
+  std::vector<store::RawEvent> second{raw(up), raw(a)};
+  auto r = store_->commit(second, {});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r)[1], store::InsertStatus::duplicate);
+  std::vector<store::RawEvent> third{raw(alone), raw(up)};
+  auto t = store_->commit(third, {});
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ((*t)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*t)[1], store::InsertStatus::duplicate);
+}
+
 TEST_P(StoreContract, TransitionsReachTerminalStatesOnceAndDeadLettersCarryTheReason) {
   const auto done = uuid(), dead = uuid(), waiting = uuid();
   std::vector<store::RawEvent> rows{raw(done), raw(dead), raw(waiting)};
@@ -136,6 +220,47 @@ TEST_P(StoreContract, GroupCommitterCollapsesTransitionsAndAnswersEveryWaiter) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param_info) { return param_info.param; });
+
+namespace {
+class PostgresStore : public StoreTest {
+ protected:
+  PostgresStore() : StoreTest("pgstore") {}
+
+  // What a server restart does to the store's connections, without the restart.
+  void dropConnections() {
+    const std::string others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    ASSERT_GT(pgCount(url_, "SELECT count(pg_terminate_backend(pid)) " + others), 0);
+    for (int i = 0; i < 100 && pgCount(url_, "SELECT count(*) " + others) > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(pgCount(url_, "SELECT count(*) " + others), 0);
+  }
+};
+}  // namespace
+
+TEST_P(PostgresStore, CommitsRunAgainOnANewSessionAfterTheOldOneDropped) {
+  const auto a = uuid(), b = uuid();
+  dropConnections();
+  std::vector<store::RawEvent> first{raw(a), raw(b)};
+  auto r1 = store_->commit(first, {});  // COPY
+  ASSERT_TRUE(r1) << r1.error().message;
+  EXPECT_EQ((*r1)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r1)[1], store::InsertStatus::inserted);
+  dropConnections();
+  const auto c = uuid();
+  std::vector<store::RawEvent> second{raw(c), raw(a)};
+  auto r2 = store_->commit(second, {});  // COPY, then INSERT ... ON CONFLICT
+  ASSERT_TRUE(r2) << r2.error().message;
+  EXPECT_EQ((*r2)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*r2)[1], store::InsertStatus::duplicate);
+  dropConnections();
+  std::vector<store::Transition> t{{store::Transition::Kind::done, c, 1, {}, {}, {}, {}}};
+  ASSERT_TRUE(store_->commit({}, t));  // a prepared statement, prepared again
+  EXPECT_EQ((*store_->journey(c))["state"], "done");
+  EXPECT_EQ(pgCount(url_, "SELECT count(*) FROM raw_events"), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, PostgresStore, ::testing::Values("postgresql"),
                          [](const auto& param_info) { return param_info.param; });
 
 TEST(StoreCollapse, FirstTerminalWinsElseLatest) {
