@@ -6,14 +6,18 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/URI.h>
 
+#include <boost/asio.hpp>
+
 #include <algorithm>
-#include <atomic>
+#include <charconv>
+#include <cstdio>
 #include <chrono>
 #include <iostream>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -47,38 +51,195 @@ event_id each) and prints requests/s, events/s and latency percentiles.
 exit code: 0 when every request got a 2xx, 1 otherwise, 2 on usage errors.
 )";
 
-nlohmann::json makeEvent(std::mt19937_64& rng, std::uint64_t n, bool invalid) {
+// Appends one event shaped like the original EventFlow's. Built as text, not
+// through nlohmann::json: the generator should spend its CPU on the host's
+// side of the loopback, not on itself.
+void appendEvent(std::string& out, std::mt19937_64& rng, std::uint64_t n, bool invalid, const std::string& timestamp) {
   static const char* const kTypes[] = {"purchase", "user_signup", "page_view", "custom"};
   static const char* const kPages[] = {"/", "/pricing", "/docs", "/blog", "/checkout"};
-  const char* type = kTypes[n % 4];
   std::uniform_int_distribution<int> user(1, 100000);
-  nlohmann::json e{{"event_id", newUuid()},
-                   {"event_type", type},
-                   {"user_id", "user_" + std::to_string(user(rng))},
-                   {"timestamp", formatRfc3339(std::chrono::system_clock::now() - std::chrono::seconds(1))}};
+  const bool drop_user = invalid && n % 4 == 1;
+  out += R"({"event_id":")";
+  out += newUuid();
+  out += R"(","event_type":")";
+  out += kTypes[n % 4];
+  out += '"';
+  if (!drop_user) {
+    out += R"(,"user_id":"user_)";
+    out += std::to_string(user(rng));
+    out += '"';
+  }
+  out += R"(,"timestamp":")";
   // Every shipped pipeline refuses a timestamp in the future.
-  if (invalid) e["timestamp"] = "2999-01-01T00:00:00Z";
+  out += invalid ? std::string("2999-01-01T00:00:00Z") : timestamp;
+  out += R"(","properties":)";
   switch (n % 4) {
     case 0: {
-      std::uniform_real_distribution<double> amount(1.0, 2000.0);
-      e["properties"] = {{"amount", invalid ? -1.0 : std::round(amount(rng) * 100) / 100},
-                         {"currency", "USD"},
-                         {"product_id", "prod_" + std::to_string(user(rng) % 500)}};
+      std::uniform_int_distribution<int> cents(100, 200000);
+      const int c = cents(rng);
+      char amount[32];
+      std::snprintf(amount, sizeof amount, "%d.%02d", c / 100, c % 100);
+      out += R"({"amount":)";
+      out += invalid ? "-1.0" : amount;
+      out += R"(,"currency":"USD","product_id":"prod_)";
+      out += std::to_string(user(rng) % 500);
+      out += R"("})";
       break;
     }
     case 1:
-      e["properties"] = {{"plan", (n / 4) % 2 ? "pro" : "free"}, {"source", "web"}};
-      if (invalid) e.erase("user_id");
+      out += (n / 4) % 2 ? R"({"plan":"pro","source":"web"})" : R"({"plan":"free","source":"web"})";
       break;
     case 2:
-      e["properties"] = {{"page", kPages[(n / 4) % 5]}, {"referrer", "https://example.com"}};
+      out += R"({"page":")";
+      out += kPages[(n / 4) % 5];
+      out += R"(","referrer":"https://example.com"})";
       break;
     default:
-      e["properties"] = {{"name", "button_click"}, {"value", static_cast<int>(n % 100)}};
+      out += R"({"name":"button_click","value":)";
+      out += std::to_string(n % 100);
+      out += '}';
       break;
   }
-  return e;
+  out += '}';
 }
+
+// The shared state of one run; every connection runs on the one io_context
+// thread, so nothing here needs a lock.
+struct Load {
+  long long batch = 1;
+  long long invalid_every = 0;
+  bool timed = false;
+  Clock::time_point deadline{};
+  std::uint64_t total = 0;
+  std::uint64_t next = 0;
+  std::vector<double> latencies;
+  std::map<int, std::uint64_t> codes;
+  std::uint64_t events_ok = 0, requests = 0, errors = 0;
+};
+
+// One keep-alive HTTP/1.1 connection posting one request at a time. Asio
+// rather than a thread per connection, like wrk: one thread drives all the
+// connections, so the generator takes little of the CPU it shares with the
+// host under test.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, const std::string& head, Load& load,
+             std::uint64_t seed)
+      : socket_(io), endpoint_(std::move(endpoint)), head_(head), load_(load), rng_(seed * 7919 + 17) {}
+
+  void start() { connect(); }
+
+ private:
+  void connect() {
+    socket_ = boost::asio::ip::tcp::socket(socket_.get_executor());
+    socket_.async_connect(endpoint_, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return self->failed();
+      self->socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+      self->send();
+    });
+  }
+
+  void send() {
+    if (load_.timed ? Clock::now() >= load_.deadline : load_.next >= load_.total) return;  // done: let io.run() end
+    const std::uint64_t first = load_.next;
+    events_ = load_.timed ? static_cast<std::uint64_t>(load_.batch)
+                          : std::min<std::uint64_t>(static_cast<std::uint64_t>(load_.batch), load_.total - first);
+    load_.next += events_;
+    const std::string timestamp = formatRfc3339(std::chrono::system_clock::now() - std::chrono::seconds(1));
+    body_.clear();
+    if (load_.batch > 1) body_ += '[';
+    for (std::uint64_t i = 0; i < events_; ++i) {
+      if (i) body_ += ',';
+      const std::uint64_t n = first + i;
+      appendEvent(body_, rng_, n, load_.invalid_every > 0 && n % static_cast<std::uint64_t>(load_.invalid_every) == 0,
+                  timestamp);
+    }
+    if (load_.batch > 1) body_ += ']';
+    out_ = head_ + std::to_string(body_.size()) + "\r\n\r\n" + body_;
+    sent_ = Clock::now();
+    boost::asio::async_write(socket_, boost::asio::buffer(out_),
+                             [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                               if (ec) return self->failed();
+                               self->readHead();
+                             });
+  }
+
+  void readHead() {
+    boost::asio::async_read_until(
+        socket_, boost::asio::dynamic_buffer(in_), "\r\n\r\n",
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t head_size) {
+          if (ec) return self->failed();
+          self->parseHead(head_size);
+        });
+  }
+
+  void parseHead(std::size_t head_size) {
+    // "HTTP/1.1 202 Accepted\r\n..." and a Content-Length; the host never chunks.
+    const std::string_view head(in_.data(), head_size);
+    int status = 0;
+    if (head.size() > 12) std::from_chars(head.data() + 9, head.data() + 12, status);
+    std::size_t length = 0;
+    close_ = false;
+    std::size_t line = head.find("\r\n");
+    while (line != std::string_view::npos && line + 2 < head.size()) {
+      const std::size_t end = head.find("\r\n", line + 2);
+      std::string name(head.substr(line + 2, head.find(':', line + 2) - line - 2));
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::size_t colon = head.find(':', line + 2);
+      if (colon < end) {
+        std::string_view value = head.substr(colon + 1, end - colon - 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        if (name == "content-length") std::from_chars(value.data(), value.data() + value.size(), length);
+        if (name == "connection" && (value == "close" || value == "Close")) close_ = true;
+      }
+      line = end;
+    }
+    const std::size_t whole = head_size + length;
+    if (in_.size() >= whole) return finish(status, whole);
+    boost::asio::async_read(socket_, boost::asio::dynamic_buffer(in_), boost::asio::transfer_exactly(whole - in_.size()),
+                            [self = shared_from_this(), status, whole](const boost::system::error_code& ec, std::size_t) {
+                              if (ec) return self->failed();
+                              self->finish(status, whole);
+                            });
+  }
+
+  void finish(int status, std::size_t consumed) {
+    in_.erase(0, consumed);
+    record(status);
+    if (close_) return connect();
+    send();
+  }
+
+  void record(int status) {
+    load_.latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_).count());
+    ++load_.requests;
+    ++load_.codes[status];
+    if (status >= 200 && status < 300) load_.events_ok += events_;
+    else ++load_.errors;
+  }
+
+  void failed() {
+    // A refused connection or a reset counts as one failed request; pause a
+    // little so a host that is down is not spun against.
+    record(0);
+    in_.clear();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    timer_ = std::make_unique<boost::asio::steady_timer>(socket_.get_executor(), std::chrono::milliseconds(100));
+    timer_->async_wait([self = shared_from_this()](const boost::system::error_code&) { self->connect(); });
+  }
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+  const std::string& head_;
+  Load& load_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::string body_, out_, in_;
+  std::uint64_t events_ = 0;
+  Clock::time_point sent_;
+  bool close_ = false;
+};
 
 double percentile(std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -151,69 +312,36 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: --wait needs " << base.toString() << "/metrics/summary\n";
     return 1;
   }
-  std::atomic<std::uint64_t> next{0};
-  std::mutex merge;
-  std::vector<double> latencies;
-  std::map<int, std::uint64_t> codes;
-  std::uint64_t events_ok = 0, requests = 0, errors = 0;
+  Load load;
+  load.batch = *batch;
+  load.invalid_every = *invalid_every;
+  load.timed = timed;
+  load.deadline = deadline;
+  load.total = total;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::endpoint endpoint;
+  try {
+    boost::asio::ip::tcp::resolver resolver(io);
+    endpoint = *resolver.resolve(base.getHost(), std::to_string(base.getPort())).begin();
+  } catch (const std::exception& e) {
+    std::cerr << "eventflow produce: cannot resolve " << base.getHost() << ": " << e.what() << "\n";
+    return 1;
+  }
+  std::string head = "POST " + path + " HTTP/1.1\r\nHost: " + base.getHost() + ":" + std::to_string(base.getPort()) +
+                     "\r\nContent-Type: application/json\r\n";
+  if (!auth.empty()) head += "Authorization: " + auth + "\r\n";
+  head += "Content-Length: ";
 
   const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (long long t = 0; t < *concurrency; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(t) * 7919 + 17);
-      Poco::Net::HTTPClientSession session(base.getHost(), base.getPort());
-      session.setKeepAlive(true);
-      session.setTimeout(Poco::Timespan(30, 0));
-      std::vector<double> mine;
-      std::map<int, std::uint64_t> my_codes;
-      std::uint64_t my_ok = 0, my_requests = 0, my_errors = 0;
-      for (;;) {
-        if (timed && Clock::now() >= deadline) break;
-        const std::uint64_t first = next.fetch_add(static_cast<std::uint64_t>(*batch));
-        if (!timed && first >= total) break;
-        const std::uint64_t n = timed ? static_cast<std::uint64_t>(*batch) : std::min<std::uint64_t>(*batch, total - first);
-        std::string body;
-        if (*batch > 1) {
-          nlohmann::json arr = nlohmann::json::array();
-          for (std::uint64_t i = 0; i < n; ++i)
-            arr.push_back(makeEvent(rng, first + i, *invalid_every > 0 && (first + i) % *invalid_every == 0));
-          body = arr.dump();
-        } else {
-          body = makeEvent(rng, first, *invalid_every > 0 && first % *invalid_every == 0).dump();
-        }
-        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
-        req.setContentType("application/json");
-        req.setContentLength(static_cast<std::streamsize>(body.size()));
-        req.setKeepAlive(true);
-        if (!auth.empty()) req.set("Authorization", auth);
-        const auto sent = Clock::now();
-        int status = 0;
-        try {
-          session.sendRequest(req).write(body.data(), static_cast<std::streamsize>(body.size()));
-          Poco::Net::HTTPResponse res;
-          auto& in = session.receiveResponse(res);
-          in.ignore(std::numeric_limits<std::streamsize>::max());
-          status = res.getStatus();
-        } catch (const Poco::Exception&) {
-          status = 0;
-          session.reset();
-        }
-        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
-        ++my_requests;
-        ++my_codes[status];
-        if (status >= 200 && status < 300) my_ok += n;
-        else ++my_errors;
-      }
-      std::lock_guard lock(merge);
-      latencies.insert(latencies.end(), mine.begin(), mine.end());
-      for (auto [c, k] : my_codes) codes[c] += k;
-      events_ok += my_ok;
-      requests += my_requests;
-      errors += my_errors;
-    });
+  std::vector<std::shared_ptr<Connection>> connections;
+  for (long long c = 0; c < *concurrency; ++c) {
+    connections.push_back(std::make_shared<Connection>(io, endpoint, head, load, static_cast<std::uint64_t>(c)));
+    connections.back()->start();
   }
-  for (auto& th : threads) th.join();
+  io.run();
+  auto& latencies = load.latencies;
+  const auto& codes = load.codes;
+  const std::uint64_t events_ok = load.events_ok, requests = load.requests, errors = load.errors;
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(latencies.begin(), latencies.end());
 

@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP API of DESIGN §3 on Poco's HTTPServer.
+// The HTTP API of DESIGN §3, on Boost.Asio with Boost.Beast (see server.cpp for why not Poco's HTTPServer).
 
 #include <atomic>
 #include <cstdint>
@@ -9,7 +9,6 @@
 
 #include "config/config.hpp"
 
-namespace Poco::Net { class HTTPServer; }
 namespace eventflow::pipeline { class Router; }
 namespace eventflow::store { class Store; }
 namespace eventflow::queue { class Queue; }
@@ -44,9 +43,11 @@ class Server {
   void stop();
   std::uint16_t port() const { return port_; }
 
+  struct Impl;  // server.cpp's
+
  private:
   Services services_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<Impl> impl_;
   std::uint16_t port_ = 0;
 };
 

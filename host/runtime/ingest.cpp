@@ -1,8 +1,11 @@
 #include "runtime/ingest.hpp"
 
+#include <array>
 #include <csignal>
 #include <cstdlib>
+#include <future>
 #include <map>
+#include <memory>
 
 #include "base/ids.hpp"
 #include "base/log.hpp"
@@ -26,13 +29,25 @@ Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& commit
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
   });
+  publisher_ = std::thread([this] { publishLoop(); });
+}
+
+Ingestor::~Ingestor() { stop(); }
+
+void Ingestor::stop() {
+  {
+    std::lock_guard lock(publish_mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  publish_cv_.notify_all();
+  if (publisher_.joinable()) publisher_.join();
 }
 
 void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
   // Test hook (fault tests only): die between the commit and the publish on
   // the Nth group commit, the window the relay exists to repair.
   if (kill_before_publish_ > 0 && ++commits_ == kill_before_publish_) ::raise(SIGKILL);
-  // One publish per pipeline per group commit, not one per request.
   std::map<std::string, std::vector<queue::Message>> out;
   for (std::size_t k = 0; k < rows.size(); ++k) {
     if (statuses[k] != store::InsertStatus::inserted) continue;
@@ -40,6 +55,37 @@ void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<sto
     out[row.pipeline].push_back(queue::Message{row.id, row.type, row.pipeline, std::move(row.payload),
                                                row.correlation_id, row.received_at, 0, 0, {}, 1});
   }
+  if (out.empty()) return;
+  {
+    std::lock_guard lock(publish_mutex_);
+    if (!stopped_) {
+      for (auto& [pipeline, messages] : out) {
+        auto& to = pending_[pipeline];
+        to.insert(to.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
+      }
+      publish_cv_.notify_one();
+      return;
+    }
+  }
+  send(out);  // after stop(): nobody else will
+}
+
+void Ingestor::publishLoop() {
+  // Its own thread, so a group commit's answers never wait on the queue's
+  // round trip, and commits that land together go out as one publish.
+  for (;;) {
+    std::map<std::string, std::vector<queue::Message>> out;
+    {
+      std::unique_lock lock(publish_mutex_);
+      publish_cv_.wait(lock, [&] { return stopped_ || !pending_.empty(); });
+      if (pending_.empty()) return;  // stopped and drained
+      out.swap(pending_);
+    }
+    send(out);
+  }
+}
+
+void Ingestor::send(std::map<std::string, std::vector<queue::Message>>& out) {
   for (auto& [pipeline, messages] : out) {
     // Already durable: a failed publish is the relay's to repair, not the client's.
     if (auto sent = queue_.publish(pipeline, std::move(messages)); !sent)
@@ -48,68 +94,85 @@ void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<sto
 }
 
 std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id) {
-  std::vector<IngestResult> results(docs.size());
+  std::promise<std::vector<IngestResult>> promise;
+  auto future = promise.get_future();
+  ingest(std::move(docs), correlation_id, [&promise](std::vector<IngestResult> results) { promise.set_value(std::move(results)); });
+  return future.get();
+}
+
+void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id, Done done) {
+  // What the answer needs once the commit is in; shared with the callback.
+  struct Pending {
+    std::vector<IngestResult> results;
+    std::vector<std::size_t> row_index;
+    std::vector<std::array<std::string, 3>> rows;  // id, type, pipeline
+    std::string received_at;
+    Done done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->results.resize(docs.size());
   std::vector<store::RawEvent> rows;
-  std::vector<std::size_t> row_index;
   const auto now = std::chrono::system_clock::now();
-  const std::string received_at = formatRfc3339(now);
+  pending->received_at = formatRfc3339(now);
   std::map<std::string, std::size_t> depth;  // per pipeline, read once per request
   for (std::size_t i = 0; i < docs.size(); ++i) {
     auto& doc = docs[i];
     // The hash is of the document as sent, so a re-post without event_id
     // defaults still compares equal.
-    const std::string sha = sha256Hex(doc.dump());
+    std::string sent = doc.dump();
+    const std::string sha = sha256Hex(sent);
+    const bool defaults = !doc.is_object() || !doc.contains("event_id") || doc["event_id"].is_null() ||
+                          !doc.contains("timestamp") || doc["timestamp"].is_null();
     pipeline::Envelope env;
     if (auto err = pipeline::checkEnvelope(doc, now, correlation_id, env)) {
-      results[i] = {422, errorBody(err->code, err->message, err->field)};
+      pending->results[i] = {422, errorBody(err->code, err->message, err->field)};
       continue;
     }
     const pipeline::Pipeline* p = router_.route(env.type);
     if (!p) {
-      results[i] = {422, errorBody("no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type")};
+      pending->results[i] = {422, errorBody("no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type")};
       continue;
     }
     auto [it, fresh] = depth.try_emplace(p->name(), 0);
     if (fresh) it->second = queue_.depth(p->name());
     if (it->second >= max_depth_) {
-      results[i] = {503, errorBody("overloaded", "pipeline '" + p->name() + "' is at its queue bound; retry later")};
+      pending->results[i] = {503, errorBody("overloaded", "pipeline '" + p->name() + "' is at its queue bound; retry later")};
       continue;
     }
     ++it->second;
-    rows.push_back({env.id, env.type, p->name(), doc.dump(), sha, env.correlation_id, now});
-    row_index.push_back(i);
+    pending->rows.push_back({env.id, env.type, p->name()});
+    rows.push_back({env.id, env.type, p->name(), defaults ? doc.dump() : std::move(sent), sha, env.correlation_id, now});
+    pending->row_index.push_back(i);
   }
-  if (rows.empty()) return results;
+  pending->done = std::move(done);
+  if (rows.empty()) return pending->done(std::move(pending->results));
 
-  Expected<std::vector<store::InsertStatus>> statuses = makeError("not committed");
-  try {
-    statuses = committer_.insert(rows).get();
-  } catch (const std::exception& e) {
-    statuses = makeError(e.what());
-  }
-  if (!statuses) {
-    for (std::size_t k : row_index)
-      results[k] = {503, errorBody("store_unavailable", "the event store is unavailable; retry later")};
-    return results;
-  }
-  for (std::size_t k = 0; k < rows.size(); ++k) {
-    const auto& row = rows[k];
-    auto& result = results[row_index[k]];
-    switch ((*statuses)[k]) {
-      case store::InsertStatus::inserted:
-        result = {202, {{"event_id", row.id}, {"status", "accepted"}, {"pipeline", row.pipeline}, {"received_at", received_at}}};
-        metrics_.received(row.pipeline, row.type).Increment();
-        break;
-      case store::InsertStatus::duplicate:
-        result = {200, {{"event_id", row.id}, {"status", "duplicate"}, {"pipeline", row.pipeline}}};
-        metrics_.duplicate(row.pipeline).Increment();
-        break;
-      case store::InsertStatus::conflict:
-        result = {409, errorBody("conflict", "event_id " + row.id + " was already accepted with a different body", "event_id")};
-        break;
+  committer_.insert(std::move(rows), [this, pending](Expected<std::vector<store::InsertStatus>> statuses) {
+    auto& results = pending->results;
+    if (!statuses) {
+      for (std::size_t k : pending->row_index)
+        results[k] = {503, errorBody("store_unavailable", "the event store is unavailable; retry later")};
+      return pending->done(std::move(results));
     }
-  }
-  return results;
+    for (std::size_t k = 0; k < pending->rows.size(); ++k) {
+      const auto& [id, type, pipeline] = pending->rows[k];
+      auto& result = results[pending->row_index[k]];
+      switch ((*statuses)[k]) {
+        case store::InsertStatus::inserted:
+          result = {202, {{"event_id", id}, {"status", "accepted"}, {"pipeline", pipeline}, {"received_at", pending->received_at}}};
+          metrics_.received(pipeline, type).Increment();
+          break;
+        case store::InsertStatus::duplicate:
+          result = {200, {{"event_id", id}, {"status", "duplicate"}, {"pipeline", pipeline}}};
+          metrics_.duplicate(pipeline).Increment();
+          break;
+        case store::InsertStatus::conflict:
+          result = {409, errorBody("conflict", "event_id " + id + " was already accepted with a different body", "event_id")};
+          break;
+      }
+    }
+    pending->done(std::move(results));
+  });
 }
 
 }  // namespace eventflow::runtime

@@ -3,6 +3,11 @@
 // publish. A 202 is only ever answered after the row is committed (G1).
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,10 +15,10 @@
 
 #include "pipeline/pipeline.hpp"
 
+#include "queue/queue.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store { class GroupCommitter; }
-namespace eventflow::queue { class Queue; }
 namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
@@ -28,11 +33,22 @@ class Ingestor {
   Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
            metrics::Metrics& metrics, std::size_t max_depth);
 
-  /// One result per document, in order. Documents are consumed.
+  using Done = std::function<void(std::vector<IngestResult>)>;
+  /// One result per document, in order, handed to `done` once the accepted
+  /// ones are committed: on a committer thread, or on this one when nothing
+  /// needed a commit. `done` must not block. Documents are consumed.
+  void ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id, Done done);
+  /// Publishes what is committed but not yet published, then stops the
+  /// publishing thread. Later commits publish inline.
+  void stop();
+  ~Ingestor();
+  /// The same, waiting for the answer.
   std::vector<IngestResult> ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id);
 
  private:
   void publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses);
+  void publishLoop();
+  void send(std::map<std::string, std::vector<queue::Message>>& out);
 
   const pipeline::Router& router_;
   store::GroupCommitter& committer_;
@@ -41,6 +57,11 @@ class Ingestor {
   std::size_t max_depth_;
   long long kill_before_publish_ = 0;
   std::atomic<long long> commits_{0};
+  std::mutex publish_mutex_;
+  std::condition_variable publish_cv_;
+  std::map<std::string, std::vector<queue::Message>> pending_;  // committed, not yet published
+  bool stopped_ = false;
+  std::thread publisher_;  // last: started once the rest is built
 };
 
 /// `{"error":{"code","message","field"?}}`

@@ -31,18 +31,22 @@ GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
-std::future<Expected<std::vector<InsertStatus>>> GroupCommitter::insert(std::vector<RawEvent> events) {
-  InsertRequest request{std::move(events), {}};
-  auto future = request.promise.get_future();
+void GroupCommitter::insert(std::vector<RawEvent> events, InsertDone done) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) {
-      request.promise.set_value(makeError("shutting down"));
-      return future;
+    if (!stopping_) {
+      inserts_.push_back(InsertRequest{std::move(events), std::move(done)});
+      cv_.notify_one();
+      return;
     }
-    inserts_.push_back(std::move(request));
   }
-  cv_.notify_one();
+  done(makeError("shutting down"));
+}
+
+std::future<Expected<std::vector<InsertStatus>>> GroupCommitter::insert(std::vector<RawEvent> events) {
+  auto promise = std::make_shared<std::promise<Expected<std::vector<InsertStatus>>>>();
+  auto future = promise->get_future();
+  insert(std::move(events), [promise](Expected<std::vector<InsertStatus>> result) { promise->set_value(std::move(result)); });
   return future;
 }
 
@@ -98,28 +102,31 @@ void GroupCommitter::run() {
       waiters.swap(waiters_);
     }
     std::vector<RawEvent> rows;
-    for (auto& r : batch) rows.insert(rows.end(), r.events.begin(), r.events.end());
+    for (auto& r : batch) rows.insert(rows.end(), std::make_move_iterator(r.events.begin()),
+                                      std::make_move_iterator(r.events.end()));
     collapse(transitions);
     auto result = store_.commit(rows, transitions);
     if (result) {
       failures = 0;
-      if (after_commit_ && !rows.empty()) after_commit_(rows, *result);
+      // Answer first: the rows are durable, and a publish that never happens
+      // is the relay's to repair.
       std::size_t offset = 0;
       for (auto& r : batch) {
         std::vector<InsertStatus> mine(result->begin() + static_cast<std::ptrdiff_t>(offset),
                                        result->begin() + static_cast<std::ptrdiff_t>(offset + r.events.size()));
         offset += r.events.size();
-        r.promise.set_value(std::move(mine));
+        r.done(std::move(mine));
       }
       for (auto& w : waiters) {
         if (w.on_commit) w.on_commit();
         w.promise.set_value({});
       }
+      if (after_commit_ && !rows.empty()) after_commit_(rows, *result);
       continue;
     }
     // Ingest callers get the error now (they answer 503); state changes wait
     // for the store to come back, since the events are already accepted.
-    for (auto& r : batch) r.promise.set_value(result.error());
+    for (auto& r : batch) r.done(result.error());
     log::error("store commit failed", {{"error", result.error().message}});
     {
       std::lock_guard lock(mutex_);
@@ -129,7 +136,7 @@ void GroupCommitter::run() {
       if (stopping_ && ++failures > 3) {
         log::error("giving up on state changes at shutdown; they are recovered at the next start");
         for (auto& w : waiters_) w.promise.set_value(makeError("store unavailable at shutdown"));
-        for (auto& r : inserts_) r.promise.set_value(makeError("store unavailable at shutdown"));
+        for (auto& r : inserts_) r.done(makeError("store unavailable at shutdown"));
         waiters_.clear();
         transitions_.clear();
         inserts_.clear();

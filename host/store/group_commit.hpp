@@ -30,6 +30,10 @@ class GroupCommitter {
   void afterCommit(AfterCommit hook) { after_commit_ = std::move(hook); }
   ~GroupCommitter();
 
+  using InsertDone = std::function<void(Expected<std::vector<InsertStatus>>)>;
+  /// Records the events in the next group commit; `done` runs on a committer
+  /// thread once they are committed (or have failed), so it must not block.
+  void insert(std::vector<RawEvent> events, InsertDone done);
   std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
   /// Resolves once the changes are committed; retried while the store fails.
   /// `on_commit` runs on the committer thread right after the commit (and
@@ -43,7 +47,7 @@ class GroupCommitter {
  private:
   struct InsertRequest {
     std::vector<RawEvent> events;
-    std::promise<Expected<std::vector<InsertStatus>>> promise;
+    InsertDone done;
   };
   void run();
 

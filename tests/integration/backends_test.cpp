@@ -25,6 +25,17 @@ store::RawEvent raw(const std::string& id, const std::string& body = R"({"event_
   return {id, "purchase", "purchases", body, "sha-" + body, "corr-1", std::chrono::system_clock::now()};
 }
 
+// Rows of another pipeline that make a batch big enough for PostgreSQL's COPY
+// path (it copies group commits of 64 rows or more, inserts smaller ones).
+std::vector<store::RawEvent> padded(std::vector<store::RawEvent> rows) {
+  while (rows.size() < 64) {
+    auto filler = raw(uuid());
+    filler.pipeline = "filler";
+    rows.push_back(std::move(filler));
+  }
+  return rows;
+}
+
 class StoreContract : public StoreTest {
  protected:
   StoreContract() : StoreTest("store") {}
@@ -75,10 +86,10 @@ TEST_P(StoreContract, ABatchWithAStoredIdStillRecordsItsNewEvents) {
   std::vector<store::RawEvent> first{raw(a), raw(b)};
   ASSERT_TRUE(store_->commit(first, {}));
   const auto d = uuid(), e = uuid(), f = uuid();
-  std::vector<store::RawEvent> second{raw(d), raw(a), raw(e), raw(b, R"({"event_type":"purchase","n":2})"), raw(f)};
+  auto second = padded({raw(d), raw(a), raw(e), raw(b, R"({"event_type":"purchase","n":2})"), raw(f)});
   auto r = store_->commit(second, {});
   ASSERT_TRUE(r) << r.error().message;
-  ASSERT_EQ(r->size(), 5u);
+  ASSERT_EQ(r->size(), 64u);
   EXPECT_EQ((*r)[0], store::InsertStatus::inserted);
   EXPECT_EQ((*r)[1], store::InsertStatus::duplicate);
   EXPECT_EQ((*r)[2], store::InsertStatus::inserted);
@@ -105,15 +116,16 @@ TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
   odd.correlation_id = "c\\1\t2\n3\r4 \xc3\xbc \\.";
   auto plain = raw(uuid());
   plain.correlation_id.clear();
-  std::vector<store::RawEvent> rows{odd, plain};
+  auto rows = padded({odd, plain});
   auto r = store_->commit(rows, {});
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ((*r)[0], store::InsertStatus::inserted);
   EXPECT_EQ((*r)[1], store::InsertStatus::inserted);
   auto unfinished = store_->unfinished();
   ASSERT_TRUE(unfinished) << unfinished.error().message;
-  ASSERT_EQ(unfinished->size(), 2u);
+  ASSERT_EQ(unfinished->size(), 64u);
   for (const auto& e : *unfinished) {
+    if (e.pipeline == "filler") continue;
     const auto& sent = e.id == odd.id ? odd : plain;
     EXPECT_EQ(e.type, sent.type);
     EXPECT_EQ(e.correlation_id, sent.correlation_id);
@@ -123,7 +135,7 @@ TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
   // still recorded.
   auto header = raw(uuid());
   header.correlation_id = "bad \xff\xfe utf-8";
-  std::vector<store::RawEvent> more{header, raw(uuid())};
+  auto more = padded({header, raw(uuid())});
   auto m = store_->commit(more, {});
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ((*m)[0], store::InsertStatus::inserted);
@@ -241,23 +253,29 @@ class PostgresStore : public StoreTest {
 TEST_P(PostgresStore, CommitsRunAgainOnANewSessionAfterTheOldOneDropped) {
   const auto a = uuid(), b = uuid();
   dropConnections();
-  std::vector<store::RawEvent> first{raw(a), raw(b)};
+  auto first = padded({raw(a), raw(b)});
   auto r1 = store_->commit(first, {});  // COPY
   ASSERT_TRUE(r1) << r1.error().message;
   EXPECT_EQ((*r1)[0], store::InsertStatus::inserted);
   EXPECT_EQ((*r1)[1], store::InsertStatus::inserted);
   dropConnections();
   const auto c = uuid();
-  std::vector<store::RawEvent> second{raw(c), raw(a)};
+  auto second = padded({raw(c), raw(a)});
   auto r2 = store_->commit(second, {});  // COPY, then INSERT ... ON CONFLICT
   ASSERT_TRUE(r2) << r2.error().message;
   EXPECT_EQ((*r2)[0], store::InsertStatus::inserted);
   EXPECT_EQ((*r2)[1], store::InsertStatus::duplicate);
   dropConnections();
+  const auto d = uuid();
+  std::vector<store::RawEvent> third{raw(d)};
+  auto r3 = store_->commit(third, {});  // a small batch: the prepared INSERT, prepared again
+  ASSERT_TRUE(r3) << r3.error().message;
+  EXPECT_EQ((*r3)[0], store::InsertStatus::inserted);
+  dropConnections();
   std::vector<store::Transition> t{{store::Transition::Kind::done, c, 1, {}, {}, {}, {}}};
-  ASSERT_TRUE(store_->commit({}, t));  // a prepared statement, prepared again
+  ASSERT_TRUE(store_->commit({}, t));
   EXPECT_EQ((*store_->journey(c))["state"], "done");
-  EXPECT_EQ(pgCount(url_, "SELECT count(*) FROM raw_events"), 3);
+  EXPECT_EQ(pgCount(url_, "SELECT count(*) FROM raw_events WHERE pipeline = 'purchases'"), 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, PostgresStore, ::testing::Values("postgresql"),
