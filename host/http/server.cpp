@@ -480,12 +480,30 @@ struct Server::Impl {
   static constexpr std::size_t kBlockingThreads = 8;
   static constexpr auto kIdle = std::chrono::seconds(10);        // keep-alive, and a request's head
   static constexpr auto kSlowBody = std::chrono::seconds(60);   // a request's body
+  static constexpr auto kLinger = std::chrono::seconds(2);      // discarding what follows a refused request
+  static constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
   static constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+
+  // Ingest answers come from committer threads, which can outlive the server
+  // (stop() gives up on a commit after 5 s; the committer stops later). They
+  // reach a session only through this gate, holding it only weakly: once stop()
+  // shuts the gate no callback touches the io_context or a Session again, and
+  // none holds the last reference to a Session whose socket would otherwise be
+  // destroyed after its io_context.
+  struct Gate {
+    std::mutex mutex;
+    bool open = true;
+  };
 
   const Services& services;
   Api api;
   asio::io_context io;
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  // On its own strand: the accept handler and stop()'s close ran on two io
+  // threads at once before, racing on the acceptor.
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_retry;  // on the acceptor's strand
+  std::size_t accept_failures = 0;                 // on the acceptor's strand
   asio::thread_pool blocking;
   std::vector<std::thread> threads;
   std::optional<asio::steady_timer> sweeper;
@@ -499,7 +517,7 @@ struct Server::Impl {
 
 namespace {
 
-enum class Phase { head, body, handling };
+enum class Phase { head, body, handling, draining };
 
 }  // namespace
 
@@ -516,7 +534,8 @@ class Session : public std::enable_shared_from_this<Session> {
       const auto phase = self->phase_;
       const auto since = now - self->since_;
       if ((phase == Phase::head && (since > Server::Impl::kIdle || self->server_.stopping)) ||
-          (phase == Phase::body && since > Server::Impl::kSlowBody))
+          (phase == Phase::body && since > Server::Impl::kSlowBody) ||
+          (phase == Phase::draining && (since > Server::Impl::kLinger || self->server_.stopping)))
         self->close();
     });
   }
@@ -526,6 +545,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_.stopping) return close();
     phase_ = Phase::head;
     since_ = Clock::now();
+    version_ = 11;
     parser_.emplace();
     parser_->header_limit(Server::Impl::kHeaderLimit);
     parser_->body_limit(server_.services.config->server.max_body_bytes);
@@ -538,8 +558,10 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::body;
     since_ = Clock::now();
     const auto& req = parser_->get();
-    // curl and others wait for this before sending a large body.
-    if (beast::iequals(req[beast_http::field::expect], "100-continue")) {
+    version_ = req.version();
+    // curl and others wait for this before sending a large body. An HTTP/1.0
+    // client cannot read an interim answer, so it must not get one (RFC 9110 §10.1.1).
+    if (req.version() >= 11 && beast::iequals(req[beast_http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       return asio::async_write(socket_, asio::buffer(kContinue),
                                [self = shared_from_this()](beast::error_code wec, std::size_t) {
@@ -583,11 +605,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (correlation_.empty() || correlation_.size() > 128) correlation_ = newUuid();
     if (Api::isIngest(req)) {
       route_ = std::string(Api::pathOf(req));
-      return server_.api.ingest(req, correlation_, [self = shared_from_this()](Reply reply) {
-        // Often on a committer thread: back to this connection's strand.
-        asio::dispatch(self->socket_.get_executor(),
-                       [self, reply = std::move(reply)]() mutable { self->respond(std::move(reply)); });
-      });
+      // The session stays alive meanwhile: server_.sessions holds it until close().
+      return server_.api.ingest(req, correlation_,
+                                [gate = server_.gate, weak = weak_from_this()](Reply reply) {
+                                  // Often on a committer thread: back to this connection's strand.
+                                  std::lock_guard lock(gate->mutex);
+                                  auto self = weak.lock();
+                                  if (!gate->open || !self) return;
+                                  asio::dispatch(self->socket_.get_executor(), [self, reply = std::move(reply)]() mutable {
+                                    self->respond(std::move(reply));
+                                  });
+                                });
     }
     asio::post(server_.blocking, [self = shared_from_this()] {
       std::string route = "unmatched";
@@ -612,11 +640,36 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set("X-Correlation-ID", correlation_);
     if (!reply.retry_after.empty()) res_.set(beast_http::field::retry_after, reply.retry_after);
     res_.keep_alive(keep);
+    // Beast writes HTTP/1.1 answers, where keep-alive is implied; an HTTP/1.0
+    // client (ab -k, old proxies) keeps the connection only when told.
+    if (keep && version_ < 11) res_.set(beast_http::field::connection, "keep-alive");
     res_.body() = std::move(reply.body);
     res_.prepare_payload();
     beast_http::async_write(socket_, res_, [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
-      if (ec || !keep) return self->close();
+      if (ec) return self->close();
+      if (!keep) return self->linger();
       self->read();
+    });
+  }
+
+  // Closing a socket with request bytes still unread makes the kernel answer
+  // with a reset, which can destroy the answer just sent before the client
+  // reads it (a 413 while the body is still arriving, the usual case). So stop
+  // sending, discard what still comes for a moment, then close (RFC 9112 §9.6).
+  void linger() {
+    if (server_.stopping) return close();
+    phase_ = Phase::draining;
+    since_ = Clock::now();
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    socket_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->drain();
     });
   }
 
@@ -638,6 +691,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point since_ = Clock::now();
   Clock::time_point start_;
   bool keep_alive_ = true;
+  unsigned version_ = 11;  // the request's HTTP version
   std::string route_ = "unmatched";
   std::string correlation_;
 };
@@ -645,18 +699,29 @@ class Session : public std::enable_shared_from_this<Session> {
 void Server::Impl::accept() {
   acceptor->async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
-    if (!ec) {
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      auto session = std::make_shared<Session>(*this, std::move(socket));
-      {
-        std::lock_guard lock(sessions_mutex);
-        sessions.insert(session);
-      }
-      session->start();
-    } else {
-      log::warn("accept failed", {{"error", ec.message()}});
+    if (ec) {
+      // Out of descriptors (EMFILE) the pending connection stays in the
+      // backlog and accepting again fails at once: retrying without a pause
+      // spun a core and wrote a log line per try. One line per run of failures.
+      if (accept_failures++ == 0) log::warn("accept failed; retrying every 100 ms", {{"error", ec.message()}});
+      accept_retry->expires_after(kAcceptBackoff);
+      accept_retry->async_wait([this](beast::error_code wec) {
+        if (!wec && acceptor->is_open()) accept();
+      });
+      return;
     }
+    if (accept_failures > 0) {
+      log::info("accepting again", {{"failed_accepts", std::to_string(accept_failures)}});
+      accept_failures = 0;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.insert(session);
+    }
+    session->start();
     accept();
   });
 }
@@ -691,7 +756,7 @@ Expected<void> Server::start() {
     const auto endpoint = resolver.resolve(host.empty() ? "0.0.0.0" : host, listen.substr(colon + 1),
                                            tcp::resolver::passive | tcp::resolver::numeric_service)
                               ->endpoint();
-    auto& acceptor = impl_->acceptor.emplace(impl_->io);
+    auto& acceptor = impl_->acceptor.emplace(asio::make_strand(impl_->io));
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
@@ -701,6 +766,7 @@ Expected<void> Server::start() {
     impl_.reset();
     return makeError("cannot listen on " + listen + ": " + e.what());
   }
+  impl_->accept_retry.emplace(impl_->acceptor->get_executor());
   impl_->accept();
   impl_->sweeper.emplace(impl_->io);
   impl_->sweep();
@@ -713,9 +779,10 @@ Expected<void> Server::start() {
 void Server::stop() {
   if (!impl_) return;
   impl_->stopping = true;
-  asio::post(impl_->io, [impl = impl_.get()] {
+  asio::post(impl_->acceptor->get_executor(), [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor->close(ignored);
+    impl->accept_retry->cancel();
   });
   // Connections between requests close now; those inside one answer first.
   std::vector<std::shared_ptr<Session>> open;
@@ -735,6 +802,10 @@ void Server::stop() {
   impl_->blocking.join();
   impl_->io.stop();
   for (auto& t : impl_->threads) t.join();
+  {
+    std::lock_guard lock(impl_->gate->mutex);
+    impl_->gate->open = false;
+  }
   {
     std::lock_guard lock(impl_->sessions_mutex);
     impl_->sessions.clear();
