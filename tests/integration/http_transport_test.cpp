@@ -696,7 +696,9 @@ class ValgrindHost {
   explicit ValgrindHost(const HostProcess& host) : host_(host) {
     const std::string bin = EVENTFLOW_BINARY, cfg = host.config(), log = host.logFile();
     const std::string vg_log = "--log-file=" + (host.dir() / "valgrind.log").string();
-    std::vector<std::string> args{"/usr/bin/valgrind", "--error-exitcode=99", vg_log, bin, "serve", "--config", cfg};
+    // The host links jemalloc: without the synonym valgrind would not see its frees.
+    std::vector<std::string> args{"/usr/bin/valgrind", "--error-exitcode=99", "--soname-synonyms=somalloc=*jemalloc*",
+                                  vg_log, bin, "serve", "--config", cfg};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
