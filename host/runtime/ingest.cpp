@@ -61,9 +61,12 @@ void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<sto
     if (!stopped_) {
       for (auto& [pipeline, messages] : out) {
         auto& to = pending_[pipeline];
+        pending_count_ += messages.size();
         to.insert(to.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
       }
-      publish_cv_.notify_one();
+      // While it lingers the publisher wakes by itself; a wake-up per commit
+      // would cost more than the round trips the linger saves.
+      if (publisher_idle_ || pending_count_ >= kPublishBatch) publish_cv_.notify_one();
       return;
     }
   }
@@ -77,9 +80,15 @@ void Ingestor::publishLoop() {
     std::map<std::string, std::vector<queue::Message>> out;
     {
       std::unique_lock lock(publish_mutex_);
+      publisher_idle_ = true;
       publish_cv_.wait(lock, [&] { return stopped_ || !pending_.empty(); });
+      publisher_idle_ = false;
       if (pending_.empty()) return;  // stopped and drained
+      // Linger a moment for the group commits still landing: one publish
+      // (one Redis round trip) then carries several of them.
+      publish_cv_.wait_for(lock, kLinger, [&] { return stopped_ || pending_count_ >= kPublishBatch; });
       out.swap(pending_);
+      pending_count_ = 0;
     }
     send(out);
   }

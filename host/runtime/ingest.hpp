@@ -3,6 +3,7 @@
 // publish. A 202 is only ever answered after the row is committed (G1).
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -59,7 +60,11 @@ class Ingestor {
   std::atomic<long long> commits_{0};
   std::mutex publish_mutex_;
   std::condition_variable publish_cv_;
+  static constexpr auto kLinger = std::chrono::milliseconds(2);
+  static constexpr std::size_t kPublishBatch = 500;  // messages: publish at once
   std::map<std::string, std::vector<queue::Message>> pending_;  // committed, not yet published
+  std::size_t pending_count_ = 0;
+  bool publisher_idle_ = false;
   bool stopped_ = false;
   std::thread publisher_;  // last: started once the rest is built
 };

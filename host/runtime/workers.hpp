@@ -17,6 +17,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "pipeline/pipeline.hpp"
+#include <map>
+
 #include "queue/queue.hpp"
 
 namespace eventflow::store { class GroupCommitter; }
@@ -54,6 +56,8 @@ class WorkerPool {
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
   void scheduleRetry(const config::RetrySpec& retry, queue::Message m);
+  void ack(const std::string& pipeline, std::vector<std::string> tokens);
+  void flushAcks();
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
 
@@ -71,6 +75,8 @@ class WorkerPool {
   std::atomic<std::int64_t> deadline_ns_{0};
   std::mutex rng_mutex_;
   std::mutex suspects_mutex_;
+  std::mutex ack_mutex_;
+  std::map<std::string, std::vector<std::string>> pending_acks_;  // committed, not yet acknowledged
   std::string in_hand_dir_;
   std::mt19937_64 rng_{std::random_device{}()};
 };

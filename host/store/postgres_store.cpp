@@ -324,7 +324,10 @@ nlohmann::json nullable(const Result& r, int row, int col) {
 
 class PostgresStore final : public Store {
  public:
-  static constexpr std::size_t kWriters = 4;
+  // Group commits in flight at once. Fewer and larger commits cost
+  // PostgreSQL less CPU per row; measured on 2 cores, 2 beat 4 (16.9k
+  // against 15.2k single posts/s) and matched 1 end to end.
+  static constexpr std::size_t kWriters = 2;
 
   explicit PostgresStore(const std::string& url) : writer_(url), reader_(url) {
     for (std::size_t i = 0; i < kWriters; ++i) committers_.push_back(std::make_unique<Connection>(url));

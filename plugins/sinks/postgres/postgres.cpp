@@ -263,6 +263,7 @@ std::vector<Result> PostgresSink::write(std::span<Event* const> events) {
 }
 
 std::vector<Result> PostgresSink::insertAll(const std::vector<std::string>& rows) {
+  if (rows.size() <= batch_size_) return insertAlone(rows);
   if (const auto failed = begin()) return retryAll(rows.size(), *failed);
   PGconn* conn = conn_.get();
   for (std::size_t first = 0; first < rows.size();) {
@@ -286,6 +287,32 @@ std::vector<Result> PostgresSink::insertAll(const std::vector<std::string>& rows
     return retryAll(rows.size(), committed.message);
   }
   return std::vector<Result>(rows.size(), Result::ok());
+}
+
+std::vector<Result> PostgresSink::insertAlone(const std::vector<std::string>& rows) {
+  // One statement is its own transaction: BEGIN and COMMIT around it would
+  // cost two more round trips per call.
+  PGconn* conn = conn_.get();
+  const std::string batch = arrayOf(rows, 0, rows.size());
+  for (bool reset = false;; reset = true) {
+    if (PQstatus(conn) != CONNECTION_OK) {
+      PQreset(conn);
+      if (PQstatus(conn) != CONNECTION_OK)
+        return retryAll(rows.size(), "connection lost and reconnecting failed: " + oneLine(PQerrorMessage(conn)));
+    }
+    rollbackQuietly(conn);
+    const Outcome inserted = run(conn, insert_sql_, &batch);
+    if (inserted.failure == Failure::none) return std::vector<Result>(rows.size(), Result::ok());
+    if (inserted.failure == Failure::data) {
+      context_.log(LogLevel::warn, "postgres " + table_ + ": a row was refused (" + inserted.message +
+                                       "); writing the rows of this call one by one");
+      return insertRowByRow(rows, 0);
+    }
+    // A restarted server or a killed backend shows only when the connection
+    // is next used; the statement failed whole, so it runs once more on a
+    // new connection.
+    if (reset || PQstatus(conn) == CONNECTION_OK) return retryAll(rows.size(), inserted.message);
+  }
 }
 
 std::vector<Result> PostgresSink::insertRowByRow(const std::vector<std::string>& rows, std::size_t refused_first) {

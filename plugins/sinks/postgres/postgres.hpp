@@ -31,6 +31,7 @@ class PostgresSink final : public Sink {
   };
 
   std::vector<Result> insertAll(const std::vector<std::string>& rows);
+  std::vector<Result> insertAlone(const std::vector<std::string>& rows);
   std::vector<Result> insertRowByRow(const std::vector<std::string>& rows, std::size_t refused_first);
   std::optional<std::string> begin();
   std::vector<Result> retryAll(std::size_t count, const std::string& message) const;
