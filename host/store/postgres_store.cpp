@@ -575,7 +575,7 @@ class PostgresStore final : public Store {
       if (*copied) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
       return insertRows(conn, inserts);
     }
-    if (inserts.empty()) {
+    if (inserts.empty() && transitionStatements(transitions) == 1) {
       if (auto applied = applyTransitions(conn, transitions); !applied) return applied.error();
       return std::vector<InsertStatus>{};
     }
@@ -676,10 +676,37 @@ class PostgresStore final : public Store {
     return statuses;
   }
 
+  static bool isDone(const Transition& t) { return t.kind == Transition::Kind::done; }
+
+  // How many statements applyTransitions runs: `done` changes go by
+  // themselves, the others together.
+  static std::size_t transitionStatements(std::span<const Transition> transitions) {
+    const auto done = static_cast<std::size_t>(std::count_if(transitions.begin(), transitions.end(), isDone));
+    return (done > 0 ? 1 : 0) + (done < transitions.size() ? 1 : 0);
+  }
+
   static Expected<void> applyTransitions(Connection& conn, std::span<const Transition> transitions) {
+    // Nearly every change a worker commits is `done`: ids and attempts as two
+    // arrays, rather than eight JSON fields each, and no payload carried
+    // along for a DLQ row they never get.
+    std::string ids = "{", attempts = "{";
+    for (const auto& t : transitions) {
+      if (!isDone(t)) continue;
+      if (ids.size() > 1) ids += ',', attempts += ',';
+      ids += t.id;
+      attempts += std::to_string(t.attempts);
+    }
+    if (ids.size() > 1) {
+      auto r = conn.exec(
+          "UPDATE raw_events r SET state = 'done', attempts = x.attempts, updated_at = now(), last_error = NULL "
+          "FROM unnest($1::uuid[], $2::integer[]) AS x(event_id, attempts) WHERE r.event_id = x.event_id AND "
+          "r.state NOT IN ('done', 'dead', 'discarded')",
+          {ids + "}", attempts + "}"});
+      if (!r) return r.error();
+    }
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& t : transitions)
-      rows.push_back({{"event_id", t.id},
+      if (!isDone(t)) rows.push_back({{"event_id", t.id},
                       {"state", toString(t.kind)},
                       {"attempts", t.attempts},
                       {"last_error", t.error_message.empty() ? std::string() : t.error_type + ": " + t.error_message},
@@ -687,6 +714,7 @@ class PostgresStore final : public Store {
                       {"error_message", t.error_message},
                       {"stage", t.stage},
                       {"plugin", t.plugin}});
+    if (rows.empty()) return {};
     // A terminal event never changes state again (G2, G3); only rows that
     // really turned dead reach the DLQ.
     // Not prepared: a cached generic plan made while raw_events was nearly
