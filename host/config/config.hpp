@@ -24,7 +24,7 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8000";
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_batch = 1000;
-  unsigned threads = 0;  // 0: chosen from the pipelines' concurrency
+  unsigned threads = 0;  // HTTP io threads; 0: one per core, at least 2
   std::vector<ApiKey> api_keys;
 };
 
