@@ -63,6 +63,21 @@ inline HttpReply http(std::uint16_t port, const std::string& method, const std::
   return reply;
 }
 
+/// Reaps `pid` once it exits and sets it to -1: its exit status (128+signal
+/// when killed), or -1 if it is still running after `within`.
+inline int waitForExit(pid_t& pid, std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
 inline std::uint16_t freePort() {
   Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
   return s.address().port();
@@ -147,16 +162,7 @@ class HostProcess {
   /// Sends SIGTERM; returns the exit status, or -1 if it did not exit in time.
   int terminate(std::chrono::seconds within) {
     ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
+    return waitForExit(pid_, within);
   }
 
   HttpReply post(const std::string& body, const std::string& path = "/events") const {

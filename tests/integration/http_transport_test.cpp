@@ -723,18 +723,7 @@ class ValgrindHost {
   }
   void signal(int sig) { ::kill(pid_, sig); }
   /// The exit status, or -1 if it did not exit within `within`.
-  int wait(std::chrono::seconds within) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
+  int wait(std::chrono::seconds within) { return waitForExit(pid_, within); }
   std::string report() const {
     std::ifstream in(host_.dir() / "valgrind.log");
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
