@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -66,7 +68,9 @@ class PostgresSinkTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (admin_ && PQstatus(admin_.get()) == CONNECTION_OK) exec("DROP TABLE IF EXISTS " + table_);
+    if (!admin_ || PQstatus(admin_.get()) != CONNECTION_OK) return;
+    for (const std::string& sql : cleanup_) exec(sql);
+    exec("DROP TABLE IF EXISTS " + table_);
   }
 
   FakeContext context() const { return FakeContext({}, {{"store.url", url_}}); }
@@ -98,14 +102,72 @@ class PostgresSinkTest : public ::testing::Test {
 
   int count() { return std::stoi(value("SELECT COUNT(*) FROM " + table_).value_or("-1")); }
 
-  static std::vector<Result> writeAll(PostgresSink& sink, std::vector<Event>& events) {
+  static std::vector<Result> writeAll(PostgresSink& sink, std::span<Event> events) {
     std::vector<Event*> pointers;
     for (auto& event : events) pointers.push_back(&event);
     return sink.write(pointers);
   }
 
+  // Another table of this test, dropped at its end. Identifiers stop at 63
+  // bytes, so the suffix goes on a shortened name.
+  std::string otherTable(const std::string& suffix) {
+    std::string table = table_.substr(0, 50) + "_" + suffix;
+    cleanup_.push_back("DROP TABLE IF EXISTS " + table);
+    return table;
+  }
+
+  // Counts, for expectCopies, the COPY statements that reach `table` and
+  // those of them that wrote their rows. A BEFORE STATEMENT
+  // trigger runs before any row is read, an AFTER STATEMENT one only when
+  // all went in; sequences keep their counts when a COPY is rolled back.
+  void countCopies(const std::string& table) {
+    const std::string prefix = table_.substr(0, 45) + "_c" + std::to_string(counters_.size());
+    counters_[table] = prefix;
+    cleanup_.push_back("DROP FUNCTION IF EXISTS " + prefix + "_count() CASCADE");
+    cleanup_.push_back("DROP SEQUENCE IF EXISTS " + prefix + "_tried, " + prefix + "_done");
+    exec("CREATE SEQUENCE " + prefix + "_tried");
+    exec("CREATE SEQUENCE " + prefix + "_done");
+    exec("CREATE FUNCTION " + prefix + "_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF current_query() " +
+         "ILIKE 'COPY%' THEN PERFORM nextval(CASE TG_WHEN WHEN 'BEFORE' THEN '" + prefix + "_tried' ELSE '" + prefix +
+         "_done' END); END IF; RETURN NULL; END $$");
+    for (const char* when : {"BEFORE", "AFTER"})
+      exec("CREATE TRIGGER " + prefix + "_" + when + " " + when + " INSERT ON " + table +
+           " FOR EACH STATEMENT EXECUTE FUNCTION " + prefix + "_count()");
+  }
+
+  int counted(const std::string& sequence) {
+    return std::stoi(value("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + sequence).value_or("-1"));
+  }
+  void expectCopies(const std::string& table, int tried, int done) {
+    EXPECT_EQ(counted(counters_.at(table) + "_tried"), tried) << "COPY statements begun on " << table;
+    EXPECT_EQ(counted(counters_.at(table) + "_done"), done) << "COPY statements that wrote their rows on " << table;
+  }
+
+  // Every row of `other` equals the row of table_ with its event_id, column
+  // by column; processed_at, the time of the write, only has the same form.
+  void expectSameRows(const std::string& other, int rows) {
+    EXPECT_EQ(count(), rows);
+    EXPECT_EQ(value("SELECT COUNT(*) FROM " + other), std::to_string(rows));
+    const std::string joined = " FROM " + table_ + " a JOIN " + other + " b USING (event_id)";
+    EXPECT_EQ(value("SELECT COUNT(*)" + joined), std::to_string(rows));
+    for (const char* name : {"event_type", "user_id", "timestamp", "properties", "enriched_data", "properties::text",
+                             "enriched_data::text", "pipeline", "attempts"}) {
+      const std::string a = std::string("a.") + name;
+      const std::string b = std::string("b.") + name;
+      EXPECT_EQ(value("SELECT COUNT(*)" + joined + " WHERE " + a + " IS DISTINCT FROM " + b), "0") << name;
+    }
+    for (const std::string& table : {table_, other})
+      EXPECT_EQ(value("SELECT COUNT(*) FROM " + table +
+                      " WHERE abs(extract(epoch FROM now() - processed_at)) > 60"
+                      " OR extract(microseconds FROM processed_at)::bigint % 1000 <> 0"),
+                "0")
+          << table;
+  }
+
   std::string url_;
   std::string table_;
+  std::vector<std::string> cleanup_;
+  std::map<std::string, std::string> counters_;  // table → prefix of its COPY counters
   std::unique_ptr<PGconn, ConnCloser> admin_;
 };
 
@@ -234,23 +296,27 @@ TEST_F(PostgresSinkTest, RefusedRowIsRejectedAndTheOthersAreWritten) {
 TEST_F(PostgresSinkTest, ServerErrorIsRetryForEveryEventAndTheSinkRecovers) {
   FakeContext ctx = context();
   PostgresSink sink(config(), ctx);
-  exec("DROP TABLE " + table_);
-  std::vector<Event> events = purchases(1, 3);
-  const auto results = writeAll(sink, events);
-  ASSERT_EQ(results.size(), 2u);
-  for (const auto& result : results) {
-    EXPECT_EQ(result.status(), Result::Status::retry);
-    EXPECT_EQ(result.errorType(), "sink_unavailable");
-    EXPECT_NE(result.reason().find(table_), std::string::npos) << result.reason();
-  }
+  // 40 rows go as a COPY first, whose failure must end the same way.
+  for (const int size : {2, 40}) {
+    SCOPED_TRACE(size);
+    exec("DROP TABLE " + table_);
+    std::vector<Event> events = purchases(1, 1 + size);
+    const auto results = writeAll(sink, events);
+    ASSERT_EQ(results.size(), static_cast<std::size_t>(size));
+    for (const auto& result : results) {
+      EXPECT_EQ(result.status(), Result::Status::retry);
+      EXPECT_EQ(result.errorType(), "sink_unavailable");
+      EXPECT_NE(result.reason().find(table_), std::string::npos) << result.reason();
+    }
 
-  // The failed transaction was rolled back, so the same connection goes on.
-  exec("CREATE TABLE " + table_ +
-       " (event_id uuid PRIMARY KEY, event_type text NOT NULL, user_id text, timestamp timestamptz,"
-       " properties jsonb, enriched_data jsonb, pipeline text NOT NULL, processed_at timestamptz NOT NULL,"
-       " attempts integer NOT NULL)");
-  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
-  EXPECT_EQ(count(), 2);
+    // The failed transaction was rolled back, so the same connection goes on.
+    exec("CREATE TABLE " + table_ +
+         " (event_id uuid PRIMARY KEY, event_type text NOT NULL, user_id text, timestamp timestamptz,"
+         " properties jsonb, enriched_data jsonb, pipeline text NOT NULL, processed_at timestamptz NOT NULL,"
+         " attempts integer NOT NULL)");
+    for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+    EXPECT_EQ(count(), size);
+  }
 }
 
 TEST_F(PostgresSinkTest, KilledConnectionIsResetOnce) {
@@ -266,19 +332,21 @@ TEST_F(PostgresSinkTest, KilledConnectionIsResetOnce) {
 
 TEST_F(PostgresSinkTest, LostServerIsRetryForEveryEvent) {
   const std::string database = table_ + "_db";
-  exec("DROP DATABASE IF EXISTS " + database);
-  exec("CREATE DATABASE " + database);
   FakeContext ctx = context();
-  {
+  // 40 rows lose the server in the middle of a COPY, 2 in an INSERT.
+  for (const int size : {2, 40}) {
+    SCOPED_TRACE(size);
+    exec("DROP DATABASE IF EXISTS " + database);
+    exec("CREATE DATABASE " + database);
     PostgresSink sink(config({{"url", withDatabase(url_, database)}}), ctx);
     std::vector<Event> events = purchases(1, 3);
     for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
 
     // Dropping the database ends the sink's session and makes reconnecting fail.
     exec("DROP DATABASE " + database + " WITH (FORCE)");
-    std::vector<Event> more = purchases(3, 5);
+    std::vector<Event> more = purchases(3, 3 + size);
     const auto results = writeAll(sink, more);
-    ASSERT_EQ(results.size(), 2u);
+    ASSERT_EQ(results.size(), static_cast<std::size_t>(size));
     for (const auto& result : results) {
       EXPECT_EQ(result.status(), Result::Status::retry);
       EXPECT_EQ(result.errorType(), "sink_unavailable");
@@ -286,6 +354,236 @@ TEST_F(PostgresSinkTest, LostServerIsRetryForEveryEvent) {
     }
   }
   exec("DROP DATABASE IF EXISTS " + database);
+}
+
+// Events of every shape the row mapping knows, so that a value the COPY
+// writes differently from the INSERT shows in some column.
+std::vector<Event> assorted(int from, int to) {
+  std::vector<Event> events;
+  for (int n = from; n < to; ++n) {
+    Event event = purchase(n, "u-" + std::to_string(n));
+    switch (n % 8) {
+      case 0:
+        event = makeEvent({{"event_type", "page_view"}}, uuid(n));
+        break;
+      case 1:
+        event.body["user_id"] = 42;
+        event.body["timestamp"] = "yesterday";
+        break;
+      case 2:
+        event.body["properties"] = "just text";
+        event.body["timestamp"] = "2026-02-03T04:05:06Z";
+        break;
+      case 3:
+        event.body["properties"] = nullptr;
+        event.body["user_id"] = {{"nested", true}};
+        break;
+      case 4:
+        event.body["properties"] = {{"list", {1, 2.5, "x", nullptr}}, {"empty", nlohmann::json::object()}};
+        event.attempt = 3;
+        break;
+      case 5:
+        event.body.erase("timestamp");
+        event.body["tags"] = {"a", "b"};
+        break;
+      case 6:
+        event.body["timestamp"] = 1767225600;
+        event.body["note"] = "caf\u00e9 \u4e2d\u6587 \U0001F600";
+        break;
+      default:
+        event.body["timestamp"] = "1999-12-31T23:59:59.999999-12:30";
+        break;
+    }
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+TEST_F(PostgresSinkTest, BigBatchIsOneCopyWithTheRowsTheInsertWrites) {
+  FakeContext ctx = context();
+  PostgresSink small(config(), ctx);
+  const std::string other = otherTable("copy");
+  PostgresSink big({{"table", other}}, ctx);
+  countCopies(table_);
+  countCopies(other);
+
+  std::vector<Event> events = assorted(1, 41);
+  for (std::size_t first = 0; first < events.size(); first += 4)
+    for (const auto& result : writeAll(small, std::span(events).subspan(first, 4)))
+      EXPECT_TRUE(result.isOk()) << result.reason();
+  const auto results = writeAll(big, events);
+  ASSERT_EQ(results.size(), 40u);
+  for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
+
+  expectCopies(table_, 0, 0);
+  expectCopies(other, 1, 1);
+  expectSameRows(other, 40);
+  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE user_id IS NULL AND properties IS NULL"), "5");
+  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE timestamp IS NULL"), "20");
+}
+
+TEST_F(PostgresSinkTest, CopyStartsAt32Rows) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  countCopies(table_);
+  std::vector<Event> below = purchases(1, 32);
+  for (const auto& result : writeAll(sink, below)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 0, 0);
+  std::vector<Event> at = purchases(32, 64);
+  for (const auto& result : writeAll(sink, at)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 1, 1);
+  EXPECT_EQ(count(), 63);
+}
+
+TEST_F(PostgresSinkTest, CopyKeepsEveryCharacter) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  const std::string other = otherTable("copy");
+  PostgresSink big({{"table", other}}, ctx);
+  countCopies(other);
+
+  const std::vector<std::string> texts{"tab\there",        "new\nline",          "carriage\rreturn",
+                                       "back\\slash",      "\\N",                "\\.",
+                                       "ends in \\",       "quotes ' and \"",    "caf\u00e9 \u4e2d\u6587 \U0001F600",
+                                       "\\t not a tab",    "\x01\x1f\x7f",       "",
+                                       "comma, semi; |",   "{\"json\": 1}",      "  spaces  "};
+  std::vector<Event> events = purchases(1, 41);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const std::string& text = texts[i % texts.size()];
+    events[i].body["user_id"] = text;
+    events[i].body["properties"] = {{"note", text}};
+    events[i].body[text.empty() ? "blank" : text] = text;
+    events[i].type = "type " + text;
+    events[i].pipeline = "pipeline " + text;
+  }
+  for (std::size_t first = 0; first < events.size(); first += 10)
+    for (const auto& result : writeAll(sink, std::span(events).subspan(first, 10)))
+      EXPECT_TRUE(result.isOk()) << result.reason();
+  for (const auto& result : writeAll(big, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(other, 1, 1);
+  expectSameRows(other, 40);
+
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const std::string& text = texts[i % texts.size()];
+    const std::string where = " FROM " + other + " WHERE event_id = '" + events[i].id + "'";
+    EXPECT_EQ(value("SELECT user_id" + where), text) << i;
+    EXPECT_EQ(value("SELECT properties->>'note'" + where), text) << i;
+    EXPECT_EQ(value("SELECT event_type" + where), "type " + text) << i;
+    EXPECT_EQ(value("SELECT pipeline" + where), "pipeline " + text) << i;
+  }
+}
+
+TEST_F(PostgresSinkTest, RedeliveredEventInABigBatchAddsNoRow) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  countCopies(table_);
+  std::vector<Event> first{purchase(7, "u-7")};
+  ASSERT_TRUE(writeAll(sink, first).front().isOk());
+
+  std::vector<Event> again = purchases(1, 41);
+  again[6] = purchase(7, "u-changed");
+  again[6].attempt = 2;
+  const auto results = writeAll(sink, again);
+  ASSERT_EQ(results.size(), 40u);
+  for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 1, 0);
+  EXPECT_EQ(count(), 40);
+  EXPECT_EQ(value("SELECT COUNT(DISTINCT event_id) FROM " + table_), "40");
+  EXPECT_EQ(column("user_id", uuid(7)), "u-7");
+  EXPECT_EQ(column("attempts", uuid(7)), "1");
+  EXPECT_EQ(column("user_id", uuid(40)), "u-40");
+
+  // The failed COPY left the connection as it was: the next batch copies.
+  std::vector<Event> next = purchases(41, 81);
+  for (const auto& result : writeAll(sink, next)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 2, 1);
+  EXPECT_EQ(count(), 80);
+}
+
+TEST_F(PostgresSinkTest, IdTwiceInABigBatchSkipsTheCopy) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  countCopies(table_);
+  std::vector<Event> events = purchases(1, 41);
+  // The same uuid spelled without hyphens.
+  events[39] = purchase(3, "u-3 again");
+  events[39].id = "00000000000040008000000000000003";
+  const auto results = writeAll(sink, events);
+  for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 0, 0);
+  EXPECT_EQ(count(), 39);
+  EXPECT_EQ(column("user_id", uuid(3)), "u-3");
+}
+
+TEST_F(PostgresSinkTest, RefusedValuesInABigBatchAreRejectedAndTheOthersWritten) {
+  FakeContext ctx = context();
+  PostgresSink sink(config({{"batch_size", 10}}), ctx);
+  countCopies(table_);
+  exec("ALTER TABLE " + table_ + " ADD CONSTRAINT user_not_bad CHECK (user_id <> 'bad')");
+
+  // Each makes the COPY fail with a data error: jsonb refuses \u0000
+  // (22P05), uuid a non-uuid (22P02), the check its value (23514).
+  std::vector<Event> events = purchases(1, 41);
+  events[4].body["properties"] = {{"note", std::string("a\0b", 3)}};
+  events[17].id = "not-a-uuid";
+  events[33] = purchase(34, "bad");
+  const auto results = writeAll(sink, events);
+  ASSERT_EQ(results.size(), 40u);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (i == 4 || i == 17 || i == 33) {
+      EXPECT_EQ(results[i].status(), Result::Status::reject) << i;
+      EXPECT_EQ(results[i].errorType(), "sink_rejected") << i;
+    } else {
+      EXPECT_TRUE(results[i].isOk()) << i << ": " << results[i].reason();
+    }
+  }
+  EXPECT_NE(results[33].reason().find("user_not_bad"), std::string::npos) << results[33].reason();
+  expectCopies(table_, 1, 0);
+  EXPECT_EQ(count(), 37);
+  EXPECT_FALSE(column("event_id", uuid(5)).has_value());
+  EXPECT_FALSE(column("event_id", uuid(34)).has_value());
+  EXPECT_EQ(column("user_id", uuid(40)), "u-40");
+
+  std::vector<Event> next = purchases(41, 81);
+  for (const auto& result : writeAll(sink, next)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 2, 1);
+  EXPECT_EQ(count(), 77);
+}
+
+TEST_F(PostgresSinkTest, NulOrBadUtf8TakesTheInsertPath) {
+  FakeContext ctx = context();
+  PostgresSink sink(config(), ctx);
+  countCopies(table_);
+
+  std::vector<Event> bad_utf8 = purchases(1, 41);
+  bad_utf8[2].body["user_id"] = std::string("a\xff\xfe" "b");
+  bad_utf8[3].body["note"] = std::string("\xc3\x28");
+  for (const auto& result : writeAll(sink, bad_utf8)) EXPECT_TRUE(result.isOk()) << result.reason();
+  EXPECT_EQ(column("user_id", uuid(3)), "a\uFFFD\uFFFDb");
+  EXPECT_EQ(column("enriched_data->>'note'", uuid(4)), "\uFFFD(");
+
+  std::vector<Event> nul = purchases(41, 81);
+  nul[5].body["user_id"] = std::string("a\0b", 3);
+  const auto results = writeAll(sink, nul);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (i == 5) EXPECT_EQ(results[i].status(), Result::Status::reject) << results[i].reason();
+    else EXPECT_TRUE(results[i].isOk()) << i << ": " << results[i].reason();
+  }
+  expectCopies(table_, 0, 0);
+  EXPECT_EQ(count(), 79);
+}
+
+TEST_F(PostgresSinkTest, KilledConnectionIsResetOnceForACopy) {
+  FakeContext ctx = context();
+  PostgresSink sink(config({{"url", withDatabase(url_, databaseOf(url_), "application_name=" + table_)}}), ctx);
+  countCopies(table_);
+  exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = '" + table_ + "'");
+  EXPECT_EQ(value("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '" + table_ + "'"), "0");
+
+  std::vector<Event> events = purchases(1, 41);
+  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+  expectCopies(table_, 1, 1);
+  EXPECT_EQ(count(), 40);
 }
 
 TEST_F(PostgresSinkTest, UnreachableServerFailsConstruction) {

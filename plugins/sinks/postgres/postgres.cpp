@@ -1,11 +1,13 @@
 #include "postgres.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -15,6 +17,12 @@
 
 namespace eventflow::plugins {
 namespace {
+
+// Rows in a call from which COPY is tried. COPY takes two round trips (the
+// server answers the command before the data goes) where the INSERT takes
+// one, so small calls keep the INSERT; 32 is a judgement, not a measured
+// break-even.
+constexpr std::size_t kCopyFrom = 32;
 
 bool isIdentifier(std::string_view name) {
   const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
@@ -84,17 +92,13 @@ struct Outcome {
   std::string message;
 };
 
-Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter = nullptr) {
-  const char* value = parameter == nullptr ? nullptr : parameter->c_str();
-  const PgResult result(parameter == nullptr
-                            ? PQexec(conn, sql.c_str())
-                            : PQexecParams(conn, sql.c_str(), 1, nullptr, &value, nullptr, nullptr, 0));
-  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
-  if (!result || PQstatus(conn) != CONNECTION_OK) return {Failure::unavailable, oneLine(PQerrorMessage(conn))};
-  const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
-  const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
-  std::string message = primary != nullptr ? primary : oneLine(PQresultErrorMessage(result.get()));
+// What a failed statement means for the rows it carried.
+Outcome failureOf(PGconn* conn, const PGresult* result) {
+  if (result == nullptr || PQstatus(conn) != CONNECTION_OK)
+    return {Failure::unavailable, oneLine(PQerrorMessage(conn))};
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  std::string message = primary != nullptr ? primary : oneLine(PQresultErrorMessage(result));
   if (state != nullptr) message += std::string(" (SQLSTATE ") + state + ")";
   // Class 22 (data exception) and 23 (integrity constraint violation) come
   // from the values of some row; anything else is the server's or the
@@ -102,6 +106,45 @@ Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter =
   const std::string_view code = state == nullptr ? "" : state;
   const bool data = code.starts_with("22") || code.starts_with("23");
   return {data ? Failure::data : Failure::unavailable, std::move(message)};
+}
+
+Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter = nullptr) {
+  const char* value = parameter == nullptr ? nullptr : parameter->c_str();
+  const PgResult result(parameter == nullptr
+                            ? PQexec(conn, sql.c_str())
+                            : PQexecParams(conn, sql.c_str(), 1, nullptr, &value, nullptr, nullptr, 0));
+  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
+  return failureOf(conn, result.get());
+}
+
+// Runs `sql`, a COPY ... FROM STDIN, with `data` in COPY's text format, and
+// leaves the connection idle whatever happens: every result is read, and a
+// COPY that cannot be ended costs the session.
+Outcome copyIn(PGconn* conn, const std::string& sql, const std::string& data) {
+  const PgResult started(PQexec(conn, sql.c_str()));
+  if (!started || PQresultStatus(started.get()) != PGRES_COPY_IN) return failureOf(conn, started.get());
+  // In pieces, so libpq's buffer stays small and a size always fits its int.
+  constexpr std::size_t kPiece = std::size_t{1} << 16;
+  bool sent = true;
+  for (std::size_t at = 0; sent && at < data.size(); at += kPiece)
+    sent = PQputCopyData(conn, data.data() + at, static_cast<int>(std::min(kPiece, data.size() - at))) == 1;
+  Outcome outcome;
+  if (!sent || PQputCopyEnd(conn, nullptr) != 1) outcome = {Failure::unavailable, oneLine(PQerrorMessage(conn))};
+  // A refused row ends the COPY at once on the server, which then discards
+  // the rest of the data; its error is one of the results read here.
+  while (PGresult* next = PQgetResult(conn)) {
+    const PgResult result(next);
+    const ExecStatusType status = PQresultStatus(next);
+    if (status == PGRES_COMMAND_OK) continue;
+    if (status == PGRES_COPY_IN) {
+      if (outcome.failure == Failure::none) outcome = {Failure::unavailable, "COPY did not end"};
+      PQreset(conn);
+      break;
+    }
+    if (outcome.failure == Failure::none) outcome = failureOf(conn, next);
+  }
+  return outcome;
 }
 
 void rollbackQuietly(PGconn* conn) noexcept {
@@ -135,24 +178,143 @@ std::optional<std::string> timestampColumn(const std::optional<std::string>& tex
   return formatted;
 }
 
-nlohmann::json orNull(std::optional<std::string>&& value) {
+nlohmann::json orNull(const std::optional<std::string>& value) {
   if (!value) return nullptr;
-  return std::move(*value);
+  return *value;
 }
 
-std::string rowJson(const Event& event, const std::string& processed_at) {
+// The row's values as they go to the server, whichever way they travel.
+ProcessedRow columnsOf(const Event& event) {
   ProcessedRow row = makeProcessedRow(event);
+  row.timestamp = timestampColumn(row.timestamp);
+  return row;
+}
+
+std::string rowJson(const ProcessedRow& row, const std::string& processed_at) {
   nlohmann::json object = nlohmann::json::object();
-  object["event_id"] = std::move(row.event_id);
-  object["event_type"] = std::move(row.event_type);
-  object["user_id"] = orNull(std::move(row.user_id));
-  object["timestamp"] = orNull(timestampColumn(row.timestamp));
-  object["properties"] = orNull(std::move(row.properties));
-  object["enriched_data"] = std::move(row.enriched_data);
-  object["pipeline"] = std::move(row.pipeline);
+  object["event_id"] = row.event_id;
+  object["event_type"] = row.event_type;
+  object["user_id"] = orNull(row.user_id);
+  object["timestamp"] = orNull(row.timestamp);
+  object["properties"] = orNull(row.properties);
+  object["enriched_data"] = row.enriched_data;
+  object["pipeline"] = row.pipeline;
   object["processed_at"] = processed_at;
   object["attempts"] = row.attempts;
   return dumpProcessedJson(object);
+}
+
+// Length of the UTF-8 sequence at text[i], 0 if it is not one PostgreSQL
+// takes (overlong forms, surrogates and code points past U+10FFFF are not).
+std::size_t utf8Length(std::string_view text, std::size_t i) {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = at(i);
+  std::size_t length = 0;
+  unsigned char low = 0x80;  // the second byte's range
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size() || at(i + 1) < low || at(i + 1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k)
+    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+  return length;
+}
+
+// Appends `text` as one value of COPY's text format. False for a NUL or
+// invalid UTF-8: COPY would refuse the whole batch for them, while the JSON
+// path replaces the bad bytes (or refuses just that row).
+bool appendCopyValue(std::string& out, std::string_view text) {
+  std::size_t pending = 0;  // start of the bytes not yet appended
+  for (std::size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const std::size_t length = utf8Length(text, i);
+      if (length == 0) return false;
+      i += length;
+      continue;
+    }
+    if (c == 0) return false;
+    const char* escaped = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+    if (escaped != nullptr) {
+      out.append(text.data() + pending, i - pending);
+      out += escaped;
+      pending = i + 1;
+    }
+    ++i;
+  }
+  out.append(text.data() + pending, text.size() - pending);
+  return true;
+}
+
+bool appendCopyNullable(std::string& out, const std::optional<std::string>& text) {
+  if (!text) {
+    out += "\\N";
+    return true;
+  }
+  return appendCopyValue(out, *text);
+}
+
+// The rows in COPY's text format, in the column order of copy_sql_; nullopt
+// when a value cannot travel that way.
+std::optional<std::string> copyData(const std::vector<ProcessedRow>& rows, const std::string& processed_at) {
+  std::size_t size = 0;
+  for (const ProcessedRow& row : rows)
+    size += row.event_id.size() + row.event_type.size() + row.user_id.value_or("").size() +
+            row.timestamp.value_or("").size() + row.properties.value_or("").size() + row.enriched_data.size() +
+            row.pipeline.size() + processed_at.size() + 32;
+  std::string data;
+  data.reserve(size + size / 16);
+  for (const ProcessedRow& row : rows) {
+    bool ok = appendCopyValue(data, row.event_id);
+    data += '\t';
+    ok = ok && appendCopyValue(data, row.event_type);
+    data += '\t';
+    ok = ok && appendCopyNullable(data, row.user_id);
+    data += '\t';
+    ok = ok && appendCopyNullable(data, row.timestamp);
+    data += '\t';
+    ok = ok && appendCopyNullable(data, row.properties);
+    data += '\t';
+    ok = ok && appendCopyValue(data, row.enriched_data);
+    data += '\t';
+    ok = ok && appendCopyValue(data, row.pipeline);
+    data += '\t';
+    data += processed_at;
+    data += '\t';
+    data += std::to_string(row.attempts);
+    data += '\n';
+    if (!ok) return std::nullopt;
+  }
+  return data;
+}
+
+// COPY has no ON CONFLICT: an id twice in one batch would fail it for sure.
+// Ids compare as PostgreSQL's uuid does, by their hex digits in any case
+// (a spelling missed here only costs the failed COPY).
+bool distinctIds(const std::vector<ProcessedRow>& rows) {
+  std::vector<std::string> ids;
+  ids.reserve(rows.size());
+  for (const ProcessedRow& row : rows) {
+    std::string digits;
+    digits.reserve(32);
+    for (const char c : row.event_id)
+      if (std::isxdigit(static_cast<unsigned char>(c)) != 0)
+        digits += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ids.push_back(std::move(digits));
+  }
+  std::sort(ids.begin(), ids.end());
+  return std::adjacent_find(ids.begin(), ids.end()) == ids.end();
 }
 
 std::string arrayOf(const std::vector<std::string>& rows, std::size_t first, std::size_t last) {
@@ -211,6 +373,10 @@ PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : con
                 " event_type text, user_id text, timestamp timestamptz, properties text, enriched_data text, pipeline text,"
                 " processed_at timestamptz, attempts integer) ON CONFLICT (event_id) DO NOTHING";
 
+  copy_sql_ = "COPY " + table_ +
+              " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
+              " attempts) FROM STDIN";
+
   // Defaults first: libpq lets later keywords, here those inside the url,
   // override earlier ones. Without a timeout an unroutable host would hold
   // start-up for minutes.
@@ -249,10 +415,18 @@ std::vector<Result> PostgresSink::write(std::span<Event* const> events) {
   std::string error;
   try {
     const std::string processed_at = formatRfc3339(std::chrono::system_clock::now());
-    std::vector<std::string> rows;
+    std::vector<ProcessedRow> rows;
     rows.reserve(events.size());
-    for (const Event* event : events) rows.push_back(rowJson(*event, processed_at));
-    return insertAll(rows);
+    for (const Event* event : events) rows.push_back(columnsOf(*event));
+    if (rows.size() >= kCopyFrom && distinctIds(rows)) {
+      if (const std::optional<std::string> data = copyData(rows, processed_at)) {
+        if (std::optional<std::vector<Result>> copied = copyAll(*data, rows.size())) return std::move(*copied);
+      }
+    }
+    std::vector<std::string> json;
+    json.reserve(rows.size());
+    for (const ProcessedRow& row : rows) json.push_back(rowJson(row, processed_at));
+    return insertAll(json);
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {
@@ -260,6 +434,33 @@ std::vector<Result> PostgresSink::write(std::span<Event* const> events) {
   }
   rollbackQuietly(conn_.get());
   return retryAll(events.size(), error);
+}
+
+std::optional<std::vector<Result>> PostgresSink::copyAll(const std::string& data, std::size_t count) {
+  PGconn* conn = conn_.get();
+  for (bool reset = false;; reset = true) {
+    if (PQstatus(conn) != CONNECTION_OK) {
+      PQreset(conn);
+      if (PQstatus(conn) != CONNECTION_OK)
+        return retryAll(count, "connection lost and reconnecting failed: " + oneLine(PQerrorMessage(conn)));
+    }
+    rollbackQuietly(conn);
+    const Outcome copied = copyIn(conn, copy_sql_, data);
+    if (copied.failure == Failure::none) return std::vector<Result>(count, Result::ok());
+    // COPY is all or nothing and knows no ON CONFLICT: a redelivered event
+    // (23505) or one refused value leaves no row behind, and the INSERT
+    // path then skips the one and finds the other. Any other error it meets
+    // again, and answers as before.
+    if (PQstatus(conn) == CONNECTION_OK) {
+      context_.log(LogLevel::debug, "postgres " + table_ + ": COPY of " + std::to_string(count) +
+                                        " rows failed (" + copied.message + "); inserting them instead");
+      return std::nullopt;
+    }
+    // As in insertAlone: the COPY failed whole, so it runs once more on a
+    // new connection; one that committed before the connection went meets
+    // its own rows (23505) and ends on the INSERT path.
+    if (reset) return retryAll(count, copied.message);
+  }
 }
 
 std::vector<Result> PostgresSink::insertAll(const std::vector<std::string>& rows) {

@@ -16,9 +16,12 @@ namespace eventflow::plugins {
 /// Writes events as rows of a processed_events-shaped PostgreSQL table over a
 /// libpq connection of its own (config url, else the host's store.url).
 /// One transaction per write(), batch_size rows per INSERT, ON CONFLICT
-/// (event_id) DO NOTHING so a redelivered event never adds a row. A row the
-/// server refuses for its values (SQLSTATE class 22 or 23) is rejected alone;
-/// any other failure is a retry of every event in the call.
+/// (event_id) DO NOTHING so a redelivered event never adds a row. A call of
+/// 32 rows or more with distinct ids first goes as one COPY, which is all or
+/// nothing: when it fails for a row's sake (an id already stored, a refused
+/// value) the call takes the INSERT path instead. A row the server refuses
+/// for its values (SQLSTATE class 22 or 23) is rejected alone; any other
+/// failure is a retry of every event in the call.
 class PostgresSink final : public Sink {
  public:
   PostgresSink(const nlohmann::json& config, Context& context);
@@ -30,6 +33,7 @@ class PostgresSink final : public Sink {
     void operator()(pg_conn* conn) const noexcept;
   };
 
+  std::optional<std::vector<Result>> copyAll(const std::string& data, std::size_t count);
   std::vector<Result> insertAll(const std::vector<std::string>& rows);
   std::vector<Result> insertAlone(const std::vector<std::string>& rows);
   std::vector<Result> insertRowByRow(const std::vector<std::string>& rows, std::size_t refused_first);
@@ -40,6 +44,7 @@ class PostgresSink final : public Sink {
   std::string table_ = "processed_events";
   std::size_t batch_size_ = 500;
   std::string insert_sql_;
+  std::string copy_sql_;
   std::unique_ptr<pg_conn, Closer> conn_;
 };
 
