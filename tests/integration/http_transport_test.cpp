@@ -735,7 +735,7 @@ class ValgrindHost {
 };
 
 TEST(HttpTransport, IngestAnswerAfterTheServerStoppedTouchesNothingFreed) {
-  if (!fs::exists("/usr/bin/valgrind")) GTEST_SKIP() << "needs /usr/bin/valgrind";
+  ASSERT_TRUE(fs::exists("/usr/bin/valgrind")) << "needs /usr/bin/valgrind (scripts/bootstrap installs it)";
   HostProcess host(testName());  // its config and folder; started here under valgrind
   ValgrindHost vg(host);
   ASSERT_TRUE(vg.ready()) << host.readLog();
