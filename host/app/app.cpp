@@ -259,10 +259,10 @@ int serve(int argc, char** argv) {
   ready = false;
   dlq.stop();  // a bulk replay in progress answers with what it did so far
   server.stop();
+  ingestor.stop();  // publishes what the last group commits accepted, before the workers drain
   relay.stop();
   // Workers drain until a little before the deadline, leaving time to commit.
   workers.stop(deadline - std::min(cfg.shutdown_timeout / 5, std::chrono::milliseconds(2000)));
-  ingestor.stop();  // publishes what the last group commits accepted
   queue.close();
   committer.stop();
   // A clean stop leaves nothing in hand to blame at the next start.

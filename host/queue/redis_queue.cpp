@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <thread>
 #include <unordered_map>
@@ -155,6 +156,7 @@ class RedisQueue final : public Queue {
     host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
     port_ = uri.getPort() ? uri.getPort() : 6379;
     for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
+    refresher_ = std::thread([this] { refreshDepths(); });
   }
 
   std::string kind() const override { return "redis"; }
@@ -202,6 +204,20 @@ class RedisQueue final : public Queue {
       const RedisType::Ptr answer = conn.call(cmd, wait);
       const Array* reply = array(answer);
       if (!reply) return out;
+      // Entries no EventFlow wrote (another program on this prefix): one
+      // would fail every group commit it joined, so it is dropped, loudly.
+      std::vector<std::string> junk;
+      struct DropJunk {
+        RedisQueue& queue;
+        const std::string& pipeline;
+        std::vector<std::string>& tokens;
+        ~DropJunk() {
+          if (tokens.empty()) return;
+          log::warn("dropped stream entries that are not EventFlow events",
+                    {{"pipeline", pipeline}, {"count", std::to_string(tokens.size())}});
+          queue.ack(pipeline, tokens);
+        }
+      } drop_junk{*this, pipeline, junk};
       for (const auto& s : *reply) {
         const Array* pair = array(s);
         if (!pair || pair->size() < 2) continue;
@@ -209,7 +225,8 @@ class RedisQueue final : public Queue {
         if (!entries) continue;
         for (const auto& e : *entries) {
           Message m;
-          if (decode(e, pipeline, m)) out.push_back(std::move(m));
+          if (decode(e, pipeline, m) && isUuid(m.id)) out.push_back(std::move(m));
+          else if (!m.token.empty()) junk.push_back(std::move(m.token));
         }
       }
     } catch (const Poco::Exception& e) {
@@ -249,20 +266,11 @@ class RedisQueue final : public Queue {
   std::size_t depth(const std::string& pipeline) override {
     Lane* lane = laneOf(pipeline);
     if (!lane) return 0;
-    // Ingest asks on every request; a slightly old answer is good enough.
-    {
-      std::lock_guard lock(lane->mutex);
-      if (Clock::now() - lane->depth_at < std::chrono::milliseconds(100)) return lane->depth;
-    }
-    Poco::Int64 n = 0;
-    (void)withShared([&](Connection& c) -> Expected<void> {
-      n = integer(c.call(command({"XLEN", stream(pipeline)})));
-      return {};
-    });
+    // Ingest asks on every request, on the HTTP event loop: it reads what the
+    // refresher thread last counted and never waits on Redis.
+    lane->wanted = true;
     std::lock_guard lock(lane->mutex);
-    lane->depth = static_cast<std::size_t>(n) + lane->ready.size();
-    lane->depth_at = Clock::now();
-    return lane->depth;
+    return lane->depth + lane->ready.size();
   }
 
   Expected<void> ping() override {
@@ -272,19 +280,50 @@ class RedisQueue final : public Queue {
     });
   }
 
-  void close() override { closed_ = true; }
+  void close() override {
+    {
+      std::lock_guard lock(refresh_mutex_);
+      closed_ = true;
+    }
+    refresh_cv_.notify_all();
+    if (refresher_.joinable()) refresher_.join();
+  }
+
+  ~RedisQueue() override { close(); }
 
  private:
   struct Lane {
     std::mutex mutex;
     std::deque<Message> ready;  // retries whose backoff has passed
-    std::size_t depth = 0;
-    Clock::time_point depth_at{};
+    std::size_t depth = 0;  // XLEN as the refresher last read it
+    std::atomic<bool> wanted{false};  // asked for since the last refresh
     std::atomic<std::int64_t> last_claim{0};
     std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
+
+  // Every 100 ms, the stream lengths someone asked for. While Redis does not
+  // answer the last counts stand (ingest keeps admitting: the store is the
+  // source of truth and the relay publishes what Redis missed).
+  void refreshDepths() {
+    std::unique_lock lock(refresh_mutex_);
+    while (!refresh_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closed_.load(); })) {
+      lock.unlock();
+      for (auto& [pipeline, lane] : lanes_) {
+        if (!lane->wanted.exchange(false)) continue;
+        Poco::Int64 n = 0;
+        auto counted = withShared([&](Connection& c) -> Expected<void> {
+          n = integer(c.call(command({"XLEN", stream(pipeline)})));
+          return {};
+        });
+        if (!counted) continue;
+        std::lock_guard lane_lock(lane->mutex);
+        lane->depth = static_cast<std::size_t>(std::max<Poco::Int64>(n, 0));
+      }
+      lock.lock();
+    }
+  }
 
   Lane* laneOf(const std::string& pipeline) {
     auto it = lanes_.find(pipeline);
@@ -362,6 +401,11 @@ class RedisQueue final : public Queue {
       const Array* entries = array(entry_reply);
       Message m;
       if (!entries || entries->size() == 0 || !decode(at(*entries, 0), pipeline, m)) continue;  // acked meanwhile
+      if (!isUuid(m.id)) {
+        log::warn("dropped stream entries that are not EventFlow events", {{"pipeline", pipeline}, {"count", "1"}});
+        ack(pipeline, {m.token});
+        continue;
+      }
       const RedisType::Ptr count_reply = conn.call(command({"XPENDING", stream(pipeline), kGroup, id, id, "1"}));
       const Array* rows = array(count_reply);
       const Array* row = rows && rows->size() > 0 ? array(at(*rows, 0)) : nullptr;
@@ -413,6 +457,9 @@ class RedisQueue final : public Queue {
   std::vector<std::unique_ptr<Connection>> shared_;
   std::atomic<bool> closed_{false};
   std::atomic<std::int64_t> last_failure_log_{0};
+  std::mutex refresh_mutex_;
+  std::condition_variable refresh_cv_;
+  std::thread refresher_;  // last: it reads the members above
 };
 
 }  // namespace

@@ -3,9 +3,9 @@
 #include <array>
 #include <csignal>
 #include <cstdlib>
-#include <future>
 #include <map>
 #include <memory>
+#include <string_view>
 
 #include "base/ids.hpp"
 #include "base/log.hpp"
@@ -31,6 +31,22 @@ Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& commit
   });
   publisher_ = std::thread([this] { publishLoop(); });
 }
+
+namespace {
+
+// True when JSON text holds an escaped U+0000: a "\u0000" whose backslash is
+// not itself escaped. PostgreSQL's jsonb refuses it, and one such event would
+// fail the group commit of every request sharing it.
+bool hasNul(std::string_view json) {
+  for (auto at = json.find("\\u0000"); at != std::string_view::npos; at = json.find("\\u0000", at + 1)) {
+    std::size_t slashes = 0;
+    while (slashes < at && json[at - 1 - slashes] == '\\') ++slashes;
+    if (slashes % 2 == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 Ingestor::~Ingestor() { stop(); }
 
@@ -102,13 +118,6 @@ void Ingestor::send(std::map<std::string, std::vector<queue::Message>>& out) {
   }
 }
 
-std::vector<IngestResult> Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id) {
-  std::promise<std::vector<IngestResult>> promise;
-  auto future = promise.get_future();
-  ingest(std::move(docs), correlation_id, [&promise](std::vector<IngestResult> results) { promise.set_value(std::move(results)); });
-  return future.get();
-}
-
 void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id, Done done) {
   // What the answer needs once the commit is in; shared with the callback.
   struct Pending {
@@ -132,6 +141,11 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     const std::string sha = sha256Hex(sent);
     const bool defaults = !doc.is_object() || !doc.contains("event_id") || doc["event_id"].is_null() ||
                           !doc.contains("timestamp") || doc["timestamp"].is_null();
+    if (hasNul(sent)) {
+      pending->results[i] = {422, errorBody("invalid_character", "the event contains the character U+0000 (\\u0000), "
+                                                                 "which the store cannot keep")};
+      continue;
+    }
     pipeline::Envelope env;
     if (auto err = pipeline::checkEnvelope(doc, now, correlation_id, env)) {
       pending->results[i] = {422, errorBody(err->code, err->message, err->field)};

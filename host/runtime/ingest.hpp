@@ -37,14 +37,13 @@ class Ingestor {
   using Done = std::function<void(std::vector<IngestResult>)>;
   /// One result per document, in order, handed to `done` once the accepted
   /// ones are committed: on a committer thread, or on this one when nothing
-  /// needed a commit. `done` must not block. Documents are consumed.
+  /// needed a commit or the committer is stopping. `done` must not block.
+  /// Documents are consumed.
   void ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id, Done done);
   /// Publishes what is committed but not yet published, then stops the
   /// publishing thread. Later commits publish inline.
   void stop();
   ~Ingestor();
-  /// The same, waiting for the answer.
-  std::vector<IngestResult> ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id);
 
  private:
   void publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses);

@@ -121,7 +121,8 @@ void GroupCommitter::run() {
         if (w.on_commit) w.on_commit();
         w.promise.set_value({});
       }
-      if (after_commit_ && !rows.empty()) after_commit_(rows, *result);
+      // Rows come from ingest only, which starts after afterCommit() is set.
+      if (!rows.empty() && after_commit_) after_commit_(rows, *result);
       continue;
     }
     // Ingest callers get the error now (they answer 503); state changes wait

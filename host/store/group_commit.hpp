@@ -20,7 +20,7 @@ void collapse(std::vector<Transition>& transitions);
 
 class GroupCommitter {
  public:
-  /// Runs on the committer thread after each successful commit, before the
+  /// Runs on the committer thread after each successful commit, once the
   /// waiting requests are answered, with every row and its status; rows may
   /// be moved from. Ingest publishes the new events here, once per group.
   using AfterCommit = std::function<void(std::vector<RawEvent>& rows, const std::vector<InsertStatus>& statuses)>;

@@ -87,6 +87,11 @@ ALTER TABLE raw_events ADD COLUMN deliveries integer NOT NULL DEFAULT 0;
     R"(
 DROP INDEX IF EXISTS raw_events_pipeline_state;
 )",
+    // 5: COPY leaves updated_at to the server's clock, which the relay's
+    // staleness test compares it with.
+    R"(
+ALTER TABLE raw_events ALTER COLUMN updated_at SET DEFAULT now();
+)",
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations when
@@ -606,8 +611,6 @@ class PostgresStore final : public Store {
     seen.reserve(inserts.size());
     for (const auto& e : inserts)
       if (!seen.insert(lowercase(e.id)).second) return false;  // its second row needs the INSERT path's answer
-    // What now() would be in the INSERT: one time for the whole commit.
-    const std::string updated_at = formatRfc3339(std::chrono::system_clock::now());
     std::string data;
     data.reserve(inserts.size() * 256);
     for (const auto& e : inserts) {
@@ -625,13 +628,11 @@ class PostgresStore final : public Store {
       else ok = ok && copyValue(data, e.correlation_id);
       data += '\t';
       data += formatRfc3339(e.received_at);
-      data += "\tqueued\t0\t";
-      data += updated_at;
-      data += '\n';
+      data += "\tqueued\t0\n";
       if (!ok) return false;
     }
     return conn.copyIn("COPY raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
-                       "received_at, state, attempts, updated_at) FROM STDIN",
+                       "received_at, state, attempts) FROM STDIN",  // updated_at: DEFAULT now()
                        data);
   }
 

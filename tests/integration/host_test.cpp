@@ -172,6 +172,17 @@ TEST(Host, HttpErrorsAreClearAndDuplicatesAreAbsorbed) {
   EXPECT_EQ(no_pipeline.status, 422);
   EXPECT_EQ(error_code(no_pipeline), "no_pipeline");
 
+  // U+0000, which PostgreSQL's jsonb cannot keep, is refused alone; a literal
+  // backslash before "u0000" is ordinary text.
+  auto nul = validEvent(3, uuid());
+  nul["properties"]["note"] = std::string("a\0b", 3);
+  auto with_nul = host.post(nul.dump());
+  EXPECT_EQ(with_nul.status, 422);
+  EXPECT_EQ(error_code(with_nul), "invalid_character");
+  auto text = validEvent(3, uuid());
+  text["properties"]["note"] = "\\u0000";
+  EXPECT_EQ(host.post(text.dump()).status, 202);
+
   const std::string id = uuid();
   const std::string body = validEvent(2, id).dump();
   auto first = http(host.port(), "POST", "/events", body, "application/json", {{"X-Correlation-ID", "corr-42"}});
