@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "base/ids.hpp"
+#include "common/copy_text.hpp"
 #include "base/log.hpp"
 #include "store/store.hpp"
 
@@ -112,47 +113,6 @@ std::string lowercase(std::string s) {
   return s;
 }
 
-// Length of the UTF-8 sequence at s[i], 0 if it is not one PostgreSQL takes.
-std::size_t utf8Length(std::string_view s, std::size_t i) {
-  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = at(i);
-  std::size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-  else return 0;
-  if (i + n > s.size() || at(i + 1) < lo || at(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
-  return n;
-}
-
-// Appends `s` as one value of COPY's text format. False for text that COPY
-// would reject (a NUL, invalid UTF-8), which quote() replaces or the INSERT
-// rejects: such a batch takes the INSERT path, as before.
-bool copyValue(std::string& out, std::string_view s) {
-  std::size_t run = 0;  // start of the bytes not yet appended
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8Length(s, i);
-      if (n == 0) return false;
-      i += n;
-      continue;
-    }
-    if (c == 0) return false;
-    const char* escaped = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
-    if (escaped) {
-      out.append(s.data() + run, i - run);
-      out += escaped;
-      run = i + 1;
-    }
-    ++i;
-  }
-  out.append(s.data() + run, s.size() - run);
-  return true;
-}
 
 // Poco's connector takes libpq's key=value form; operators write URLs.
 Expected<std::string> conninfo(const std::string& url) {
@@ -614,22 +574,10 @@ class PostgresStore final : public Store {
     std::string data;
     data.reserve(inserts.size() * 256);
     for (const auto& e : inserts) {
-      bool ok = copyValue(data, e.id);
-      data += '\t';
-      ok = ok && copyValue(data, e.type);
-      data += '\t';
-      ok = ok && copyValue(data, e.pipeline);
-      data += '\t';
-      ok = ok && copyValue(data, e.payload);
-      data += '\t';
-      ok = ok && copyValue(data, e.sha256);
-      data += '\t';
-      if (e.correlation_id.empty()) data += "\\N";
-      else ok = ok && copyValue(data, e.correlation_id);
-      data += '\t';
-      data += formatRfc3339(e.received_at);
-      data += "\tqueued\t0\n";
-      if (!ok) return false;
+      const auto correlation = e.correlation_id.empty() ? std::nullopt : std::optional<std::string_view>(e.correlation_id);
+      if (!copy_text::appendRow(data, {e.id, e.type, e.pipeline, e.payload, e.sha256, correlation,
+                                       formatRfc3339(e.received_at), "queued", "0"}))
+        return false;
     }
     return conn.copyIn("COPY raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
                        "received_at, state, attempts) FROM STDIN",  // updated_at: DEFAULT now()

@@ -13,6 +13,7 @@
 
 #include <eventflow/time.hpp>
 
+#include "common/copy_text.hpp"
 #include "common/processed_row.hpp"
 
 namespace eventflow::plugins {
@@ -204,67 +205,6 @@ std::string rowJson(const ProcessedRow& row, const std::string& processed_at) {
   return dumpProcessedJson(object);
 }
 
-// Length of the UTF-8 sequence at text[i], 0 if it is not one PostgreSQL
-// takes (overlong forms, surrogates and code points past U+10FFFF are not).
-std::size_t utf8Length(std::string_view text, std::size_t i) {
-  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = at(i);
-  std::size_t length = 0;
-  unsigned char low = 0x80;  // the second byte's range
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size() || at(i + 1) < low || at(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < length; ++k)
-    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
-  return length;
-}
-
-// Appends `text` as one value of COPY's text format. False for a NUL or
-// invalid UTF-8: COPY would refuse the whole batch for them, while the JSON
-// path replaces the bad bytes (or refuses just that row).
-bool appendCopyValue(std::string& out, std::string_view text) {
-  std::size_t pending = 0;  // start of the bytes not yet appended
-  for (std::size_t i = 0; i < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t length = utf8Length(text, i);
-      if (length == 0) return false;
-      i += length;
-      continue;
-    }
-    if (c == 0) return false;
-    const char* escaped = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
-    if (escaped != nullptr) {
-      out.append(text.data() + pending, i - pending);
-      out += escaped;
-      pending = i + 1;
-    }
-    ++i;
-  }
-  out.append(text.data() + pending, text.size() - pending);
-  return true;
-}
-
-bool appendCopyNullable(std::string& out, const std::optional<std::string>& text) {
-  if (!text) {
-    out += "\\N";
-    return true;
-  }
-  return appendCopyValue(out, *text);
-}
-
 // The rows in COPY's text format, in the column order of copy_sql_; nullopt
 // when a value cannot travel that way.
 std::optional<std::string> copyData(const std::vector<ProcessedRow>& rows, const std::string& processed_at) {
@@ -276,25 +216,11 @@ std::optional<std::string> copyData(const std::vector<ProcessedRow>& rows, const
   std::string data;
   data.reserve(size + size / 16);
   for (const ProcessedRow& row : rows) {
-    bool ok = appendCopyValue(data, row.event_id);
-    data += '\t';
-    ok = ok && appendCopyValue(data, row.event_type);
-    data += '\t';
-    ok = ok && appendCopyNullable(data, row.user_id);
-    data += '\t';
-    ok = ok && appendCopyNullable(data, row.timestamp);
-    data += '\t';
-    ok = ok && appendCopyNullable(data, row.properties);
-    data += '\t';
-    ok = ok && appendCopyValue(data, row.enriched_data);
-    data += '\t';
-    ok = ok && appendCopyValue(data, row.pipeline);
-    data += '\t';
-    data += processed_at;
-    data += '\t';
-    data += std::to_string(row.attempts);
-    data += '\n';
-    if (!ok) return std::nullopt;
+    using copy_text::nullable;
+    if (!copy_text::appendRow(data, {row.event_id, row.event_type, nullable(row.user_id), nullable(row.timestamp),
+                                     nullable(row.properties), row.enriched_data, row.pipeline, processed_at,
+                                     std::to_string(row.attempts)}))
+      return std::nullopt;
   }
   return data;
 }
