@@ -207,17 +207,6 @@ class RedisQueue final : public Queue {
       // Entries no EventFlow wrote (another program on this prefix): one
       // would fail every group commit it joined, so it is dropped, loudly.
       std::vector<std::string> junk;
-      struct DropJunk {
-        RedisQueue& queue;
-        const std::string& pipeline;
-        std::vector<std::string>& tokens;
-        ~DropJunk() {
-          if (tokens.empty()) return;
-          log::warn("dropped stream entries that are not EventFlow events",
-                    {{"pipeline", pipeline}, {"count", std::to_string(tokens.size())}});
-          queue.ack(pipeline, tokens);
-        }
-      } drop_junk{*this, pipeline, junk};
       for (const auto& s : *reply) {
         const Array* pair = array(s);
         if (!pair || pair->size() < 2) continue;
@@ -229,6 +218,7 @@ class RedisQueue final : public Queue {
           else if (!m.token.empty()) junk.push_back(std::move(m.token));
         }
       }
+      dropForeign(pipeline, junk);
     } catch (const Poco::Exception& e) {
       // NOGROUP after Redis lost its data, or Redis is down: start over.
       conn.reset();
@@ -302,6 +292,16 @@ class RedisQueue final : public Queue {
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
+
+  // Entries no EventFlow wrote (another program on this prefix): one would
+  // fail every group commit its state change joined, so they are
+  // acknowledged and deleted, loudly, instead of handed out.
+  void dropForeign(const std::string& pipeline, const std::vector<std::string>& tokens) {
+    if (tokens.empty()) return;
+    log::warn("dropped stream entries that are not EventFlow events",
+              {{"pipeline", pipeline}, {"count", std::to_string(tokens.size())}});
+    ack(pipeline, tokens);
+  }
 
   // Every 100 ms, the stream lengths someone asked for. While Redis does not
   // answer the last counts stand (ingest keeps admitting: the store is the
@@ -402,8 +402,7 @@ class RedisQueue final : public Queue {
       Message m;
       if (!entries || entries->size() == 0 || !decode(at(*entries, 0), pipeline, m)) continue;  // acked meanwhile
       if (!isUuid(m.id)) {
-        log::warn("dropped stream entries that are not EventFlow events", {{"pipeline", pipeline}, {"count", "1"}});
-        ack(pipeline, {m.token});
+        dropForeign(pipeline, {m.token});
         continue;
       }
       const RedisType::Ptr count_reply = conn.call(command({"XPENDING", stream(pipeline), kGroup, id, id, "1"}));

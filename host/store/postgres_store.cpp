@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <condition_variable>
 #include <memory>
@@ -585,33 +586,6 @@ class PostgresStore final : public Store {
                        data);
   }
 
-  // Appends `text` as one quoted element of an array literal. False for a
-  // NUL or invalid UTF-8, which the server would refuse for the whole
-  // statement; the JSON record set replaces those bytes instead.
-  static bool appendElement(std::string& out, std::string_view text) {
-    out += '"';
-    std::size_t pending = 0;
-    for (std::size_t i = 0; i < text.size();) {
-      const unsigned char c = static_cast<unsigned char>(text[i]);
-      if (c >= 0x80) {
-        const std::size_t length = copy_text::utf8Length(text, i);
-        if (length == 0) return false;
-        i += length;
-        continue;
-      }
-      if (c == 0) return false;
-      if (c == '"' || c == '\\') {
-        out.append(text.data() + pending, i - pending);
-        out += '\\';
-        pending = i;
-      }
-      ++i;
-    }
-    out.append(text.data() + pending, text.size() - pending);
-    out += '"';
-    return true;
-  }
-
   // The rows as seven array parameters, one per column: PostgreSQL reads
   // arrays with less work than a JSON record set (measured: -7% of its CPU
   // on single posts, +3% requests/s). Nothing when a text cannot go so.
@@ -620,13 +594,11 @@ class PostgresStore final : public Store {
     for (const auto& e : inserts) {
       if (columns[0].size() > 1)
         for (auto& c : columns) c += ',';
-      bool ok = appendElement(columns[0], e.id);
-      ok = appendElement(columns[1], e.type) && ok;
-      ok = appendElement(columns[2], e.pipeline) && ok;
-      ok = appendElement(columns[3], e.payload) && ok;
-      ok = appendElement(columns[4], e.sha256) && ok;
-      ok = appendElement(columns[5], e.correlation_id) && ok;
-      ok = appendElement(columns[6], formatRfc3339(e.received_at)) && ok;
+      const std::string received_at = formatRfc3339(e.received_at);
+      const std::array<std::string_view, 7> values{e.id,     e.type,           e.pipeline, e.payload,
+                                                   e.sha256, e.correlation_id, received_at};
+      bool ok = true;
+      for (std::size_t k = 0; k < values.size(); ++k) ok = copy_text::appendArrayElement(columns[k], values[k]) && ok;
       if (!ok) return std::nullopt;
     }
     for (auto& c : columns) c += '}';

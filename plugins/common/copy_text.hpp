@@ -1,7 +1,8 @@
 #pragma once
-// PostgreSQL COPY's text format, for the two writers that copy rows in: the
-// host's store (raw_events) and the postgres sink (processed_events).
-// Standard library only, so the host may include it too.
+// PostgreSQL's text encodings of values: COPY's text format, for the two
+// writers that copy rows in (the host's store into raw_events, the postgres
+// sink into processed_events), and array literals, for the store's small
+// inserts. Standard library only, so the host may include it too.
 
 #include <cstddef>
 #include <initializer_list>
@@ -38,10 +39,11 @@ inline std::size_t utf8Length(std::string_view text, std::size_t i) {
   return length;
 }
 
-/// Appends `text` as one value. False for a NUL or invalid UTF-8: COPY would
-/// refuse the whole batch for them, where a JSON parameter replaces the bad
-/// bytes or refuses one row; the caller then takes that path.
-inline bool append(std::string& out, std::string_view text) {
+/// Appends `text`, each ASCII byte for which `escape` gives a replacement
+/// replaced by it. False for a NUL or invalid UTF-8, which PostgreSQL would
+/// refuse for the whole statement.
+template <class Escape>
+bool appendEscaped(std::string& out, std::string_view text, Escape escape) {
   std::size_t pending = 0;  // start of the bytes not yet appended
   for (std::size_t i = 0; i < text.size();) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
@@ -52,8 +54,7 @@ inline bool append(std::string& out, std::string_view text) {
       continue;
     }
     if (c == 0) return false;
-    const char* escaped = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
-    if (escaped != nullptr) {
+    if (const char* escaped = escape(static_cast<char>(c))) {
       out.append(text.data() + pending, i - pending);
       out += escaped;
       pending = i + 1;
@@ -62,6 +63,27 @@ inline bool append(std::string& out, std::string_view text) {
   }
   out.append(text.data() + pending, text.size() - pending);
   return true;
+}
+
+/// Appends `text` as one value of COPY's text format. False for a NUL or
+/// invalid UTF-8: COPY would refuse the whole batch for them, where a JSON
+/// parameter replaces the bad bytes or refuses one row; the caller then
+/// takes that path.
+inline bool append(std::string& out, std::string_view text) {
+  return appendEscaped(out, text, [](char c) -> const char* {
+    return c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+  });
+}
+
+/// Appends `text` as one quoted element of an array literal; false as
+/// append() is.
+inline bool appendArrayElement(std::string& out, std::string_view text) {
+  out += '"';
+  const bool ok = appendEscaped(out, text, [](char c) -> const char* {
+    return c == '"' ? "\\\"" : c == '\\' ? "\\\\" : nullptr;
+  });
+  out += '"';
+  return ok;
 }
 
 /// An optional column: no value is NULL.
