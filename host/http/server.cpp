@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "base/ids.hpp"
+#include "base/threads.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
@@ -772,7 +773,10 @@ Expected<void> Server::start() {
   impl_->sweep();
   const unsigned configured = services_.config->server.threads;
   const unsigned threads = configured ? configured : std::max(2u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < threads; ++i) impl_->threads.emplace_back([io = &impl_->io] { io->run(); });
+  for (unsigned i = 0; i < threads; ++i) impl_->threads.emplace_back([io = &impl_->io] {
+      nameThread("ef-http");
+      io->run();
+    });
   return {};
 }
 

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "base/ids.hpp"
+#include "base/threads.hpp"
 #include "base/log.hpp"
 #include "queue/queue.hpp"
 
@@ -156,7 +157,10 @@ class RedisQueue final : public Queue {
     host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
     port_ = uri.getPort() ? uri.getPort() : 6379;
     for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
-    refresher_ = std::thread([this] { refreshDepths(); });
+    refresher_ = std::thread([this] {
+      nameThread("ef-queue-depth");
+      refreshDepths();
+    });
   }
 
   std::string kind() const override { return "redis"; }

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/ids.hpp"
+#include "base/threads.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/envelope.hpp"
@@ -29,7 +30,10 @@ Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& commit
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
   });
-  publisher_ = std::thread([this] { publishLoop(); });
+  publisher_ = std::thread([this] {
+    nameThread("ef-publish");
+    publishLoop();
+  });
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "base/log.hpp"
+#include "base/threads.hpp"
 #include "metrics/metrics.hpp"
 #include "queue/queue.hpp"
 #include "store/store.hpp"
@@ -25,6 +26,7 @@ Relay::~Relay() { stop(); }
 
 void Relay::start() {
   thread_ = std::thread([this] {
+    nameThread("ef-relay");
     const auto period = std::max(std::chrono::milliseconds(500), republish_after_ / 4);
     std::unique_lock lock(mutex_);
     while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {

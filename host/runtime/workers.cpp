@@ -13,6 +13,7 @@
 #include <map>
 
 #include "base/log.hpp"
+#include "base/threads.hpp"
 #include "metrics/metrics.hpp"
 #include "store/group_commit.hpp"
 
@@ -42,10 +43,16 @@ Expected<void> WorkerPool::start() {
   }
   timers_guard_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
       timers_.get_executor());
-  timer_thread_ = std::thread([this] { timers_.run(); });
+  timer_thread_ = std::thread([this] {
+    nameThread("ef-timers");
+    timers_.run();
+  });
   pool_ = std::make_unique<boost::asio::thread_pool>(runners_.size());
   for (std::size_t i = 0; i < runners_.size(); ++i)
-    boost::asio::post(*pool_, [this, i] { loop(*runners_[i], static_cast<unsigned>(i)); });
+    boost::asio::post(*pool_, [this, i] {
+      nameThread("ef-worker");
+      loop(*runners_[i], static_cast<unsigned>(i));
+    });
   return {};
 }
 

@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "base/log.hpp"
+#include "base/threads.hpp"
 
 namespace eventflow::store {
 
@@ -26,7 +27,10 @@ void collapse(std::vector<Transition>& transitions) {
 
 GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
     : store_(store), max_rows_(max_rows) {
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, store.writers()); ++i) threads_.emplace_back([this] { run(); });
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, store.writers()); ++i) threads_.emplace_back([this] {
+      nameThread("ef-commit");
+      run();
+    });
 }
 
 GroupCommitter::~GroupCommitter() { stop(); }

@@ -171,6 +171,16 @@ class Connection {
     return execNamed(name, sql, params);
   }
 
+  /// Like prepared, for an INSERT that would rather fail than probe for
+  /// conflicts: false, with nothing inserted, when a row repeats a unique key.
+  /// Outside a transaction only (inside one the failure aborts it).
+  Expected<bool> preparedInsert(const char* name, const std::string& sql, const std::vector<std::string>& params) {
+    auto r = execNamed(name, sql, params);
+    if (r) return true;
+    if (last_state_ == "23505") return false;
+    return r.error();
+  }
+
   /// Runs `sql`, a COPY ... FROM STDIN, with `data` in COPY's text format.
   /// False, with nothing copied, when a row would repeat a unique key: COPY
   /// has no ON CONFLICT, and the caller decides what to do instead.
@@ -269,6 +279,8 @@ class Connection {
                               : PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0),
              &PQclear);
     const auto status = PQresultStatus(r.get());
+    const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+    last_state_ = state ? state : "";
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
       const std::string message = failure(r.get());
       if (PQtransactionStatus(conn) == PQTRANS_INERROR) Result(PQexec(conn, "ROLLBACK"), &PQclear);
@@ -279,6 +291,7 @@ class Connection {
 
   Poco::Data::Session session_;
   std::set<std::string> prepared_;
+  std::string last_state_;  // SQLSTATE of the last statement, empty if it succeeded
 };
 
 std::string text(const Result& r, int row, int col) {
@@ -536,7 +549,12 @@ class PostgresStore final : public Store {
       // COPY takes two round trips (the server answers the COPY command
       // before the data goes), the INSERT one: small group commits, where
       // the round trip is the cost, insert.
-      if (inserts.size() < kCopyFrom) return insertRows(conn, inserts);
+      if (inserts.size() < kCopyFrom) {
+        auto plain = insertNew(conn, inserts);
+        if (!plain) return plain.error();
+        if (*plain) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
+        return insertRows(conn, inserts);
+      }
       auto copied = copyRows(conn, inserts);
       if (!copied) return copied.error();
       if (*copied) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
@@ -569,10 +587,7 @@ class PostgresStore final : public Store {
   // the ON CONFLICT probe per row. It is all or nothing, so false (nothing
   // copied) when an id is stored already or the batch cannot go this way.
   static Expected<bool> copyRows(Connection& conn, std::span<const RawEvent> inserts) {
-    std::unordered_set<std::string> seen;
-    seen.reserve(inserts.size());
-    for (const auto& e : inserts)
-      if (!seen.insert(lowercase(e.id)).second) return false;  // its second row needs the INSERT path's answer
+    if (!distinctIds(inserts)) return false;  // a repeated id's second row needs the INSERT path's answer
     std::string data;
     data.reserve(inserts.size() * 256);
     for (const auto& e : inserts) {
@@ -603,6 +618,32 @@ class PostgresStore final : public Store {
     }
     for (auto& c : columns) c += '}';
     return columns;
+  }
+
+  // Fresh ids are the rule: inserted without ON CONFLICT, whose probe of the
+  // key before each row was a tenth of PostgreSQL's CPU on single posts.
+  // False, with nothing inserted, when a row repeats an id (a client's
+  // retry): insertRows then answers each row.
+  static Expected<bool> insertNew(Connection& conn, std::span<const RawEvent> inserts) {
+    if (!distinctIds(inserts)) return false;
+    auto columns = columnArrays(inserts);
+    if (!columns) return false;
+    return conn.preparedInsert("insert_raw_new",
+        "INSERT INTO raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
+        "received_at, state, attempts, updated_at) SELECT event_id, event_type, pipeline, payload::jsonb, sha, "
+        "NULLIF(cid, ''), received_at, 'queued', 0, now() FROM unnest($1::uuid[], $2::text[], $3::text[], "
+        "$4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS x(event_id, event_type, pipeline, payload, sha, "
+        "cid, received_at)",
+        *columns);
+  }
+
+  static bool distinctIds(std::span<const RawEvent> inserts) {
+    if (inserts.size() < 2) return true;
+    std::unordered_set<std::string> seen;
+    seen.reserve(inserts.size());
+    for (const auto& e : inserts)
+      if (!seen.insert(lowercase(e.id)).second) return false;
+    return true;
   }
 
   static Expected<Result> insertStatement(Connection& conn, std::span<const RawEvent> inserts) {
