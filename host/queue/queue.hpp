@@ -39,6 +39,14 @@ class Queue {
   /// Hands messages to the transport. On error the events stay recorded and
   /// unfinished in the store, and the relay publishes them again.
   virtual Expected<void> publish(const std::string& pipeline, std::vector<Message> messages) = 0;
+  /// Several pipelines' messages at once: one round trip where the transport
+  /// can. An error if any pipeline's publish failed (the others went out).
+  virtual Expected<void> publishAll(std::map<std::string, std::vector<Message>> batches) {
+    Expected<void> result;
+    for (auto& [pipeline, messages] : batches)
+      if (auto sent = publish(pipeline, std::move(messages)); !sent) result = sent;
+    return result;
+  }
   /// Up to `max` messages for worker `worker` of `pipeline`; waits at most
   /// `wait` when none is ready. Empty when closed.
   virtual std::vector<Message> take(const std::string& pipeline, unsigned worker, std::size_t max,

@@ -115,11 +115,9 @@ void Ingestor::publishLoop() {
 }
 
 void Ingestor::send(std::map<std::string, std::vector<queue::Message>>& out) {
-  for (auto& [pipeline, messages] : out) {
-    // Already durable: a failed publish is the relay's to repair, not the client's.
-    if (auto sent = queue_.publish(pipeline, std::move(messages)); !sent)
-      log::debug("publish failed; the relay will republish from the store", {{"pipeline", pipeline}, {"error", sent.error().message}});
-  }
+  // Already durable: a failed publish is the relay's to repair, not the client's.
+  if (auto sent = queue_.publishAll(std::move(out)); !sent)
+    log::debug("publish failed; the relay will republish from the store", {{"error", sent.error().message}});
 }
 
 void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& correlation_id, Done done) {
