@@ -44,6 +44,8 @@ event_id each) and prints requests/s, events/s and latency percentiles.
   --batch B            events per request: 1 posts /events, more posts /events/batch (default 1)
   --api-key KEY        sent as Authorization: Bearer KEY
   --invalid-every N    make every Nth event invalid for its pipeline (default 0: none)
+  --random-ids         random (version 4) event ids instead of time-ordered ones (version 7,
+                       which keep PostgreSQL's primary-key inserts at the index's right edge)
   --wait               then wait until every accepted event is terminal (processed or dead,
                        read from the host's /metrics/summary) and report end-to-end events/s
   --wait-timeout S     give up waiting after S seconds (default 600)
@@ -54,13 +56,14 @@ exit code: 0 when every request got a 2xx, 1 otherwise, 2 on usage errors.
 // Appends one event shaped like the original EventFlow's. Built as text, not
 // through nlohmann::json: the generator should spend its CPU on the host's
 // side of the loopback, not on itself.
-void appendEvent(std::string& out, std::mt19937_64& rng, std::uint64_t n, bool invalid, const std::string& timestamp) {
+void appendEvent(std::string& out, std::mt19937_64& rng, std::uint64_t n, bool invalid, bool random_id,
+                 const std::string& timestamp) {
   static const char* const kTypes[] = {"purchase", "user_signup", "page_view", "custom"};
   static const char* const kPages[] = {"/", "/pricing", "/docs", "/blog", "/checkout"};
   std::uniform_int_distribution<int> user(1, 100000);
   const bool drop_user = invalid && n % 4 == 1;
   out += R"({"event_id":")";
-  out += newUuid();
+  out += random_id ? newRandomUuid() : newUuid();
   out += R"(","event_type":")";
   out += kTypes[n % 4];
   out += '"';
@@ -108,6 +111,7 @@ void appendEvent(std::string& out, std::mt19937_64& rng, std::uint64_t n, bool i
 struct Load {
   long long batch = 1;
   long long invalid_every = 0;
+  bool random_ids = false;
   bool timed = false;
   Clock::time_point deadline{};
   std::uint64_t total = 0;
@@ -152,7 +156,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (i) body_ += ',';
       const std::uint64_t n = first + i;
       appendEvent(body_, rng_, n, load_.invalid_every > 0 && n % static_cast<std::uint64_t>(load_.invalid_every) == 0,
-                  timestamp);
+                  load_.random_ids, timestamp);
     }
     if (load_.batch > 1) body_ += ']';
     out_ = head_ + std::to_string(body_.size()) + "\r\n\r\n" + body_;
@@ -269,7 +273,7 @@ std::optional<nlohmann::json> summary(const Poco::URI& base, const std::string& 
 }  // namespace
 
 int produce(int argc, char** argv) {
-  Args args(argc, argv, 2, {"help", "wait"});
+  Args args(argc, argv, 2, {"help", "wait", "random-ids"});
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -284,7 +288,7 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
     return 2;
   }
-  if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "wait", "wait-timeout", "help"});
+  if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "wait", "wait-timeout", "random-ids", "help"});
       !extra.empty()) {
     std::cerr << "eventflow produce: unknown option --" << extra.front() << "\n" << kHelp;
     return 2;
@@ -315,6 +319,7 @@ int produce(int argc, char** argv) {
   Load load;
   load.batch = *batch;
   load.invalid_every = *invalid_every;
+  load.random_ids = args.has("random-ids");
   load.timed = timed;
   load.deadline = deadline;
   load.total = total;

@@ -5,8 +5,11 @@
 
 namespace eventflow {
 
-/// A new random (version 4) UUID in canonical lower-case form.
+/// A new time-ordered (version 7) UUID with 74 random bits, in canonical
+/// lower-case form.
 std::string newUuid();
+/// A new random (version 4) UUID, in canonical lower-case form.
+std::string newRandomUuid();
 /// True for a canonical 8-4-4-4-12 hex UUID (any case).
 bool isUuid(std::string_view s);
 /// Lower-case hex SHA-256 of `data`.
