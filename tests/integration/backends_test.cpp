@@ -432,3 +432,71 @@ TEST(RedisQueue, ARedisRestartedEmptyIsUsableAgain) {
   ASSERT_FALSE(got.empty());
   EXPECT_EQ(got.back().id, id);
 }
+
+TEST(RedisQueue, PublishAllReachesEveryPipelineAndValuesComeBackByteForByte) {
+  // The replies the parser must take apart exactly: CRLF and RESP markers
+  // inside values, control bytes, UTF-8, empty values, a 1 MiB payload that
+  // spans many socket reads, and an error reply amid a pipelined write.
+  const auto options = redisOptions();
+  auto q = queue::makeRedisQueue(options, {"alpha", "beta"});
+  std::string odd = "line\r\nbreak $-1\r\n*2\r\n:5\r\n-ERR no\r\n+OK\r\n$3\r\n";
+  for (int c = 0; c < 0x20; ++c) odd += static_cast<char>(c);
+  odd += " \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \r";
+  std::string big;
+  for (int i = 0; big.size() < (1u << 20); ++i) big += odd + std::to_string(i);
+  big.resize(1u << 20);
+
+  auto make = [&](const std::string& pipeline, std::string type, std::string cid, std::string payload) {
+    auto m = message(uuid());
+    m.pipeline = pipeline;
+    m.type = std::move(type);
+    m.correlation_id = std::move(cid);
+    m.payload = std::move(payload);
+    return m;
+  };
+  const std::vector<queue::Message> alpha{make("alpha", "t\r\n1", odd, odd), make("alpha", "big", "", big),
+                                          make("alpha", "", "c", "")};
+  const std::vector<queue::Message> beta{make("beta", "b", "\r\n", big.substr(0, 70000) + odd),
+                                         make("beta", "plain", "corr", R"({"event_type":"purchase"})")};
+  ASSERT_TRUE(q->publishAll({{"alpha", alpha}, {"beta", beta}}));
+
+  std::vector<std::string> alpha_tokens, beta_tokens;
+  for (const auto& [pipeline, sent] : {std::pair{"alpha", &alpha}, std::pair{"beta", &beta}}) {
+    SCOPED_TRACE(pipeline);
+    auto got = q->take(pipeline, 0, 10, std::chrono::milliseconds(500));
+    ASSERT_EQ(got.size(), sent->size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const auto& want = (*sent)[i];
+      EXPECT_EQ(got[i].id, want.id);
+      EXPECT_EQ(got[i].pipeline, pipeline);
+      EXPECT_EQ(got[i].type, want.type);
+      EXPECT_EQ(got[i].correlation_id, want.correlation_id);
+      EXPECT_EQ(got[i].attempts, want.attempts);
+      EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(got[i].received_at.time_since_epoch()),
+                std::chrono::duration_cast<std::chrono::milliseconds>(want.received_at.time_since_epoch()));
+      EXPECT_EQ(got[i].payload.size(), want.payload.size());
+      EXPECT_TRUE(got[i].payload == want.payload) << "payload " << i << " differs";
+      (pipeline == std::string("alpha") ? alpha_tokens : beta_tokens).push_back(got[i].token);
+    }
+  }
+
+  // A stream key holding a string: its XADD answers WRONGTYPE, first of the
+  // pipelined replies; the next pipeline's XADD still goes out and is read.
+  ASSERT_EQ(std::system(("redis-cli -u " + redisUrl() + " SET '" + options.prefix + "a-broken' x > /dev/null").c_str()), 0);
+  const std::vector<queue::Message> later{make("beta", "later", "c", odd)};
+  auto sent = q->publishAll({{"a-broken", {make("a-broken", "x", "c", "p")}}, {"beta", later}});
+  ASSERT_FALSE(sent);
+  EXPECT_NE(sent.error().message.find("WRONGTYPE"), std::string::npos) << sent.error().message;
+  auto got = q->take("beta", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, later[0].id);
+  EXPECT_TRUE(got[0].payload == odd);
+  beta_tokens.push_back(got[0].token);
+
+  // The shared connections are still in step with Redis after all that.
+  q->ack("alpha", alpha_tokens);
+  q->ack("beta", beta_tokens);
+  EXPECT_EQ(depthSettled(*q, "alpha", 0), 0u);
+  EXPECT_EQ(depthSettled(*q, "beta", 0), 0u);
+  EXPECT_TRUE(q->ping());
+}
