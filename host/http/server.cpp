@@ -372,42 +372,46 @@ class Api {
     const std::size_t total = docs.size();
     s_.ingestor->ingest(std::move(good), correlation,
                         [batch, total, respond, good_index = std::move(good_index),
-                         parse_errors = std::move(parse_errors)](std::vector<runtime::IngestResult> results) {
+                         parse_errors = std::move(parse_errors)](std::vector<runtime::IngestResult> results) mutable {
                           respond(batch ? batchReply(results, good_index, parse_errors, total) : singleReply(results.front()));
                         });
   }
 
-  static Reply singleReply(const runtime::IngestResult& r) {
-    Reply reply = json(r.status, r.body);
+  static Reply singleReply(runtime::IngestResult& r) {
+    Reply reply{r.status, std::move(r.body), "application/json", {}};
     if (r.status == 503 || r.status == 429) reply.retry_after = "1";
     return reply;
   }
 
+  // Assembled as text from each item's serialised answer.
   static Reply batchReply(std::vector<runtime::IngestResult>& results, const std::vector<std::size_t>& good_index,
                           const std::vector<std::optional<Reply>>& parse_errors, std::size_t total) {
-    nlohmann::json items = nlohmann::json::array();
-    std::vector<nlohmann::json> ordered(total);
-    std::size_t accepted = 0, rejected = 0;
+    std::vector<std::string> ordered(total);
+    std::size_t accepted = 0, rejected = 0, size = 0;
     bool unavailable_seen = false;
     for (std::size_t k = 0; k < results.size(); ++k) {
-      auto item = std::move(results[k].body);
-      item["status_code"] = results[k].status;
-      if (results[k].status == 202 || results[k].status == 200) ++accepted;
+      const int status = results[k].status;
+      if (status == 202 || status == 200) ++accepted;
       else ++rejected;
-      unavailable_seen = unavailable_seen || results[k].status == 503;
-      ordered[good_index[k]] = std::move(item);
+      unavailable_seen = unavailable_seen || status == 503;
+      ordered[good_index[k]] = runtime::withStatusCode(std::move(results[k].body), status);
+      size += ordered[good_index[k]].size() + 1;
     }
     for (std::size_t i = 0; i < total; ++i) {
-      if (parse_errors[i]) {
-        auto item = nlohmann::json::parse(parse_errors[i]->body);
-        item["status_code"] = 400;
-        ordered[i] = std::move(item);
-        ++rejected;
-      }
-      items.push_back(std::move(ordered[i]));
+      if (!parse_errors[i]) continue;
+      ordered[i] = runtime::withStatusCode(parse_errors[i]->body, 400);
+      size += ordered[i].size() + 1;
+      ++rejected;
     }
-    Reply reply = json(accepted > 0 || !unavailable_seen ? 202 : 503,
-                       {{"accepted", accepted}, {"rejected", rejected}, {"results", std::move(items)}});
+    std::string body;
+    body.reserve(size + 64);
+    body += "{\"accepted\":" + std::to_string(accepted) + ",\"rejected\":" + std::to_string(rejected) + ",\"results\":[";
+    for (std::size_t i = 0; i < total; ++i) {
+      if (i) body += ',';
+      body += ordered[i];
+    }
+    body += "]}";
+    Reply reply{accepted > 0 || !unavailable_seen ? 202 : 503, std::move(body), "application/json", {}};
     if (unavailable_seen) reply.retry_after = "1";
     return reply;
   }

@@ -36,7 +36,43 @@ Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& commit
   });
 }
 
+std::string withStatusCode(std::string body, int status) {
+  if (body.size() < 2 || body.back() != '}') return body;
+  body.pop_back();
+  if (body.size() > 1) body += ',';
+  body += "\"status_code\":";
+  body += std::to_string(status);
+  body += '}';
+  return body;
+}
+
 namespace {
+
+std::string dump(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Appends `text` as a JSON string. The answers to accepted events are built
+// as text: through nlohmann::json they cost a dozen allocations each, on the
+// committer thread every request waits on.
+void appendQuoted(std::string& out, std::string_view text) {
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 0x0f];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
 
 // True when JSON text holds an escaped U+0000: a "\u0000" whose backslash is
 // not itself escaped. PostgreSQL's jsonb refuses it, and one such event would
@@ -144,24 +180,24 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     const bool defaults = !doc.is_object() || !doc.contains("event_id") || doc["event_id"].is_null() ||
                           !doc.contains("timestamp") || doc["timestamp"].is_null();
     if (hasNul(sent)) {
-      pending->results[i] = {422, errorBody("invalid_character", "the event contains the character U+0000 (\\u0000), "
-                                                                 "which the store cannot keep")};
+      pending->results[i] = {422, dump(errorBody("invalid_character", "the event contains the character U+0000 (\\u0000), "
+                                                                      "which the store cannot keep"))};
       continue;
     }
     pipeline::Envelope env;
     if (auto err = pipeline::checkEnvelope(doc, now, correlation_id, env)) {
-      pending->results[i] = {422, errorBody(err->code, err->message, err->field)};
+      pending->results[i] = {422, dump(errorBody(err->code, err->message, err->field))};
       continue;
     }
     const pipeline::Pipeline* p = router_.route(env.type);
     if (!p) {
-      pending->results[i] = {422, errorBody("no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type")};
+      pending->results[i] = {422, dump(errorBody("no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type"))};
       continue;
     }
     auto [it, fresh] = depth.try_emplace(p->name(), 0);
     if (fresh) it->second = queue_.depth(p->name());
     if (it->second >= max_depth_) {
-      pending->results[i] = {503, errorBody("overloaded", "pipeline '" + p->name() + "' is at its queue bound; retry later")};
+      pending->results[i] = {503, dump(errorBody("overloaded", "pipeline '" + p->name() + "' is at its queue bound; retry later"))};
       continue;
     }
     ++it->second;
@@ -176,7 +212,7 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     auto& results = pending->results;
     if (!statuses) {
       for (std::size_t k : pending->row_index)
-        results[k] = {503, errorBody("store_unavailable", "the event store is unavailable; retry later")};
+        results[k] = {503, dump(errorBody("store_unavailable", "the event store is unavailable; retry later"))};
       return pending->done(std::move(results));
     }
     for (std::size_t k = 0; k < pending->rows.size(); ++k) {
@@ -184,15 +220,23 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
       auto& result = results[pending->row_index[k]];
       switch ((*statuses)[k]) {
         case store::InsertStatus::inserted:
-          result = {202, {{"event_id", id}, {"status", "accepted"}, {"pipeline", pipeline}, {"received_at", pending->received_at}}};
+          result.status = 202;
+          result.body.reserve(160);
+          result.body = "{\"event_id\":";
+          appendQuoted(result.body, id);
+          result.body += ",\"pipeline\":";
+          appendQuoted(result.body, pipeline);
+          result.body += ",\"received_at\":";
+          appendQuoted(result.body, pending->received_at);
+          result.body += ",\"status\":\"accepted\"}";
           metrics_.received(pipeline, type).Increment();
           break;
         case store::InsertStatus::duplicate:
-          result = {200, {{"event_id", id}, {"status", "duplicate"}, {"pipeline", pipeline}}};
+          result = {200, dump({{"event_id", id}, {"status", "duplicate"}, {"pipeline", pipeline}})};
           metrics_.duplicate(pipeline).Increment();
           break;
         case store::InsertStatus::conflict:
-          result = {409, errorBody("conflict", "event_id " + id + " was already accepted with a different body", "event_id")};
+          result = {409, dump(errorBody("conflict", "event_id " + id + " was already accepted with a different body", "event_id"))};
           break;
       }
     }

@@ -26,7 +26,7 @@ namespace eventflow::runtime {
 
 struct IngestResult {
   int status = 202;  // 202 accepted, 200 duplicate, 409 conflict, 422 invalid, 503 unavailable
-  nlohmann::json body;
+  std::string body;  // a JSON object, serialised
 };
 
 class Ingestor {
@@ -70,5 +70,8 @@ class Ingestor {
 
 /// `{"error":{"code","message","field"?}}`
 nlohmann::json errorBody(const std::string& code, const std::string& message, const std::string& field = {});
+
+/// `body`, a serialised JSON object, with `"status_code":status` added last.
+std::string withStatusCode(std::string body, int status);
 
 }  // namespace eventflow::runtime

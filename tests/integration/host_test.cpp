@@ -190,6 +190,7 @@ TEST(Host, HttpErrorsAreClearAndDuplicatesAreAbsorbed) {
   EXPECT_EQ(first.json()["status"], "accepted");
   EXPECT_EQ(first.json()["event_id"], id);
   EXPECT_EQ(first.json()["pipeline"], "activity");
+  EXPECT_EQ(first.json()["received_at"].get<std::string>().size(), std::string("2026-01-01T00:00:00.000Z").size());
   EXPECT_EQ(first.headers["X-Correlation-ID"], "corr-42");
   auto again = host.post(body);
   EXPECT_EQ(again.status, 200);
@@ -209,6 +210,14 @@ TEST(Host, HttpErrorsAreClearAndDuplicatesAreAbsorbed) {
   EXPECT_EQ(batch.status, 202);
   EXPECT_EQ(batch.json()["results"][0]["status"], "accepted");
   EXPECT_EQ(batch.json()["results"][1]["status_code"], 422);
+  EXPECT_EQ(batch.json()["results"][0]["status_code"], 202);
+  EXPECT_EQ(batch.json()["accepted"], 1);
+  EXPECT_EQ(batch.json()["rejected"], 1);
+  auto lines = http(host.port(), "POST", "/events/batch", validEvent(1, uuid()).dump() + "\n{oops\n", "application/x-ndjson");
+  EXPECT_EQ(lines.status, 202);
+  EXPECT_EQ(lines.json()["results"][0]["status"], "accepted");
+  EXPECT_EQ(lines.json()["results"][1]["status_code"], 400);
+  EXPECT_EQ(lines.json()["results"][1]["error"]["code"], "malformed_json");
 
   auto health = http(host.port(), "GET", "/health").json();
   EXPECT_EQ(health["status"], "healthy");
