@@ -1,8 +1,8 @@
 #pragma once
-// PostgreSQL's text encodings of values: COPY's text format, for the two
+// PostgreSQL's text encoding of values in COPY's text format, for the two
 // writers that copy rows in (the host's store into raw_events, the postgres
-// sink into processed_events), and array literals, for the store's small
-// inserts. Standard library only, so the host may include it too.
+// sink into processed_events). Standard library only, so the host may
+// include it too.
 
 #include <cstddef>
 #include <initializer_list>
@@ -39,6 +39,23 @@ inline std::size_t utf8Length(std::string_view text, std::size_t i) {
   return length;
 }
 
+/// True when PostgreSQL takes `text` as a text value: no NUL, valid UTF-8.
+inline bool valid(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const std::size_t length = utf8Length(text, i);
+      if (length == 0) return false;
+      i += length;
+    } else if (c == 0) {
+      return false;
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
 /// Appends `text`, each ASCII byte for which `escape` gives a replacement
 /// replaced by it. False for a NUL or invalid UTF-8, which PostgreSQL would
 /// refuse for the whole statement.
@@ -73,17 +90,6 @@ inline bool append(std::string& out, std::string_view text) {
   return appendEscaped(out, text, [](char c) -> const char* {
     return c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
   });
-}
-
-/// Appends `text` as one quoted element of an array literal; false as
-/// append() is.
-inline bool appendArrayElement(std::string& out, std::string_view text) {
-  out += '"';
-  const bool ok = appendEscaped(out, text, [](char c) -> const char* {
-    return c == '"' ? "\\\"" : c == '\\' ? "\\\\" : nullptr;
-  });
-  out += '"';
-  return ok;
 }
 
 /// An optional column: no value is NULL.

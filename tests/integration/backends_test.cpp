@@ -121,9 +121,12 @@ TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
     odd.type = "type\\with\ttab \"quoted\"";
     odd.pipeline = big ? "odd-copy" : "odd-insert";
     odd.correlation_id = "c\\1\t2\n3\r4 \xc3\xbc \\. \"{,}\"";
+    // A time before 2000 (PostgreSQL's epoch) and one after, to the millisecond.
+    odd.received_at = SystemTime(std::chrono::milliseconds(915'148'800'123));   // 1999-01-01T00:00:00.123Z
     auto plain = raw(uuid());
     plain.pipeline = odd.pipeline;
     plain.correlation_id.clear();
+    plain.received_at = SystemTime(std::chrono::milliseconds(1'795'000'000'456));  // 2026-11-18, .456
     auto rows = big ? padded({odd, plain}) : std::vector<store::RawEvent>{odd, plain};
     auto r = store_->commit(rows, {});
     ASSERT_TRUE(r) << r.error().message;
@@ -138,6 +141,7 @@ TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
       const auto& sent = e.id == odd.id ? odd : plain;
       EXPECT_EQ(e.type, sent.type);
       EXPECT_EQ(e.correlation_id, sent.correlation_id);
+      EXPECT_EQ(e.received_at, sent.received_at);
       EXPECT_EQ(nlohmann::json::parse(e.payload), nlohmann::json::parse(sent.payload));
     }
     EXPECT_EQ(seen, 2);
