@@ -169,6 +169,11 @@ class Connection {
   /// Like exec, for the hot statements: prepared once per connection under
   /// `name` and executed by name after that, so PostgreSQL parses and plans
   /// them once, not per group commit.
+  /// exec with every parameter in PostgreSQL's binary format; not prepared.
+  Expected<Result> execBinary(const std::string& sql, const std::vector<std::string>& params) {
+    return execNamed(nullptr, sql, params, true);
+  }
+
   /// `binary`: every parameter is in PostgreSQL's binary format.
   Expected<Result> prepared(const char* name, const std::string& sql, const std::vector<std::string>& params,
                             bool binary = false) {
@@ -288,7 +293,7 @@ class Connection {
     const int n = static_cast<int>(params.size());
     Result r(name             ? PQexecPrepared(conn, name, n, values.data(), lengths.data(), formats.data(), 0)
              : params.empty() ? PQexec(conn, sql.c_str())
-                              : PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0),
+                              : PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), lengths.data(), formats.data(), 0),
              &PQclear);
     const auto status = PQresultStatus(r.get());
     const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
@@ -771,21 +776,35 @@ class PostgresStore final : public Store {
 
   static Expected<void> applyTransitions(Connection& conn, std::span<const Transition> transitions) {
     // Nearly every change a worker commits is `done`: ids and attempts as two
-    // arrays, rather than eight JSON fields each, and no payload carried
-    // along for a DLQ row they never get.
-    std::string ids = "{", attempts = "{";
-    for (const auto& t : transitions) {
-      if (!isDone(t)) continue;
-      if (ids.size() > 1) ids += ',', attempts += ',';
-      ids += t.id;
-      attempts += std::to_string(t.attempts);
-    }
-    if (ids.size() > 1) {
-      auto r = conn.exec(
+    // arrays, in binary format, rather than eight JSON fields each, and no
+    // payload carried along for a DLQ row they never get.
+    const auto done = static_cast<std::size_t>(std::count_if(transitions.begin(), transitions.end(), isDone));
+    if (done > 0) {
+      constexpr std::uint32_t kUuid = 2950, kInt4 = 23;
+      BinaryArray ids(kUuid, done), attempts(kInt4, done);
+      bool binary = true;
+      std::string text_ids = "{", text_attempts = "{";  // when an id is not a UUID, for PostgreSQL's own error
+      for (const auto& t : transitions) {
+        if (!isDone(t)) continue;
+        char id[16];
+        binary = binary && uuidBytes(t.id, id);
+        if (binary) {
+          ids.add({id, sizeof id});
+          const auto n = static_cast<std::uint32_t>(t.attempts);
+          const char be[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                              static_cast<char>(n)};
+          attempts.add({be, sizeof be});
+        }
+        if (text_ids.size() > 1) text_ids += ',', text_attempts += ',';
+        text_ids += t.id;
+        text_attempts += std::to_string(t.attempts);
+      }
+      static const std::string kDone =
           "UPDATE raw_events r SET state = 'done', attempts = x.attempts, updated_at = now(), last_error = NULL "
           "FROM unnest($1::uuid[], $2::integer[]) AS x(event_id, attempts) WHERE r.event_id = x.event_id AND "
-          "r.state NOT IN ('done', 'dead', 'discarded')",
-          {ids + "}", attempts + "}"});
+          "r.state NOT IN ('done', 'dead', 'discarded')";
+      auto r = binary ? conn.execBinary(kDone, {ids.take(), attempts.take()})
+                      : conn.exec(kDone, {text_ids + "}", text_attempts + "}"});
       if (!r) return r.error();
     }
     nlohmann::json rows = nlohmann::json::array();

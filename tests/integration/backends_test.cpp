@@ -184,7 +184,7 @@ TEST_P(StoreContract, TransitionsReachTerminalStatesOnceAndDeadLettersCarryTheRe
   std::vector<store::RawEvent> rows{raw(done), raw(dead), raw(waiting)};
   ASSERT_TRUE(store_->commit(rows, {}));
   std::vector<store::Transition> t{
-      {store::Transition::Kind::done, done, 1, {}, {}, {}, {}},
+      {store::Transition::Kind::done, done, 70000, {}, {}, {}, {}},  // attempts past two bytes
       {store::Transition::Kind::dead, dead, 3, "validation", "amount must be > 0", "validator json-schema", "json-schema"},
       {store::Transition::Kind::retrying, waiting, 1, "transient", "sink down", "sink postgres", "postgres"}};
   ASSERT_TRUE(store_->commit({}, t));
@@ -201,6 +201,7 @@ TEST_P(StoreContract, TransitionsReachTerminalStatesOnceAndDeadLettersCarryTheRe
   EXPECT_EQ((*j)["dead_letter"]["attempts"], 3);
   EXPECT_EQ((*j)["event"]["n"], 1);
   EXPECT_EQ((*store_->journey(done))["state"], "done");
+  EXPECT_EQ((*store_->journey(done))["attempts"], 70000);
   EXPECT_FALSE(store_->journey(done)->contains("dead_letter"));
   auto w = store_->journey(waiting);
   EXPECT_EQ((*w)["state"], "retrying");
