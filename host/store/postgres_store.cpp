@@ -605,37 +605,78 @@ class PostgresStore final : public Store {
   // copied) when an id is stored already or the batch cannot go this way.
   static Expected<bool> copyRows(Connection& conn, std::span<const RawEvent> inserts) {
     if (!distinctIds(inserts)) return false;  // a repeated id's second row needs the INSERT path's answer
-    std::string data;
-    data.reserve(inserts.size() * 256);
+    // COPY's binary format: PostgreSQL reads uuids and times without parsing
+    // them and text without unescaping it.
+    BinaryWriter data;
+    data.reserve(inserts.size() * 320 + 32);
+    data.raw({"PGCOPY\n\xff\r\n\0", 11});
+    data.put(std::int32_t{0});  // flags
+    data.put(std::int32_t{0});  // header extension
     for (const auto& e : inserts) {
-      const auto correlation = e.correlation_id.empty() ? std::nullopt : std::optional<std::string_view>(e.correlation_id);
-      if (!copy_text::appendRow(data, {e.id, e.type, e.pipeline, e.payload, e.sha256, correlation,
-                                       formatRfc3339(e.received_at), "queued", "0"}))
-        return false;
+      char id[16];
+      if (!uuidBytes(e.id, id)) return false;
+      for (const auto& text : {e.type, e.pipeline, e.payload, e.sha256, e.correlation_id})
+        if (!copy_text::valid(text)) return false;  // PostgreSQL would refuse the whole COPY
+      data.put(std::int16_t{9});
+      data.value({id, sizeof id});
+      data.value(e.type);
+      data.value(e.pipeline);
+      data.put(static_cast<std::uint32_t>(e.payload.size() + 1));  // jsonb: a version byte, then the text
+      data.raw("\x01");
+      data.raw(e.payload);
+      data.value(e.sha256);
+      if (e.correlation_id.empty()) data.null();
+      else data.value(e.correlation_id);
+      data.put(std::int32_t{8});
+      data.put(postgresMicros(e.received_at));
+      data.value("queued");
+      data.put(std::int32_t{4});
+      data.put(std::int32_t{0});  // attempts
     }
+    data.put(std::int16_t{-1});
     return conn.copyIn("COPY raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
-                       "received_at, state, attempts) FROM STDIN",  // updated_at: DEFAULT now()
-                       data);
+                       "received_at, state, attempts) FROM STDIN (FORMAT binary)",  // updated_at: DEFAULT now()
+                       data.take());
   }
 
+  // Big-endian integers and length-prefixed values, as PostgreSQL's binary
+  // formats (arrays, COPY) take them.
+  class BinaryWriter {
+   public:
+    template <class T>
+    void put(T v) {
+      for (int shift = 8 * (static_cast<int>(sizeof(T)) - 1); shift >= 0; shift -= 8)
+        data_ += static_cast<char>((static_cast<std::uint64_t>(v) >> shift) & 0xff);
+    }
+    void value(std::string_view bytes) {
+      put(static_cast<std::uint32_t>(bytes.size()));
+      data_.append(bytes);
+    }
+    void null() { put(std::int32_t{-1}); }
+    void raw(std::string_view bytes) { data_.append(bytes); }
+    void reserve(std::size_t n) { data_.reserve(n); }
+    std::string take() { return std::move(data_); }
+
+   private:
+    std::string data_;
+  };
+
   // PostgreSQL's binary array format (array_recv): one dimension, no NULL.
-  class BinaryArray {
+  class BinaryArray : public BinaryWriter {
    public:
     BinaryArray(std::uint32_t element_type, std::size_t size) {
       for (const std::uint32_t word : {1u, 0u, element_type, static_cast<std::uint32_t>(size), 1u}) put(word);
     }
-    void add(std::string_view bytes) {
-      put(static_cast<std::uint32_t>(bytes.size()));
-      data_.append(bytes);
-    }
-    std::string take() { return std::move(data_); }
-
-   private:
-    void put(std::uint32_t word) {
-      for (int shift = 24; shift >= 0; shift -= 8) data_ += static_cast<char>((word >> shift) & 0xff);
-    }
-    std::string data_;
+    void add(std::string_view bytes) { value(bytes); }
   };
+
+  // timestamptz's binary form: microseconds since 2000-01-01 UTC, here at
+  // millisecond precision, as the text paths write it.
+  static std::int64_t postgresMicros(SystemTime at) {
+    constexpr std::int64_t kPostgresEpochMicros = 946'684'800'000'000;  // 2000-01-01 in Unix time
+    return std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count() * 1000 -
+           kPostgresEpochMicros;
+  }
 
   // The 16 bytes of a canonical UUID; false if `id` is not one.
   static bool uuidBytes(std::string_view id, char (&out)[16]) {
@@ -658,7 +699,6 @@ class PostgresStore final : public Store {
   // would refuse for the whole statement.
   static std::optional<std::vector<std::string>> columnArrays(std::span<const RawEvent> inserts) {
     constexpr std::uint32_t kUuid = 2950, kText = 25, kTimestamptz = 1184;
-    constexpr std::int64_t kPostgresEpochMicros = 946'684'800'000'000;  // 2000-01-01 in Unix time
     std::array<BinaryArray, 7> columns{BinaryArray(kUuid, inserts.size()),        BinaryArray(kText, inserts.size()),
                                        BinaryArray(kText, inserts.size()),        BinaryArray(kText, inserts.size()),
                                        BinaryArray(kText, inserts.size()),        BinaryArray(kText, inserts.size()),
@@ -672,12 +712,9 @@ class PostgresStore final : public Store {
         if (!copy_text::valid(texts[k])) return std::nullopt;
         columns[k + 1].add(texts[k]);
       }
-      // In milliseconds, as COPY and the JSON fallback write it.
-      const std::int64_t micros =
-          std::chrono::duration_cast<std::chrono::milliseconds>(e.received_at.time_since_epoch()).count() * 1000 -
-          kPostgresEpochMicros;
+      const auto micros = static_cast<std::uint64_t>(postgresMicros(e.received_at));
       char stamp[8];
-      for (int i = 0; i < 8; ++i) stamp[i] = static_cast<char>((static_cast<std::uint64_t>(micros) >> (56 - 8 * i)) & 0xff);
+      for (int i = 0; i < 8; ++i) stamp[i] = static_cast<char>((micros >> (56 - 8 * i)) & 0xff);
       columns[6].add({stamp, sizeof stamp});
     }
     std::vector<std::string> out;
