@@ -39,29 +39,10 @@ inline std::size_t utf8Length(std::string_view text, std::size_t i) {
   return length;
 }
 
-/// True when PostgreSQL takes `text` as a text value: no NUL, valid UTF-8.
-inline bool valid(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t length = utf8Length(text, i);
-      if (length == 0) return false;
-      i += length;
-    } else if (c == 0) {
-      return false;
-    } else {
-      ++i;
-    }
-  }
-  return true;
-}
-
-/// Appends `text`, each ASCII byte for which `escape` gives a replacement
-/// replaced by it. False for a NUL or invalid UTF-8, which PostgreSQL would
-/// refuse for the whole statement.
-template <class Escape>
-bool appendEscaped(std::string& out, std::string_view text, Escape escape) {
-  std::size_t pending = 0;  // start of the bytes not yet appended
+/// Walks `text`, calling `ascii(i, c)` for each ASCII byte. False at a NUL
+/// or invalid UTF-8, which PostgreSQL would refuse for the whole statement.
+template <class Ascii>
+bool scan(std::string_view text, Ascii ascii) {
   for (std::size_t i = 0; i < text.size();) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
@@ -71,13 +52,30 @@ bool appendEscaped(std::string& out, std::string_view text, Escape escape) {
       continue;
     }
     if (c == 0) return false;
-    if (const char* escaped = escape(static_cast<char>(c))) {
+    ascii(i, static_cast<char>(c));
+    ++i;
+  }
+  return true;
+}
+
+/// True when PostgreSQL takes `text` as a text value: no NUL, valid UTF-8.
+inline bool valid(std::string_view text) {
+  return scan(text, [](std::size_t, char) {});
+}
+
+/// Appends `text`, each ASCII byte for which `escape` gives a replacement
+/// replaced by it. False as scan() is.
+template <class Escape>
+bool appendEscaped(std::string& out, std::string_view text, Escape escape) {
+  std::size_t pending = 0;  // start of the bytes not yet appended
+  const bool ok = scan(text, [&](std::size_t i, char c) {
+    if (const char* escaped = escape(c)) {
       out.append(text.data() + pending, i - pending);
       out += escaped;
       pending = i + 1;
     }
-    ++i;
-  }
+  });
+  if (!ok) return false;
   out.append(text.data() + pending, text.size() - pending);
   return true;
 }
