@@ -1,5 +1,6 @@
 #include "runtime/ingest.hpp"
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstdlib>
@@ -56,6 +57,13 @@ std::string dump(const nlohmann::json& body) {
 // as text: through nlohmann::json they cost a dozen allocations each, on the
 // committer thread every request waits on.
 void appendQuoted(std::string& out, std::string_view text) {
+  // A pipeline's name is whatever bytes its YAML file held, UTF-8 or not:
+  // text beyond ASCII goes through nlohmann::json, which replaces invalid
+  // UTF-8 as every other answer does.
+  if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    out += dump(std::string(text));
+    return;
+  }
   out += '"';
   for (const char c : text) {
     const auto u = static_cast<unsigned char>(c);

@@ -265,3 +265,36 @@ TEST(Host, QueueOverItsBoundAnswers503WithRetryAfter) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events"), accepted);
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted);
 }
+
+TEST(Host, IngestAnswersAreValidJsonWhateverBytesAPipelineNameHolds) {
+  // A pipeline file saved in Latin-1: its name is not UTF-8. The answers
+  // name the pipeline as JSON must, with U+FFFD for the bad byte, as the
+  // duplicate answer (and every answer before they were built as text) does.
+  const auto dir = fs::temp_directory_path() / ("eventflow-it-latin1-pipelines-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xe4ufe \\\"q\\\"\"\nmatch: \"*\"\nconcurrency: 1\n"
+                                        "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
+  HostProcess host("latin1", dir.string());
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string name = "k\xef\xbf\xbdufe \"q\"";
+
+  const std::string id = uuid();
+  const std::string body = nlohmann::json{{"event_id", id}, {"event_type", "x"}}.dump();
+  auto single = host.post(body);
+  ASSERT_EQ(single.status, 202) << single.body;
+  ASSERT_FALSE(single.json().is_discarded()) << "not JSON: " << single.body;
+  EXPECT_EQ(single.json()["pipeline"], name);
+  EXPECT_EQ(single.json()["event_id"], id);
+
+  auto batch = host.post("[" + nlohmann::json{{"event_type", "x"}}.dump() + "]", "/events/batch");
+  ASSERT_EQ(batch.status, 202) << batch.body;
+  ASSERT_FALSE(batch.json().is_discarded()) << "not JSON: " << batch.body;
+  EXPECT_EQ(batch.json()["results"][0]["pipeline"], name);
+  EXPECT_EQ(batch.json()["results"][0]["status_code"], 202);
+
+  auto again = host.post(body);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json()["pipeline"], name);
+  fs::remove_all(dir);
+}
