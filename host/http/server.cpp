@@ -625,8 +625,11 @@ class Session : public std::enable_shared_from_this<Session> {
                                 [gate = server_.gate, weak = weak_from_this()](Reply reply) {
                                   // Often on a committer thread: back to this connection's strand.
                                   std::lock_guard lock(gate->mutex);
+                                  // Closed first: once stop() shuts the gate, no callback may
+                                  // hold even a moment's reference to a Session.
+                                  if (!gate->open) return;
                                   auto self = weak.lock();
-                                  if (!gate->open || !self) return;
+                                  if (!self) return;
                                   asio::dispatch(self->socket_.get_executor(), [self, reply = std::move(reply)]() mutable {
                                     self->respond(std::move(reply));
                                   });
