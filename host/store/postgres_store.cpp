@@ -627,11 +627,9 @@ class PostgresStore final : public Store {
       data.value(e.sha256);
       if (e.correlation_id.empty()) data.null();
       else data.value(e.correlation_id);
-      data.put(std::int32_t{8});
-      data.put(postgresMicros(e.received_at));
+      data.number(postgresMicros(e.received_at));
       data.value("queued");
-      data.put(std::int32_t{4});
-      data.put(std::int32_t{0});  // attempts
+      data.number(std::int32_t{0});  // attempts
     }
     data.put(std::int16_t{-1});
     return conn.copyIn("COPY raw_events (event_id, event_type, pipeline, payload, payload_sha256, correlation_id, "
@@ -651,6 +649,12 @@ class PostgresStore final : public Store {
     void value(std::string_view bytes) {
       put(static_cast<std::uint32_t>(bytes.size()));
       data_.append(bytes);
+    }
+    /// A number as a value: its length, then its bytes.
+    template <class T>
+    void number(T v) {
+      put(static_cast<std::uint32_t>(sizeof(T)));
+      put(v);
     }
     void null() { put(std::int32_t{-1}); }
     void raw(std::string_view bytes) { data_.append(bytes); }
@@ -712,10 +716,7 @@ class PostgresStore final : public Store {
         if (!copy_text::valid(texts[k])) return std::nullopt;
         columns[k + 1].add(texts[k]);
       }
-      const auto micros = static_cast<std::uint64_t>(postgresMicros(e.received_at));
-      char stamp[8];
-      for (int i = 0; i < 8; ++i) stamp[i] = static_cast<char>((micros >> (56 - 8 * i)) & 0xff);
-      columns[6].add({stamp, sizeof stamp});
+      columns[6].number(postgresMicros(e.received_at));
     }
     std::vector<std::string> out;
     out.reserve(columns.size());
@@ -827,10 +828,7 @@ class PostgresStore final : public Store {
         binary = binary && uuidBytes(t.id, id);
         if (binary) {
           ids.add({id, sizeof id});
-          const auto n = static_cast<std::uint32_t>(t.attempts);
-          const char be[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                              static_cast<char>(n)};
-          attempts.add({be, sizeof be});
+          attempts.number(static_cast<std::int32_t>(t.attempts));
         }
         if (text_ids.size() > 1) text_ids += ',', text_attempts += ',';
         text_ids += t.id;
