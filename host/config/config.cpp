@@ -12,6 +12,8 @@
 
 #include <eventflow/time.hpp>
 
+#include "common/copy_text.hpp"
+
 namespace eventflow::config {
 namespace fs = std::filesystem;
 namespace {
@@ -326,6 +328,12 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
   r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "stages"}, "a pipeline");
   r.readString(root, "pipeline", p.name);
   if (p.name.empty()) r.fail(root, "missing 'pipeline': the pipeline's name");
+  // The name goes into stream keys, metric labels, the store and every
+  // answer: bytes that are not UTF-8 would come back from PostgreSQL as
+  // U+FFFD and no longer match the pipeline they named.
+  const bool control = std::any_of(p.name.begin(), p.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  if (!p.name.empty() && (control || !copy_text::valid(p.name)))
+    r.fail(root["pipeline"], "'pipeline' must be UTF-8 text without control characters (is the file saved as UTF-8?)");
   if (auto m = root["match"]; !m) {
     r.fail(root, "missing 'match': which event types this pipeline takes");
   } else if (m.IsScalar() && m.Scalar() == "*") {

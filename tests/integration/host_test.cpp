@@ -266,18 +266,17 @@ TEST(Host, QueueOverItsBoundAnswers503WithRetryAfter) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted);
 }
 
-TEST(Host, IngestAnswersAreValidJsonWhateverBytesAPipelineNameHolds) {
-  // A pipeline file saved in Latin-1: its name is not UTF-8. The answers
-  // name the pipeline as JSON must, with U+FFFD for the bad byte, as the
-  // duplicate answer (and every answer before they were built as text) does.
-  const auto dir = fs::temp_directory_path() / ("eventflow-it-latin1-pipelines-" + std::to_string(::getpid()));
+TEST(Host, IngestAnswersAreValidJsonWhateverAPipelineIsNamed) {
+  // Quotes and non-ASCII text in a pipeline's name: every answer names it as
+  // JSON must.
+  const auto dir = fs::temp_directory_path() / ("eventflow-it-odd-pipelines-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xe4ufe \\\"q\\\"\"\nmatch: \"*\"\nconcurrency: 1\n"
+  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xc3\xa4ufe \\\"q\\\"\"\nmatch: \"*\"\nconcurrency: 1\n"
                                         "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
-  HostProcess host("latin1", dir.string());
+  HostProcess host("oddname", dir.string());
   ASSERT_TRUE(host.start()) << host.readLog();
-  const std::string name = "k\xef\xbf\xbdufe \"q\"";
+  const std::string name = "k\xc3\xa4ufe \"q\"";
 
   const std::string id = uuid();
   const std::string body = nlohmann::json{{"event_id", id}, {"event_type", "x"}}.dump();
@@ -296,5 +295,20 @@ TEST(Host, IngestAnswersAreValidJsonWhateverBytesAPipelineNameHolds) {
   auto again = host.post(body);
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(again.json()["pipeline"], name);
+  fs::remove_all(dir);
+}
+
+TEST(Host, APipelineNameThatIsNotUtf8IsAConfigError) {
+  // A pipeline file saved in Latin-1: PostgreSQL would keep its name as
+  // U+FFFD, which no longer matches the pipeline. The host refuses to start.
+  const auto dir = fs::temp_directory_path() / ("eventflow-it-latin1-pipelines-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xe4ufe\"\nmatch: \"*\"\nconcurrency: 1\n"
+                                        "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
+  HostProcess host("latin1", dir.string());
+  EXPECT_FALSE(host.start());
+  const auto log = host.readLog();
+  EXPECT_NE(log.find((dir / "kaeufe.yaml").string() + ":1:11: 'pipeline' must be UTF-8 text"), std::string::npos) << log;
   fs::remove_all(dir);
 }
