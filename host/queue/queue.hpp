@@ -92,6 +92,9 @@ struct RedisOptions {
   std::string prefix = "eventflow:";
   std::chrono::milliseconds claim_idle{30'000};
   std::size_t connections = 8;
+  /// A write to a Redis that stops reading fails after this long, so a
+  /// publisher or worker is never held; the relay repairs what was not sent.
+  std::chrono::milliseconds send_timeout{10'000};
 };
 
 /// Redis Streams: one stream and one consumer group per pipeline, consumers

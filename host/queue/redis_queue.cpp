@@ -144,7 +144,8 @@ bool decode(Reply& entry, const std::string& pipeline, Message& m) {
 // on delayed ACK).
 class Connection {
  public:
-  Connection(std::string host, int port) : host_(std::move(host)), port_(port) {}
+  Connection(std::string host, int port, std::chrono::milliseconds send_timeout)
+      : host_(std::move(host)), port_(port), send_timeout_(send_timeout) {}
 
   /// Writes `wire`, `commands` encoded commands, in one send and reads one
   /// reply each. Throws Poco::Exception when the connection fails or Redis
@@ -194,6 +195,9 @@ class Connection {
     socket_ = Poco::Net::StreamSocket();
     socket_.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)), Poco::Timespan(2, 0));
     socket_.setNoDelay(true);
+    // A Redis that stops reading must not hold a publisher or a worker
+    // forever: the write fails, the connection is dropped, the relay repairs.
+    socket_.setSendTimeout(Poco::Timespan(send_timeout_.count() * 1000));
     receive_timeout_ = Poco::Timespan();
     pos_ = end_ = 0;
     open_ = true;
@@ -309,6 +313,7 @@ class Connection {
 
   std::string host_;
   int port_;
+  std::chrono::milliseconds send_timeout_;
   Poco::Net::StreamSocket socket_;
   Poco::Timespan receive_timeout_;
   std::string out_;  // call()'s encoded command, kept for its capacity
@@ -534,7 +539,7 @@ class RedisQueue final : public Queue {
   Connection& reader(const std::string& pipeline, unsigned worker) {
     std::lock_guard lock(readers_mutex_);
     auto& c = readers_[pipeline + "/" + std::to_string(worker)];
-    if (!c) c = std::make_unique<Connection>(host_, port_);
+    if (!c) c = std::make_unique<Connection>(host_, port_, options_.send_timeout);
     return *c;
   }
 
@@ -624,7 +629,7 @@ class RedisQueue final : public Queue {
         shared_.pop_back();
       }
     }
-    if (!conn) conn = std::make_unique<Connection>(host_, port_);
+    if (!conn) conn = std::make_unique<Connection>(host_, port_, options_.send_timeout);
     Expected<void> result;
     try {
       result = call(*conn);

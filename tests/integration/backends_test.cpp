@@ -8,6 +8,7 @@
 #include <Poco/UUIDGenerator.h>
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "backends.hpp"
@@ -387,6 +388,32 @@ TEST(RedisQueue, DepthNeverWaitsOnAnUnansweringRedis) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST(RedisQueue, APublishToARedisThatStopsReadingFailsInsteadOfHanging) {
+  // The connection is accepted (by the kernel's backlog) and never read: once
+  // the socket buffers are full, the write waits for its send timeout and
+  // the publish fails; the events stay in the store for the relay.
+  Poco::Net::ServerSocket silent(Poco::Net::SocketAddress("127.0.0.1", 0));
+  auto options = redisOptions();
+  options.url = "redis://127.0.0.1:" + std::to_string(silent.address().port());
+  options.send_timeout = std::chrono::milliseconds(500);
+  auto q = queue::makeRedisQueue(options, {"purchases"});
+  std::vector<queue::Message> big;
+  for (int i = 0; i < 64; ++i) {
+    queue::Message m;
+    m.id = uuid();
+    m.type = "purchase";
+    m.pipeline = "purchases";
+    m.payload = std::string(1 << 20, 'x');
+    m.received_at = std::chrono::system_clock::now();
+    big.push_back(std::move(m));
+  }
+  auto sent = std::async(std::launch::async, [&] { return q->publish("purchases", std::move(big)); });
+  const auto status = sent.wait_for(std::chrono::seconds(15));
+  silent.close();  // resets the connection: a write without a timeout returns, and the suite goes on
+  ASSERT_EQ(status, std::future_status::ready) << "publish still blocked after 15 s";
+  EXPECT_FALSE(sent.get());
 }
 
 TEST(RedisQueue, EntriesOfAStoppedConsumerAreClaimedWithTheirDeliveryCount) {
