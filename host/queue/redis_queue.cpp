@@ -466,6 +466,7 @@ class RedisQueue final : public Queue {
     std::atomic<bool> wanted{false};  // asked for since the last refresh
     std::atomic<std::int64_t> last_claim{0};
     std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
+    std::string claim_cursor = "0-0";  // where XAUTOCLAIM's walk of the pending list goes on
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
@@ -562,30 +563,27 @@ class RedisQueue final : public Queue {
     return now - last >= every && lane.last_claim.compare_exchange_strong(last, now);
   }
 
-  // Takes over entries idle for claim_idle with JUSTID, which moves them to
-  // us without counting a delivery: an entry is counted only when it is about
-  // to run (deliverOwned), so a crash counts against that one entry alone.
+  // Takes over entries idle for claim_idle with XAUTOCLAIM … JUSTID, which
+  // moves them to us without counting a delivery: an entry is counted only
+  // when it is about to run (deliverOwned), so a crash counts against that
+  // one entry alone. Each call walks `max` entries of the pending list on
+  // from where the last one stopped.
   void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max, Lane& lane) {
-    const std::string idle = std::to_string(options_.claim_idle.count());
-    Reply pending_reply =
-        conn.call(Command{"XPENDING", stream(pipeline), kGroup, "IDLE", idle, "-", "+", std::to_string(max)});
-    Reply* pending = array(pending_reply);
-    if (!pending || pending->items.empty()) return;
-    Command xclaim;
-    xclaim << "XCLAIM" << stream(pipeline) << kGroup << consumer << idle;
-    std::size_t n = 0;
-    for (auto& p : pending->items) {
-      Reply* row = array(p);
-      if (!row || row->items.size() < 4) continue;
-      xclaim << bulk(std::move(row->items[0]));
-      ++n;
+    std::string cursor;
+    {
+      std::lock_guard lock(lane.mutex);
+      cursor = lane.claim_cursor;
     }
-    if (n == 0) return;
-    xclaim << "JUSTID";
-    Reply claimed_reply = conn.call(xclaim);
-    Reply* claimed = array(claimed_reply);
-    if (!claimed || claimed->items.empty()) return;
+    Reply reply = conn.call(Command{"XAUTOCLAIM", stream(pipeline), kGroup, consumer,
+                                    std::to_string(options_.claim_idle.count()), cursor, "COUNT", std::to_string(max),
+                                    "JUSTID"});
+    Reply* parts = array(reply);
+    if (!parts || parts->items.size() < 2) return;
+    std::string next = bulk(std::move(parts->items[0]));
+    Reply* claimed = array(parts->items[1]);
     std::lock_guard lock(lane.mutex);
+    lane.claim_cursor = next.empty() ? "0-0" : std::move(next);  // "0-0": the whole list was walked
+    if (!claimed || claimed->items.empty()) return;
     for (auto& id : claimed->items) lane.owned.push_back(bulk(std::move(id)));
     log::info("claimed entries from stopped consumers",
               {{"pipeline", pipeline}, {"count", std::to_string(claimed->items.size())}});
