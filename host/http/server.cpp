@@ -151,6 +151,11 @@ class Api {
     }
     if (path == "/metrics") {
       route = path;
+      // The queue's gauges as of this scrape (they never wait on Redis).
+      for (const auto& p : s_.router->pipelines()) {
+        s_.metrics->queueDepth(p->name()).Set(static_cast<double>(s_.queue->depth(p->name())));
+        s_.metrics->queuePending(p->name()).Set(static_cast<double>(s_.queue->pending(p->name())));
+      }
       Reply r{200, s_.metrics->serialize(), "text/plain; version=0.0.4; charset=utf-8", {}};
       return r;
     }

@@ -30,6 +30,10 @@ Metrics::Metrics(const std::string& version)
       processing_duration_(prometheus::BuildHistogram().Name("eventflow_event_processing_duration_seconds").Help("Received to terminal").Register(*registry_)),
       stage_duration_(prometheus::BuildHistogram().Name("eventflow_stage_duration_seconds").Help("Time in one stage").Register(*registry_)),
       queue_depth_(prometheus::BuildGauge().Name("eventflow_queue_depth").Help("Events waiting in the queue").Register(*registry_)),
+      queue_pending_(prometheus::BuildGauge()
+                         .Name("eventflow_queue_pending")
+                         .Help("Events handed to a worker and not yet acknowledged: running, or waiting for a retry")
+                         .Register(*registry_)),
       http_requests_(prometheus::BuildCounter().Name("eventflow_http_requests_total").Help("HTTP requests by route and code").Register(*registry_)),
       http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)) {
   prometheus::BuildGauge().Name("eventflow_build_info").Help("Build version").Register(*registry_).Add({{"version", version}}).Set(1);
@@ -54,6 +58,7 @@ prometheus::Histogram& Metrics::stageDuration(const std::string& p, const std::s
   return cached(stage_duration_, {{"pipeline", p}, {"stage", s}, {"plugin", plugin}}, latencyBuckets());
 }
 prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return cached(queue_depth_, {{"pipeline", p}}); }
+prometheus::Gauge& Metrics::queuePending(const std::string& p) { return cached(queue_pending_, {{"pipeline", p}}); }
 prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
   return cached(http_requests_, {{"route", route}, {"code", std::to_string(code)}});
 }

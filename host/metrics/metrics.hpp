@@ -29,6 +29,7 @@ class Metrics {
   prometheus::Histogram& processingDuration(const std::string& pipeline);
   prometheus::Histogram& stageDuration(const std::string& pipeline, const std::string& stage, const std::string& plugin);
   prometheus::Gauge& queueDepth(const std::string& pipeline);
+  prometheus::Gauge& queuePending(const std::string& pipeline);
   prometheus::Counter& httpRequests(const std::string& route, int code);
   prometheus::Histogram& httpDuration(const std::string& route);
 
@@ -56,6 +57,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& processing_duration_;
   prometheus::Family<prometheus::Histogram>& stage_duration_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& queue_pending_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
   std::mutex plugin_mutex_;

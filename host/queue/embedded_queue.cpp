@@ -1,5 +1,7 @@
 #include "queue/queue.hpp"
 
+#include <algorithm>
+
 namespace eventflow::queue {
 
 EmbeddedQueue::EmbeddedQueue(const std::vector<std::string>& pipelines) {
@@ -20,7 +22,18 @@ Expected<void> EmbeddedQueue::publish(const std::string& pipeline, std::vector<M
   return {};
 }
 
+void EmbeddedQueue::ack(const std::string& pipeline, const std::vector<std::string>& tokens) {
+  auto it = lanes_.find(pipeline);
+  if (it == lanes_.end()) return;
+  std::lock_guard lock(it->second->mutex);
+  it->second->taken -= std::min(it->second->taken, tokens.size());
+}
+
 void EmbeddedQueue::redeliver(const std::string& pipeline, Message message) {
+  if (auto it = lanes_.find(pipeline); it != lanes_.end()) {
+    std::lock_guard lock(it->second->mutex);
+    if (it->second->taken > 0) --it->second->taken;
+  }
   std::vector<Message> one;
   one.push_back(std::move(message));
   (void)publish(pipeline, std::move(one));
@@ -38,6 +51,7 @@ std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, unsigned, 
     out.push_back(std::move(lane.items.front()));
     lane.items.pop_front();
   }
+  lane.taken += out.size();
   return out;
 }
 
@@ -46,6 +60,13 @@ std::size_t EmbeddedQueue::depth(const std::string& pipeline) {
   if (it == lanes_.end()) return 0;
   std::lock_guard lock(it->second->mutex);
   return it->second->items.size();
+}
+
+std::size_t EmbeddedQueue::pending(const std::string& pipeline) {
+  auto it = lanes_.find(pipeline);
+  if (it == lanes_.end()) return 0;
+  std::lock_guard lock(it->second->mutex);
+  return it->second->taken;
 }
 
 void EmbeddedQueue::close() {

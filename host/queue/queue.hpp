@@ -57,6 +57,10 @@ class Queue {
   virtual void redeliver(const std::string& pipeline, Message message) = 0;
   /// Messages published and not yet acknowledged (admission control, metrics).
   virtual std::size_t depth(const std::string& pipeline) = 0;
+  /// Of those, the ones handed to a worker: running, or waiting for a retry.
+  /// With Redis, across every consumer (a dead one's entries too) and as
+  /// last counted; never waits.
+  virtual std::size_t pending(const std::string& pipeline) = 0;
   virtual Expected<void> ping() = 0;
   /// Wakes every waiting take(); later takes return what is left, then nothing.
   virtual void close() = 0;
@@ -71,9 +75,10 @@ class EmbeddedQueue final : public Queue {
   Expected<void> publish(const std::string& pipeline, std::vector<Message> messages) override;
   std::vector<Message> take(const std::string& pipeline, unsigned worker, std::size_t max,
                             std::chrono::milliseconds wait) override;
-  void ack(const std::string&, const std::vector<std::string>&) override {}
+  void ack(const std::string& pipeline, const std::vector<std::string>& tokens) override;
   void redeliver(const std::string& pipeline, Message message) override;
   std::size_t depth(const std::string& pipeline) override;
+  std::size_t pending(const std::string& pipeline) override;
   Expected<void> ping() override { return {}; }
   void close() override;
 
@@ -82,6 +87,7 @@ class EmbeddedQueue final : public Queue {
     mutable std::mutex mutex;
     std::condition_variable cv;
     std::deque<Message> items;
+    std::size_t taken = 0;  // handed to workers, not yet acknowledged
     bool closed = false;
   };
   std::map<std::string, std::unique_ptr<Lane>> lanes_;

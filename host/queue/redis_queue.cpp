@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -440,6 +441,14 @@ class RedisQueue final : public Queue {
     return lane->depth + lane->ready.size();
   }
 
+  std::size_t pending(const std::string& pipeline) override {
+    Lane* lane = laneOf(pipeline);
+    if (!lane) return 0;
+    lane->wanted = true;
+    std::lock_guard lock(lane->mutex);
+    return lane->pending;
+  }
+
   Expected<void> ping() override {
     return withShared([&](Connection& c) -> Expected<void> {
       c.call(Command{"PING"});
@@ -463,6 +472,7 @@ class RedisQueue final : public Queue {
     std::mutex mutex;
     std::deque<Message> ready;  // retries whose backoff has passed
     std::size_t depth = 0;  // XLEN as the refresher last read it
+    std::size_t pending = 0;  // XPENDING's count as the refresher last read it
     std::atomic<bool> wanted{false};  // asked for since the last refresh
     std::atomic<std::int64_t> last_claim{0};
     std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
@@ -519,14 +529,24 @@ class RedisQueue final : public Queue {
       lock.unlock();
       for (auto& [pipeline, lane] : lanes_) {
         if (!lane->wanted.exchange(false)) continue;
+        // The stream's length and its pending list's size, in one round trip.
+        std::string wire;
+        Command{"XLEN", stream(pipeline)}.appendTo(wire);
+        Command{"XPENDING", stream(pipeline), kGroup}.appendTo(wire);
         long long n = 0;
+        std::optional<long long> taken;
         auto counted = withShared([&](Connection& c) -> Expected<void> {
-          n = integer(c.call(Command{"XLEN", stream(pipeline)}));
+          auto replies = c.send(wire, 2, std::chrono::seconds(1));
+          if (replies[0].isError()) return makeError(replies[0].text);
+          n = integer(replies[0]);
+          // [count, first, last, consumers]; an error before the group exists.
+          if (Reply* summary = array(replies[1]); summary && !summary->items.empty()) taken = integer(summary->items[0]);
           return {};
         });
         if (!counted) continue;
         std::lock_guard lane_lock(lane->mutex);
         lane->depth = static_cast<std::size_t>(std::max(n, 0LL));
+        if (taken) lane->pending = static_cast<std::size_t>(std::max(*taken, 0LL));
       }
       lock.lock();
     }

@@ -363,6 +363,47 @@ TEST(RedisQueue, PublishTakeAckRoundTrip) {
   EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u) << "acknowledged entries are deleted, unacknowledged ones never";
 }
 
+// pending() as the refresher last counted it, asked until it settles.
+std::size_t pendingSettled(queue::Queue& q, const std::string& pipeline, std::size_t want) {
+  std::size_t n = q.pending(pipeline);
+  for (int i = 0; i < 40 && n != want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    n = q.pending(pipeline);
+  }
+  return n;
+}
+
+TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
+  auto redis = queue::makeRedisQueue(redisOptions(), {"purchases"});
+  queue::EmbeddedQueue embedded({"purchases"});
+  for (queue::Queue* q : {static_cast<queue::Queue*>(redis.get()), static_cast<queue::Queue*>(&embedded)}) {
+    SCOPED_TRACE(q->kind());
+    std::vector<queue::Message> out;
+    for (int i = 0; i < 4; ++i) out.push_back(message(uuid()));
+    ASSERT_TRUE(q->publish("purchases", out));
+    EXPECT_EQ(depthSettled(*q, "purchases", 4), 4u);
+    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u) << "published, not yet handed out";
+    auto got = q->take("purchases", 0, 3, std::chrono::milliseconds(500));
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(pendingSettled(*q, "purchases", 3), 3u);
+    q->ack("purchases", {got[0].token, got[1].token});
+    EXPECT_EQ(pendingSettled(*q, "purchases", 1), 1u);
+    if (q->kind() == "embedded") {
+      // A retry back in the queue waits to be taken again: not pending.
+      q->redeliver("purchases", got[2]);
+      EXPECT_EQ(q->pending("purchases"), 0u);
+      EXPECT_EQ(q->depth("purchases"), 2u);
+    }
+    auto rest = q->take("purchases", 0, 10, std::chrono::milliseconds(500));
+    std::vector<std::string> tokens;
+    for (const auto& m : rest) tokens.push_back(m.token);
+    if (q->kind() == "redis") tokens.push_back(got[2].token);
+    q->ack("purchases", tokens);
+    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u);
+    EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u);
+  }
+}
+
 TEST(RedisQueue, EntriesNoEventFlowWroteAreDroppedNotHandedOut) {
   // One would fail every group commit its state change joined.
   auto q = queue::makeRedisQueue(redisOptions(), {"purchases"});

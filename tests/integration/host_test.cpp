@@ -66,6 +66,9 @@ TEST(Host, ThousandEventsAllReachProcessedEvents) {
   EXPECT_NE(metrics.body.find("eventflow_events_received_total{"), std::string::npos);
   EXPECT_NE(metrics.body.find("eventflow_events_processed_total{"), std::string::npos);
   EXPECT_NE(metrics.body.find("eventflow_event_processing_duration_seconds_bucket{"), std::string::npos);
+  // Everything is processed and acknowledged: the queue's gauges say so at scrape time.
+  EXPECT_NE(metrics.body.find("eventflow_queue_depth{pipeline=\"purchases\"} 0"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("eventflow_queue_pending{pipeline=\"purchases\"} 0"), std::string::npos) << metrics.body;
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
 
