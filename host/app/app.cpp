@@ -38,6 +38,7 @@ const char* const kUsage = R"(usage: eventflow <command> [options]
 commands:
   serve [--config FILE] [--role R]     run the host: all (default), api (HTTP ingest + relay) or worker
   validate [--config FILE]             check the host config, every pipeline and plugin config
+  test [--config FILE] [PATH ...]      run pipeline fixtures through validators and enrichers (test --help)
   dlq list|show|replay|purge [...]     the dead-letter queue: list, inspect, replay, discard (dlq --help)
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
   plugins show NAME [--config FILE]    a plugin's description and config schema
@@ -283,6 +284,7 @@ int run(int argc, char** argv) {
     if (command == "dlq") return dlq(argc, argv);
     if (command == "plugin") return pluginCommand(argc, argv);
     if (command == "produce") return produce(argc, argv);
+    if (command == "test") return testCommand(argc, argv);
     if (command == "version" || command == "--version") {
       std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."
                 << EVENTFLOW_PLUGIN_ABI_MINOR << ")\n";

@@ -16,4 +16,7 @@ int dlq(int argc, char** argv);
 /// eventflow plugin new (plugin_new.cpp).
 int pluginCommand(int argc, char** argv);
 
+/// eventflow test: pipeline fixtures without a server (test_command.cpp).
+int testCommand(int argc, char** argv);
+
 }  // namespace eventflow::app

@@ -461,4 +461,10 @@ Expected<std::vector<PipelineSpec>> loadPipelines(const std::vector<std::string>
   return specs;
 }
 
+Expected<nlohmann::json> loadYamlAsJson(const std::string& file) {
+  auto parsed = parseFile(file);
+  if (!parsed) return parsed.error();
+  return toJson(*parsed);
+}
+
 }  // namespace eventflow::config

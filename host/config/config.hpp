@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <eventflow/plugin.hpp>
+#include <nlohmann/json.hpp>
 
 #include "base/expected.hpp"
 
@@ -103,5 +104,9 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file);
 
 /// Same checks for specs already read (names unique, routing unambiguous).
 Expected<void> checkRouting(const std::vector<PipelineSpec>& pipelines);
+
+/// Reads a YAML file as JSON, the way stage configs are read (quoted scalars
+/// stay strings; numbers, booleans and null as YAML spells them).
+Expected<nlohmann::json> loadYamlAsJson(const std::string& file);
 
 }  // namespace eventflow::config

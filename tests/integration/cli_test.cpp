@@ -163,3 +163,70 @@ TEST_F(CliTest, PluginNewRefusesAnExistingFolderABadNameOrKind) {
   EXPECT_NE(no_kind.err.find("--kind"), std::string::npos) << no_kind.describe();
   EXPECT_FALSE(fs::exists(dir_ / "fine"));
 }
+
+TEST_F(CliTest, TestRunsTheShippedFixturesWithoutAServerOrAStore) {
+  {
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << EVENTFLOW_PIPELINES_DIR << "] }\n";
+  }
+  const auto r = eventflow({"test", "--config", config()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("ok    a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("7 passed, 0 failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "eventflow.db")) << "sinks and the store stay untouched";
+}
+
+TEST_F(CliTest, TestNamesTheCaseThatFailedAndWhy) {
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - validator: required-fields
+    config: { fields: [user_id] }
+  - enricher: add-fields
+    config: { fields: { region: eu } }
+  - sink: sqlite
+)");
+  const fs::path fixtures = dir_ / "orders.test.yaml";
+  std::ofstream(fixtures) << R"(pipeline: orders
+cases:
+  - name: an order is stamped with its region
+    event: { event_type: order, user_id: u1 }
+    expect: { output: { region: eu, user_id: u1 } }
+  - name: wrong region expected
+    event: { event_type: order, user_id: u1 }
+    expect: { output: { region: us } }
+  - name: expected dead but it passes
+    event: { event_type: order, user_id: u1 }
+    expect: { dead: { error_type: validation } }
+  - name: a missing user_id is dead
+    event: { event_type: order }
+    expect: { dead: { error_type: validation, stage: validator required-fields, message: user_id } }
+)";
+  const auto r = eventflow({"test", "--config", config(), fixtures.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.out.find("ok    an order is stamped with its region\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAIL  wrong region expected\n      " + fixtures.string() +
+                       ", case 2: region is \"eu\", expected \"us\""),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("FAIL  expected dead but it passes\n      " + fixtures.string() +
+                       ", case 3: expected dead, but it passed"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("ok    a missing user_id is dead\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 passed, 2 failed"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, TestRefusesABrokenFixtureFileNamingIt) {
+  writePipeline("pipeline: orders\nmatch: { event_types: [order] }\nstages:\n  - sink: sqlite\n");
+  const fs::path broken = dir_ / "broken.yaml";
+  std::ofstream(broken) << "cases: [ { name: x, event: {\n";
+  const auto r = eventflow({"test", "--config", config(), broken.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.out.find("FAIL  " + broken.string() + ":"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("invalid YAML"), std::string::npos) << r.out;
+  const auto missing = eventflow({"test", "--config", config(), (dir_ / "nowhere").string()});
+  EXPECT_EQ(missing.exit_code, 2) << missing.describe();
+  EXPECT_NE(missing.err.find("nowhere: no such file or folder"), std::string::npos) << missing.err;
+}
