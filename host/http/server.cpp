@@ -26,6 +26,7 @@
 
 #include "base/ids.hpp"
 #include "base/threads.hpp"
+#include "http/api_docs.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
@@ -148,6 +149,12 @@ class Api {
       if (ping) ping = s_.queue->ping();
       if (started && ping) return json(200, {{"status", "ready"}});
       return json(503, {{"status", "not_ready"}, {"reason", !started ? "starting or stopping" : ping.error().message}});
+    }
+    if (path == "/openapi.json" || path == "/docs") {
+      route = path;
+      if (method != "GET") return error(405, "method_not_allowed", "use GET");
+      return path == "/docs" ? Reply{200, kDocsHtml, "text/html; charset=utf-8", {}}
+                             : Reply{200, kOpenApiJson, "application/json", {}};
     }
     if (path == "/metrics") {
       route = path;

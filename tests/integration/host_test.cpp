@@ -315,3 +315,33 @@ TEST(Host, APipelineNameThatIsNotUtf8IsAConfigError) {
   EXPECT_NE(log.find((dir / "kaeufe.yaml").string() + ":1:11: 'pipeline' must be UTF-8 text"), std::string::npos) << log;
   fs::remove_all(dir);
 }
+
+TEST(Host, OpenApiDescribesRoutesThisHostServesAndDocsShowsIt) {
+  HostProcess host("openapi");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  auto doc = http(host.port(), "GET", "/openapi.json");
+  ASSERT_EQ(doc.status, 200);
+  EXPECT_EQ(doc.headers["Content-Type"], "application/json");
+  const auto spec = doc.json();
+  ASSERT_TRUE(spec.is_object()) << doc.body;
+  EXPECT_EQ(spec["openapi"], "3.0.3");
+  EXPECT_EQ(spec["info"]["version"], http(host.port(), "GET", "/health").json()["version"]);
+  for (const char* path : {"/events", "/events/batch", "/events/{id}", "/health", "/health/ready", "/metrics",
+                           "/metrics/summary", "/pipelines", "/dlq", "/dlq/{id}", "/dlq/{id}/replay", "/dlq/replay"})
+    EXPECT_TRUE(spec["paths"].contains(path)) << path;
+  // Every path it names is one this host routes: a GET reaches it (a
+  // POST-only route answers 405), never 404.
+  int checked = 0;
+  for (const auto& [path, ops] : spec["paths"].items()) {
+    if (path.find('{') != std::string::npos) continue;
+    const auto r = http(host.port(), "GET", path);
+    EXPECT_NE(r.status, 404) << path << ": " << r.body;
+    EXPECT_EQ(r.status, ops.contains("get") ? 200 : 405) << path << ": " << r.body;
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+  auto page = http(host.port(), "GET", "/docs");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["Content-Type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("fetch(\"/openapi.json\")"), std::string::npos);
+}
