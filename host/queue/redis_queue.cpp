@@ -422,12 +422,20 @@ class RedisQueue final : public Queue {
       c.send(wire, 2, std::chrono::seconds(5));
       return {};
     });
+    // The next claimed entry may run once this one is acknowledged: should it
+    // crash the process, this one is not delivered again.
+    if (Lane* lane = laneOf(pipeline)) {
+      std::lock_guard lock(lane->mutex);
+      if (!lane->suspect.empty() && std::find(tokens.begin(), tokens.end(), lane->suspect) != tokens.end())
+        lane->suspect.clear();
+    }
   }
 
   void redeliver(const std::string& pipeline, Message message) override {
     Lane* lane = laneOf(pipeline);
     if (!lane) return;
     std::lock_guard lock(lane->mutex);
+    if (message.token == lane->suspect) lane->suspect.clear();  // it ran to a retry: it did not crash anything
     lane->ready.push_back(std::move(message));
   }
 
@@ -477,6 +485,7 @@ class RedisQueue final : public Queue {
     std::atomic<std::int64_t> last_claim{0};
     std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
     std::string claim_cursor = "0-0";  // where XAUTOCLAIM's walk of the pending list goes on
+    std::string suspect;  // the claimed entry running now, until its ack: one at a time
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
@@ -611,16 +620,33 @@ class RedisQueue final : public Queue {
 
   // Hands out one claimed entry: claims it again, which counts the delivery
   // and returns its fields, and reads its exact delivery count.
+  //
+  // Claimed entries were in flight when a consumer died, so any of them may be
+  // what killed it. They run one at a time (the other worker threads take new
+  // entries meanwhile): were two to run at once, the poison one would count a
+  // delivery against the innocent one too, and after max_deliveries crashes
+  // dead-letter it as poison.
   bool deliverOwned(Connection& conn, const std::string& pipeline, const std::string& consumer, Lane& lane,
                     std::vector<Message>& out) {
     for (;;) {
       std::string id;
       {
         std::lock_guard lock(lane.mutex);
-        if (lane.owned.empty()) return false;
+        if (lane.owned.empty() || !lane.suspect.empty()) return false;
         id = std::move(lane.owned.front());
         lane.owned.pop_front();
+        lane.suspect = id;
       }
+      // Released unless the entry is handed out: acked meanwhile, foreign, or Redis failed.
+      struct Release {
+        Lane& lane;
+        bool keep = false;
+        ~Release() {
+          if (keep) return;
+          std::lock_guard lock(lane.mutex);
+          lane.suspect.clear();
+        }
+      } release{lane};
       Reply entry_reply = conn.call(Command{"XCLAIM", stream(pipeline), kGroup, consumer, "0", id});
       Reply* entries = array(entry_reply);
       Message m;
@@ -634,6 +660,7 @@ class RedisQueue final : public Queue {
       Reply* row = rows && !rows->items.empty() ? array(rows->items[0]) : nullptr;
       m.deliveries = row && row->items.size() >= 4 ? static_cast<unsigned>(integer(row->items[3])) : 2;
       out.push_back(std::move(m));
+      release.keep = true;
       return true;
     }
   }

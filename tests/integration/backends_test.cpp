@@ -476,6 +476,39 @@ TEST(RedisQueue, EntriesOfAStoppedConsumerAreClaimedWithTheirDeliveryCount) {
   EXPECT_EQ(claimed[0].deliveries, 2u);
 }
 
+TEST(RedisQueue, ClaimedEntriesRunOneAtATimeSoACrashBlamesOnlyOne) {
+  // Two entries were in flight when a consumer died; either may be what
+  // killed it. The survivor hands the second out only once the first is
+  // acknowledged: had both run at once, the poison one's next crash would
+  // count a delivery against the innocent one as well.
+  const auto options = redisOptions(std::chrono::milliseconds(200));
+  auto crashed = queue::makeRedisQueue(options, {"purchases"});
+  ASSERT_TRUE(crashed->publish("purchases", {message(uuid()), message(uuid())}));
+  ASSERT_EQ(crashed->take("purchases", 0, 10, std::chrono::milliseconds(500)).size(), 2u);
+  crashed.reset();  // never acks: as if the process died
+
+  auto survivor = queue::makeRedisQueue(options, {"purchases"});
+  std::vector<queue::Message> first;
+  for (int i = 0; i < 30 && first.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    first = survivor->take("purchases", 0, 10, std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(first.size(), 1u) << "one claimed entry at a time";
+  EXPECT_EQ(first[0].deliveries, 2u);
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(survivor->take("purchases", 1, 10, std::chrono::milliseconds(50)).empty())
+        << "the second claimed entry waits while the first runs";
+  }
+  survivor->ack("purchases", {first[0].token});
+  std::vector<queue::Message> second;
+  for (int i = 0; i < 30 && second.empty(); ++i)
+    second = survivor->take("purchases", 1, 10, std::chrono::milliseconds(100));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NE(second[0].id, first[0].id);
+  EXPECT_EQ(second[0].deliveries, 2u);
+}
+
 TEST(RedisQueue, RedeliveredRetryKeepsItsToken) {
   auto q = queue::makeRedisQueue(redisOptions(), {"purchases"});
   ASSERT_TRUE(q->publish("purchases", {message(uuid())}));
