@@ -8,6 +8,7 @@
 #include <Poco/UUIDGenerator.h>
 
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -321,15 +322,24 @@ queue::RedisOptions redisOptions(std::chrono::milliseconds claim_idle = std::chr
   return o;
 }
 
-// The Redis queue's depth is what its refresher counted last (every 100 ms,
-// for pipelines someone asked about): ask until it says `want`, or 2 s.
-std::size_t depthSettled(queue::Queue& q, const std::string& pipeline, std::size_t want) {
-  std::size_t d = q.depth(pipeline);
-  for (int i = 0; i < 40 && d != want; ++i) {
+// The Redis queue's depth and pending count are what its refresher counted
+// last (every 100 ms, for pipelines someone asked about): ask until the
+// count says `want`, or 2 s.
+std::size_t settled(const std::function<std::size_t()>& count, std::size_t want) {
+  std::size_t n = count();
+  for (int i = 0; i < 40 && n != want; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    d = q.depth(pipeline);
+    n = count();
   }
-  return d;
+  return n;
+}
+
+std::size_t depthSettled(queue::Queue& q, const std::string& pipeline, std::size_t want) {
+  return settled([&] { return q.depth(pipeline); }, want);
+}
+
+std::size_t pendingSettled(queue::Queue& q, const std::string& pipeline, std::size_t want) {
+  return settled([&] { return q.pending(pipeline); }, want);
 }
 
 queue::Message message(const std::string& id) {
@@ -361,16 +371,6 @@ TEST(RedisQueue, PublishTakeAckRoundTrip) {
   EXPECT_EQ(depthSettled(*q, "purchases", 5), 5u) << "taken but unacknowledged entries stay counted";
   q->ack("purchases", tokens);
   EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u) << "acknowledged entries are deleted, unacknowledged ones never";
-}
-
-// pending() as the refresher last counted it, asked until it settles.
-std::size_t pendingSettled(queue::Queue& q, const std::string& pipeline, std::size_t want) {
-  std::size_t n = q.pending(pipeline);
-  for (int i = 0; i < 40 && n != want; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    n = q.pending(pipeline);
-  }
-  return n;
 }
 
 TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
@@ -457,6 +457,16 @@ TEST(RedisQueue, APublishToARedisThatStopsReadingFailsInsteadOfHanging) {
   EXPECT_FALSE(sent.get());
 }
 
+// What a take() by `worker` gets once claim_idle has passed (asked for 3 s).
+std::vector<queue::Message> takeClaimed(queue::Queue& q, unsigned worker) {
+  std::vector<queue::Message> got;
+  for (int i = 0; i < 30 && got.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    got = q.take("purchases", worker, 10, std::chrono::milliseconds(100));
+  }
+  return got;
+}
+
 TEST(RedisQueue, EntriesOfAStoppedConsumerAreClaimedWithTheirDeliveryCount) {
   const auto options = redisOptions(std::chrono::milliseconds(200));
   auto crashed = queue::makeRedisQueue(options, {"purchases"});
@@ -466,11 +476,7 @@ TEST(RedisQueue, EntriesOfAStoppedConsumerAreClaimedWithTheirDeliveryCount) {
   crashed.reset();  // never acks: as if the process died
 
   auto survivor = queue::makeRedisQueue(options, {"purchases"});
-  std::vector<queue::Message> claimed;
-  for (int i = 0; i < 30 && claimed.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    claimed = survivor->take("purchases", 0, 10, std::chrono::milliseconds(100));
-  }
+  const auto claimed = takeClaimed(*survivor, 0);
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].id, taken[0].id);
   EXPECT_EQ(claimed[0].deliveries, 2u);
@@ -488,11 +494,7 @@ TEST(RedisQueue, ClaimedEntriesRunOneAtATimeSoACrashBlamesOnlyOne) {
   crashed.reset();  // never acks: as if the process died
 
   auto survivor = queue::makeRedisQueue(options, {"purchases"});
-  std::vector<queue::Message> first;
-  for (int i = 0; i < 30 && first.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    first = survivor->take("purchases", 0, 10, std::chrono::milliseconds(100));
-  }
+  const auto first = takeClaimed(*survivor, 0);
   ASSERT_EQ(first.size(), 1u) << "one claimed entry at a time";
   EXPECT_EQ(first[0].deliveries, 2u);
   for (int i = 0; i < 5; ++i) {
@@ -501,9 +503,7 @@ TEST(RedisQueue, ClaimedEntriesRunOneAtATimeSoACrashBlamesOnlyOne) {
         << "the second claimed entry waits while the first runs";
   }
   survivor->ack("purchases", {first[0].token});
-  std::vector<queue::Message> second;
-  for (int i = 0; i < 30 && second.empty(); ++i)
-    second = survivor->take("purchases", 1, 10, std::chrono::milliseconds(100));
+  const auto second = takeClaimed(*survivor, 1);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_NE(second[0].id, first[0].id);
   EXPECT_EQ(second[0].deliveries, 2u);

@@ -269,14 +269,25 @@ TEST(Host, QueueOverItsBoundAnswers503WithRetryAfter) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted);
 }
 
+namespace {
+
+// A folder with one catch-all pipeline, kaeufe.yaml, whose name is `yaml_name`
+// as written in YAML (quotes included).
+fs::path namedPipelineDir(const std::string& tag, const std::string& yaml_name) {
+  const auto dir = fs::temp_directory_path() / ("eventflow-it-" + tag + "-pipelines-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "kaeufe.yaml") << "pipeline: " << yaml_name << "\nmatch: \"*\"\nconcurrency: 1\n"
+                                        "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
+  return dir;
+}
+
+}  // namespace
+
 TEST(Host, IngestAnswersAreValidJsonWhateverAPipelineIsNamed) {
   // Quotes and non-ASCII text in a pipeline's name: every answer names it as
   // JSON must.
-  const auto dir = fs::temp_directory_path() / ("eventflow-it-odd-pipelines-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xc3\xa4ufe \\\"q\\\"\"\nmatch: \"*\"\nconcurrency: 1\n"
-                                        "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
+  const auto dir = namedPipelineDir("odd", "\"k\xc3\xa4ufe \\\"q\\\"\"");
   HostProcess host("oddname", dir.string());
   ASSERT_TRUE(host.start()) << host.readLog();
   const std::string name = "k\xc3\xa4ufe \"q\"";
@@ -304,11 +315,7 @@ TEST(Host, IngestAnswersAreValidJsonWhateverAPipelineIsNamed) {
 TEST(Host, APipelineNameThatIsNotUtf8IsAConfigError) {
   // A pipeline file saved in Latin-1: PostgreSQL would keep its name as
   // U+FFFD, which no longer matches the pipeline. The host refuses to start.
-  const auto dir = fs::temp_directory_path() / ("eventflow-it-latin1-pipelines-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::ofstream(dir / "kaeufe.yaml") << "pipeline: \"k\xe4ufe\"\nmatch: \"*\"\nconcurrency: 1\n"
-                                        "stages:\n  - sink: sqlite\n    config: { table: processed_events }\n";
+  const auto dir = namedPipelineDir("latin1", "\"k\xe4ufe\"");
   HostProcess host("latin1", dir.string());
   EXPECT_FALSE(host.start());
   const auto log = host.readLog();
