@@ -48,12 +48,14 @@ A fixture file:
     - name: no event_type
       event: { user_id: u1 }
       expect:
-        refused: { code: missing_field }     # answered 422 at ingest
+        refused: { code: invalid_envelope }  # answered 422 at ingest
 
 `output` matches when every field it names has that value (objects are
 matched the same way, field by field; anything else exactly). `dead` and
 `retry` match when each of error_type, stage and plugin given is equal and
-message is part of the reason. `pipeline: NAME` in a case or at the top of
+message is part of the reason. `refused` matches the 422 ingest answers:
+code invalid_envelope, or no_pipeline when no pipeline takes the event_type.
+`pipeline: NAME` in a case or at the top of
 the file also checks where the event is routed.
 
 exit code: 0 every case passed, 1 a case failed or a fixture is broken, 2 usage errors.
@@ -198,8 +200,13 @@ class FixtureRun {
       why = "'expect' names exactly one of output, dead, retry or refused";
       return false;
     }
+    // Refused as POST /events refuses: the envelope, then routing (422 no_pipeline).
     pipeline::Envelope env;
-    if (auto err = pipeline::checkEnvelope(doc, std::chrono::system_clock::now(), newUuid(), env)) {
+    const pipeline::Pipeline* p = nullptr;
+    auto err = pipeline::checkEnvelope(doc, std::chrono::system_clock::now(), newUuid(), env);
+    if (!err && !(p = router_.route(env.type)))
+      err = pipeline::EnvelopeError{"no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type"};
+    if (err) {
       if (!expect.contains("refused")) {
         why = "refused at ingest: " + err->code + ": " + err->message;
         return false;
@@ -213,11 +220,6 @@ class FixtureRun {
     }
     if (expect.contains("refused")) {
       why = "accepted at ingest, expected it refused";
-      return false;
-    }
-    const pipeline::Pipeline* p = router_.route(env.type);
-    if (!p) {
-      why = "no pipeline matches event_type '" + env.type + "'";
       return false;
     }
     const std::string want_pipeline =

@@ -230,3 +230,32 @@ TEST_F(CliTest, TestRefusesABrokenFixtureFileNamingIt) {
   EXPECT_EQ(missing.exit_code, 2) << missing.describe();
   EXPECT_NE(missing.err.find("nowhere: no such file or folder"), std::string::npos) << missing.err;
 }
+
+TEST_F(CliTest, TestExpectsAnUnroutedEventTypeRefusedAsIngestRefusesIt) {
+  // POST /events answers 422 no_pipeline for an event_type no pipeline
+  // takes; a fixture can say so, and is not run through any pipeline.
+  writePipeline("pipeline: orders\nmatch: { event_types: [order] }\nstages:\n  - sink: sqlite\n");
+  const fs::path fixtures = dir_ / "routing.yaml";
+  std::ofstream(fixtures) << R"(cases:
+  - name: nobody takes a refund
+    event: { event_type: refund, user_id: u1 }
+    expect: { refused: { code: no_pipeline } }
+  - name: refused, but with the wrong code
+    event: { event_type: refund, user_id: u1 }
+    expect: { refused: { code: invalid_envelope } }
+  - name: an unrouted event expected through
+    event: { event_type: refund, user_id: u1 }
+    expect: { output: { user_id: u1 } }
+  - name: a routed event is not refused
+    event: { event_type: order, user_id: u1 }
+    expect: { refused: { code: no_pipeline } }
+)";
+  const auto r = eventflow({"test", "--config", config(), fixtures.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.out.find("ok    nobody takes a refund\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAIL  refused, but with the wrong code\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("refused with no_pipeline"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no pipeline matches event_type 'refund'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAIL  a routed event is not refused\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 passed, 3 failed"), std::string::npos) << r.out;
+}
