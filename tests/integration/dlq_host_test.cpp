@@ -358,3 +358,50 @@ TEST(DlqHost, CliReplayWithRedisPublishesToTheStreamsDirectly) {
   })) << get(host, "/dlq").body;
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
+
+TEST(DlqHost, OpenApiDocumentsEveryAnswerItsRoutesGiveUnderApiKeys) {
+  HostProcess host("dlq-openapi", EVENTFLOW_PIPELINES_DIR, apiKeys());
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto doc = http(host.port(), "GET", "/openapi.json");
+  ASSERT_EQ(doc.status, 200) << doc.body;
+  const auto spec = doc.json();
+  ASSERT_TRUE(spec.is_object()) << doc.body;
+
+  // A dead event as GET /dlq/{id} answers it: the fields DeadEvent names.
+  const std::string dead = postBadPurchase(host, 1);
+  ASSERT_TRUE(eventually([&] { return get(host, "/dlq/" + dead).status == 200; })) << host.readLog();
+  std::set<std::string> answered, documented;
+  const auto shown = get(host, "/dlq/" + dead).json();
+  const auto& schema = spec["components"]["schemas"]["DeadEvent"]["properties"];
+  for (auto it = shown.begin(); it != shown.end(); ++it) answered.insert(it.key());
+  for (auto it = schema.begin(); it != schema.end(); ++it) documented.insert(it.key());
+  EXPECT_EQ(answered, documented);
+
+  // Every operation, without a key, with an ingest-only key and with an
+  // admin key: each answer's status is one the document lists for it.
+  int checked = 0;
+  for (const auto& [path, ops] : spec["paths"].items()) {
+    std::string target = path;
+    if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, uuid());
+    for (const auto& [method, op] : ops.items()) {
+      const std::string verb = method == "get" ? "GET" : method == "post" ? "POST" : "DELETE";
+      for (const std::string& key : {std::string(), kIngestKey, kAdminKey}) {
+        std::map<std::string, std::string> headers;
+        if (!key.empty()) headers = as(key);
+        const auto r = http(host.port(), verb, target, verb == "POST" ? "{}" : "", "application/json", headers);
+        EXPECT_TRUE(op["responses"].contains(std::to_string(r.status)))
+            << verb << " " << path << (key.empty() ? " without a key" : key == kIngestKey ? " as producer" : " as ops")
+            << " answered " << r.status << ", which the document does not list: " << r.body;
+        ++checked;
+      }
+      // A body the route cannot do without is a required one.
+      if (verb == "POST" && op.contains("requestBody")) {
+        const auto bare = http(host.port(), "POST", target, "", "", as(kAdminKey));
+        if (bare.status == 400 || bare.status == 415) {
+          EXPECT_TRUE(op["requestBody"].value("required", false)) << path << " refuses a request without a body";
+        }
+      }
+    }
+  }
+  EXPECT_GE(checked, 45);
+}
