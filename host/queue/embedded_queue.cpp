@@ -59,7 +59,7 @@ std::size_t EmbeddedQueue::depth(const std::string& pipeline) {
   auto it = lanes_.find(pipeline);
   if (it == lanes_.end()) return 0;
   std::lock_guard lock(it->second->mutex);
-  return it->second->items.size();
+  return it->second->items.size() + it->second->taken;  // not yet acknowledged, as Redis's XLEN counts
 }
 
 std::size_t EmbeddedQueue::pending(const std::string& pipeline) {

@@ -446,7 +446,7 @@ class RedisQueue final : public Queue {
     // refresher thread last counted and never waits on Redis.
     lane->wanted = true;
     std::lock_guard lock(lane->mutex);
-    return lane->depth + lane->ready.size();
+    return lane->depth;  // retries in `ready` are unacknowledged entries, which XLEN counts already
   }
 
   std::size_t pending(const std::string& pipeline) override {

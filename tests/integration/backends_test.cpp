@@ -404,6 +404,36 @@ TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
   }
 }
 
+TEST(QueueDepth, CountsEverythingNotYetAcknowledgedWithPendingAPartOfIt) {
+  // Queue::depth is what is published and not yet acknowledged; pending, of
+  // those, what workers hold (docs/operations.md). Both transports agree,
+  // and a retry handed back is counted once.
+  auto redis = queue::makeRedisQueue(redisOptions(), {"purchases"});
+  queue::EmbeddedQueue embedded({"purchases"});
+  for (queue::Queue* q : {static_cast<queue::Queue*>(redis.get()), static_cast<queue::Queue*>(&embedded)}) {
+    SCOPED_TRACE(q->kind());
+    std::vector<queue::Message> out;
+    for (int i = 0; i < 4; ++i) out.push_back(message(uuid()));
+    ASSERT_TRUE(q->publish("purchases", out));
+    auto got = q->take("purchases", 0, 3, std::chrono::milliseconds(500));
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(pendingSettled(*q, "purchases", 3), 3u);
+    EXPECT_EQ(depthSettled(*q, "purchases", 4), 4u) << "three held by a worker, one waiting: none acknowledged";
+    q->ack("purchases", {got[0].token, got[1].token});
+    EXPECT_EQ(depthSettled(*q, "purchases", 2), 2u);
+    q->redeliver("purchases", got[2]);  // a retry whose backoff has passed
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a refresh or two
+    EXPECT_EQ(q->depth("purchases"), 2u) << "the retry is counted once";
+    std::vector<std::string> tokens;
+    for (int i = 0; i < 5 && tokens.size() < 2; ++i)
+      for (const auto& m : q->take("purchases", 0, 10, std::chrono::milliseconds(200))) tokens.push_back(m.token);
+    ASSERT_EQ(tokens.size(), 2u);
+    q->ack("purchases", tokens);
+    EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u);
+    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u);
+  }
+}
+
 TEST(RedisQueue, EntriesNoEventFlowWroteAreDroppedNotHandedOut) {
   // One would fail every group commit its state change joined.
   auto q = queue::makeRedisQueue(redisOptions(), {"purchases"});
