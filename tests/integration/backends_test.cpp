@@ -373,7 +373,9 @@ TEST(RedisQueue, PublishTakeAckRoundTrip) {
   EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u) << "acknowledged entries are deleted, unacknowledged ones never";
 }
 
-TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
+// Each transport in turn, the Redis queue and the embedded one, with four
+// messages just published to "purchases".
+void forBothQueues(const std::function<void(queue::Queue&)>& check) {
   auto redis = queue::makeRedisQueue(redisOptions(), {"purchases"});
   queue::EmbeddedQueue embedded({"purchases"});
   for (queue::Queue* q : {static_cast<queue::Queue*>(redis.get()), static_cast<queue::Queue*>(&embedded)}) {
@@ -381,57 +383,57 @@ TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
     std::vector<queue::Message> out;
     for (int i = 0; i < 4; ++i) out.push_back(message(uuid()));
     ASSERT_TRUE(q->publish("purchases", out));
-    EXPECT_EQ(depthSettled(*q, "purchases", 4), 4u);
-    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u) << "published, not yet handed out";
-    auto got = q->take("purchases", 0, 3, std::chrono::milliseconds(500));
+    check(*q);
+  }
+}
+
+TEST(QueuePending, CountsWhatWorkersHoldUntilItIsAcknowledgedOrRedelivered) {
+  forBothQueues([](queue::Queue& q) {
+    EXPECT_EQ(depthSettled(q, "purchases", 4), 4u);
+    EXPECT_EQ(pendingSettled(q, "purchases", 0), 0u) << "published, not yet handed out";
+    auto got = q.take("purchases", 0, 3, std::chrono::milliseconds(500));
     ASSERT_EQ(got.size(), 3u);
-    EXPECT_EQ(pendingSettled(*q, "purchases", 3), 3u);
-    q->ack("purchases", {got[0].token, got[1].token});
-    EXPECT_EQ(pendingSettled(*q, "purchases", 1), 1u);
-    if (q->kind() == "embedded") {
+    EXPECT_EQ(pendingSettled(q, "purchases", 3), 3u);
+    q.ack("purchases", {got[0].token, got[1].token});
+    EXPECT_EQ(pendingSettled(q, "purchases", 1), 1u);
+    if (q.kind() == "embedded") {
       // A retry back in the queue waits to be taken again: not pending.
-      q->redeliver("purchases", got[2]);
-      EXPECT_EQ(q->pending("purchases"), 0u);
-      EXPECT_EQ(q->depth("purchases"), 2u);
+      q.redeliver("purchases", got[2]);
+      EXPECT_EQ(q.pending("purchases"), 0u);
+      EXPECT_EQ(q.depth("purchases"), 2u);
     }
-    auto rest = q->take("purchases", 0, 10, std::chrono::milliseconds(500));
+    auto rest = q.take("purchases", 0, 10, std::chrono::milliseconds(500));
     std::vector<std::string> tokens;
     for (const auto& m : rest) tokens.push_back(m.token);
-    if (q->kind() == "redis") tokens.push_back(got[2].token);
-    q->ack("purchases", tokens);
-    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u);
-    EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u);
-  }
+    if (q.kind() == "redis") tokens.push_back(got[2].token);
+    q.ack("purchases", tokens);
+    EXPECT_EQ(pendingSettled(q, "purchases", 0), 0u);
+    EXPECT_EQ(depthSettled(q, "purchases", 0), 0u);
+  });
 }
 
 TEST(QueueDepth, CountsEverythingNotYetAcknowledgedWithPendingAPartOfIt) {
   // Queue::depth is what is published and not yet acknowledged; pending, of
   // those, what workers hold (docs/operations.md). Both transports agree,
   // and a retry handed back is counted once.
-  auto redis = queue::makeRedisQueue(redisOptions(), {"purchases"});
-  queue::EmbeddedQueue embedded({"purchases"});
-  for (queue::Queue* q : {static_cast<queue::Queue*>(redis.get()), static_cast<queue::Queue*>(&embedded)}) {
-    SCOPED_TRACE(q->kind());
-    std::vector<queue::Message> out;
-    for (int i = 0; i < 4; ++i) out.push_back(message(uuid()));
-    ASSERT_TRUE(q->publish("purchases", out));
-    auto got = q->take("purchases", 0, 3, std::chrono::milliseconds(500));
+  forBothQueues([](queue::Queue& q) {
+    auto got = q.take("purchases", 0, 3, std::chrono::milliseconds(500));
     ASSERT_EQ(got.size(), 3u);
-    EXPECT_EQ(pendingSettled(*q, "purchases", 3), 3u);
-    EXPECT_EQ(depthSettled(*q, "purchases", 4), 4u) << "three held by a worker, one waiting: none acknowledged";
-    q->ack("purchases", {got[0].token, got[1].token});
-    EXPECT_EQ(depthSettled(*q, "purchases", 2), 2u);
-    q->redeliver("purchases", got[2]);  // a retry whose backoff has passed
+    EXPECT_EQ(pendingSettled(q, "purchases", 3), 3u);
+    EXPECT_EQ(depthSettled(q, "purchases", 4), 4u) << "three held by a worker, one waiting: none acknowledged";
+    q.ack("purchases", {got[0].token, got[1].token});
+    EXPECT_EQ(depthSettled(q, "purchases", 2), 2u);
+    q.redeliver("purchases", got[2]);  // a retry whose backoff has passed
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a refresh or two
-    EXPECT_EQ(q->depth("purchases"), 2u) << "the retry is counted once";
+    EXPECT_EQ(q.depth("purchases"), 2u) << "the retry is counted once";
     std::vector<std::string> tokens;
     for (int i = 0; i < 5 && tokens.size() < 2; ++i)
-      for (const auto& m : q->take("purchases", 0, 10, std::chrono::milliseconds(200))) tokens.push_back(m.token);
+      for (const auto& m : q.take("purchases", 0, 10, std::chrono::milliseconds(200))) tokens.push_back(m.token);
     ASSERT_EQ(tokens.size(), 2u);
-    q->ack("purchases", tokens);
-    EXPECT_EQ(depthSettled(*q, "purchases", 0), 0u);
-    EXPECT_EQ(pendingSettled(*q, "purchases", 0), 0u);
-  }
+    q.ack("purchases", tokens);
+    EXPECT_EQ(depthSettled(q, "purchases", 0), 0u);
+    EXPECT_EQ(pendingSettled(q, "purchases", 0), 0u);
+  });
 }
 
 TEST(RedisQueue, EntriesNoEventFlowWroteAreDroppedNotHandedOut) {
