@@ -265,6 +265,14 @@ class Connection {
     return n;
   }
 
+  // A bulk string's or an array's length; nullopt for RESP's null (-1).
+  static std::optional<std::size_t> length(std::string_view digits, long long max, const char* what) {
+    const long long n = number(digits);
+    if (n == -1) return std::nullopt;
+    if (n < 0 || n > max) protocolError(what);
+    return static_cast<std::size_t>(n);
+  }
+
   Reply read(int depth) {
     Reply r;
     std::string_view head = line();
@@ -280,13 +288,12 @@ class Connection {
         r.number = number(head);
         break;
       case '$': {
-        const long long n = number(head);
-        if (n == -1) {
+        const auto n = length(head, kMaxBulk, "bad bulk string length");
+        if (!n) {
           r.null = true;
           break;
         }
-        if (n < 0 || n > kMaxBulk) protocolError("bad bulk string length");
-        const auto len = static_cast<std::size_t>(n);
+        const std::size_t len = *n;
         need(len + 2);
         const char* p = in_.data() + pos_;
         if (p[len] != '\r' || p[len + 1] != '\n') protocolError("bulk string without CRLF");
@@ -295,15 +302,14 @@ class Connection {
         break;
       }
       case '*': {
-        const long long n = number(head);
-        if (n == -1) {
+        const auto n = length(head, INT_MAX, "bad array length");
+        if (!n) {
           r.null = true;
           break;
         }
-        if (n < 0 || n > INT_MAX) protocolError("bad array length");
         if (depth >= kMaxDepth) protocolError("arrays nested too deep");
-        r.items.reserve(static_cast<std::size_t>(std::min(n, 1024LL)));
-        for (long long i = 0; i < n; ++i) r.items.push_back(read(depth + 1));
+        r.items.reserve(std::min<std::size_t>(*n, 1024));
+        for (std::size_t i = 0; i < *n; ++i) r.items.push_back(read(depth + 1));
         break;
       }
       default:
