@@ -228,7 +228,8 @@ int serve(int argc, char** argv) {
   runtime::Relay relay(**store, queue, router, metrics, cfg.republish_after);
   if (ingest && queue.kind() != "embedded") relay.start();
 
-  runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth);
+  runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth,
+                             {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
   runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth);
   std::atomic<bool> ready{false};
   http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready,

@@ -148,8 +148,9 @@ std::vector<fs::path> fixtureFiles(const std::vector<std::string>& given, const 
 
 class FixtureRun {
  public:
-  FixtureRun(const pipeline::Router& router, const plugin::Registry& registry, const pipeline::Settings& settings)
-      : router_(router), registry_(registry), settings_(settings) {}
+  FixtureRun(const pipeline::Router& router, const plugin::Registry& registry, const pipeline::Settings& settings,
+             pipeline::EnvelopeOptions envelope)
+      : router_(router), registry_(registry), settings_(settings), envelope_(envelope) {}
 
   // Runs one file's cases, printing a line each; false if any failed.
   bool file(const fs::path& path) {
@@ -203,7 +204,7 @@ class FixtureRun {
     // Refused as POST /events refuses: the envelope, then routing (422 no_pipeline).
     pipeline::Envelope env;
     const pipeline::Pipeline* p = nullptr;
-    auto err = pipeline::checkEnvelope(doc, std::chrono::system_clock::now(), newUuid(), env);
+    auto err = pipeline::checkEnvelope(doc, std::chrono::system_clock::now(), newUuid(), env, envelope_);
     if (!err && !(p = router_.route(env.type)))
       err = pipeline::EnvelopeError{"no_pipeline", "no pipeline matches event_type '" + env.type + "'", "event_type"};
     if (err) {
@@ -283,6 +284,7 @@ class FixtureRun {
   const pipeline::Router& router_;
   const plugin::Registry& registry_;
   const pipeline::Settings& settings_;
+  pipeline::EnvelopeOptions envelope_;
   std::map<std::string, std::unique_ptr<pipeline::Runner>> runners_;
   std::size_t passed_ = 0, failed_ = 0;
 };
@@ -324,7 +326,7 @@ int testCommand(int argc, char** argv) {
   if (files.empty()) return fail("no fixture files: give a file or folder, or put them in a `tests` folder of a pipelines path");
   pipeline::Router router(pipelines);
   const pipeline::Settings settings{{"store.url", cfg->store.url}, {"host.name", hostName()}, {"version", "test"}};
-  FixtureRun run(router, *registry, settings);
+  FixtureRun run(router, *registry, settings, {.naive_timestamps_utc = cfg->ingest.naive_timestamps == "utc"});
   bool ok = true;
   for (const auto& f : files) ok = run.file(f) && ok;
   std::cout << "\n" << run.passed() << " passed, " << run.failed() << " failed\n";

@@ -195,6 +195,7 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_LOGGING_FORMAT", "logging", "format", false},
       {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
       {"EVENTFLOW_DLQ_REPLAY_RATE", "dlq", "replay_rate", false},
+      {"EVENTFLOW_INGEST_NAIVE_TIMESTAMPS", "ingest", "naive_timestamps", false},
       {"EVENTFLOW_SHUTDOWN_TIMEOUT", nullptr, "shutdown_timeout", false},
   };
   for (const auto& o : kOverrides) {
@@ -234,7 +235,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   c.file = fs::absolute(path).lexically_normal().string();
   const fs::path base = fs::path(c.file).parent_path();
   r.checkKeys(root,
-              {"server", "store", "queue", "plugins", "pipelines", "logging", "relay", "dlq", "shutdown_timeout"},
+              {"server", "ingest", "store", "queue", "plugins", "pipelines", "logging", "relay", "dlq",
+               "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
     r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "threads", "api_keys"}, "server");
@@ -261,6 +263,14 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
         }
       }
     }
+  }
+  if (auto s = root["ingest"]; s && r.expectMap(s, "ingest")) {
+    r.checkKeys(s, {"naive_timestamps"}, "ingest");
+    std::string naive = c.ingest.naive_timestamps;
+    r.readString(s, "naive_timestamps", naive);
+    if (naive != "utc" && naive != "reject")
+      r.fail(s["naive_timestamps"], "'naive_timestamps' must be utc or reject, not '" + naive + "'");
+    c.ingest.naive_timestamps = naive;
   }
   if (auto s = root["store"]; s && r.expectMap(s, "store")) {
     r.checkKeys(s, {"url"}, "store");

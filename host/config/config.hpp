@@ -29,6 +29,12 @@ struct ServerConfig {
   std::vector<ApiKey> api_keys;
 };
 
+struct IngestConfig {
+  /// "utc": a timestamp without an offset is taken as UTC (what the original
+  /// EventFlow's producer sends); "reject": it is refused with 422.
+  std::string naive_timestamps = "utc";
+};
+
 struct StoreConfig {
   std::string url = "sqlite:///var/lib/eventflow/eventflow.db";
 };
@@ -53,6 +59,7 @@ struct DlqConfig {
 struct HostConfig {
   std::string file;  // where it was read from; empty for built-in defaults
   ServerConfig server;
+  IngestConfig ingest;
   StoreConfig store;
   QueueConfig queue;
   std::vector<std::string> plugin_paths{"/usr/lib/eventflow/plugins"};

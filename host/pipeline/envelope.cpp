@@ -7,10 +7,21 @@ namespace {
 EnvelopeError invalid(std::string field, std::string message) {
   return EnvelopeError{"invalid_envelope", std::move(message), std::move(field)};
 }
+
+// A date-time with no offset and at most 9 fraction digits: the RFC 3339
+// shape without its zone, as Python's datetime.isoformat() writes a naive
+// time.
+std::optional<SystemTime> parseNaive(std::string_view text) {
+  if (text.size() < 19 || text.size() > 29) return std::nullopt;
+  if (text.size() > 19 && (text[19] != '.' || text.size() == 20)) return std::nullopt;
+  std::string zoned(text);
+  zoned += 'Z';
+  return parseRfc3339(zoned);
+}
 }  // namespace
 
 std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, const std::string& header_correlation,
-                                           Envelope& out) {
+                                           Envelope& out, const EnvelopeOptions& options) {
   if (!doc.is_object()) return invalid("", "an event must be a JSON object");
   auto type = doc.find("event_type");
   if (type == doc.end() || type->is_null()) return invalid("event_type", "event_type is required");
@@ -26,12 +37,25 @@ std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, 
   } else {
     out.id = newUuid();
     doc["event_id"] = out.id;
+    out.rewritten = true;
   }
   if (auto ts = doc.find("timestamp"); ts != doc.end() && !ts->is_null()) {
-    if (!ts->is_string() || !parseRfc3339(ts->get_ref<const std::string&>()))
+    if (!ts->is_string())
       return invalid("timestamp", "timestamp must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z");
+    const auto& text = ts->get_ref<const std::string&>();
+    if (!parseRfc3339(text)) {
+      const auto naive = parseNaive(text);
+      if (!naive)
+        return invalid("timestamp", "timestamp must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z");
+      if (!options.naive_timestamps_utc)
+        return invalid("timestamp", "timestamp has no UTC offset (ingest.naive_timestamps is reject); add Z or "
+                                    "+hh:mm, e.g. 2026-01-31T12:00:00Z");
+      *ts = formatRfc3339(*naive);
+      out.rewritten = true;
+    }
   } else {
     doc["timestamp"] = formatRfc3339(now);
+    out.rewritten = true;
   }
   if (auto user = doc.find("user_id"); user != doc.end() && !user->is_null() && !user->is_string() &&
                                        !user->is_number_integer() && !user->is_number_unsigned())

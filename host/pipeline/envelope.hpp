@@ -19,11 +19,20 @@ struct Envelope {
   std::string id;
   std::string type;
   std::string correlation_id;
+  bool rewritten = false;  // the document was changed: a field filled in or normalised
+};
+
+struct EnvelopeOptions {
+  /// A timestamp without an offset ("2026-12-04T23:55:14.898123", what the
+  /// original EventFlow's producer sends) is taken as UTC; false refuses it
+  /// (`ingest.naive_timestamps: reject`).
+  bool naive_timestamps_utc = true;
 };
 
 /// Checks `doc` and fills `event_id` (new UUID) and `timestamp` (`now`) when
-/// absent. `correlation_id` comes from the document, else `header_correlation`.
+/// absent; a naive timestamp taken as UTC is rewritten as RFC 3339 with `Z`.
+/// `correlation_id` comes from the document, else `header_correlation`.
 std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, const std::string& header_correlation,
-                                           Envelope& out);
+                                           Envelope& out, const EnvelopeOptions& options = {});
 
 }  // namespace eventflow::pipeline

@@ -25,8 +25,9 @@ nlohmann::json errorBody(const std::string& code, const std::string& message, co
 }
 
 Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
-                   metrics::Metrics& metrics, std::size_t max_depth)
-    : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth) {
+                   metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope)
+    : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth),
+      envelope_(envelope) {
   if (const char* n = std::getenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH")) kill_before_publish_ = std::atoll(n);
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
@@ -185,15 +186,13 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     // defaults still compares equal.
     std::string sent = doc.dump();
     const std::string sha = sha256Hex(sent);
-    const bool defaults = !doc.is_object() || !doc.contains("event_id") || doc["event_id"].is_null() ||
-                          !doc.contains("timestamp") || doc["timestamp"].is_null();
     if (hasNul(sent)) {
       pending->results[i] = {422, dump(errorBody("invalid_character", "the event contains the character U+0000 (\\u0000), "
                                                                       "which the store cannot keep"))};
       continue;
     }
     pipeline::Envelope env;
-    if (auto err = pipeline::checkEnvelope(doc, now, correlation_id, env)) {
+    if (auto err = pipeline::checkEnvelope(doc, now, correlation_id, env, envelope_)) {
       pending->results[i] = {422, dump(errorBody(err->code, err->message, err->field))};
       continue;
     }
@@ -210,7 +209,7 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     }
     ++it->second;
     pending->rows.push_back({env.id, env.type, p->name()});
-    rows.push_back({env.id, env.type, p->name(), defaults ? doc.dump() : std::move(sent), sha, env.correlation_id, now});
+    rows.push_back({env.id, env.type, p->name(), env.rewritten ? doc.dump() : std::move(sent), sha, env.correlation_id, now});
     pending->row_index.push_back(i);
   }
   pending->done = std::move(done);

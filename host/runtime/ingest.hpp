@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/envelope.hpp"
 #include "pipeline/pipeline.hpp"
 
 #include "queue/queue.hpp"
@@ -32,7 +33,7 @@ struct IngestResult {
 class Ingestor {
  public:
   Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
-           metrics::Metrics& metrics, std::size_t max_depth);
+           metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope = {});
 
   using Done = std::function<void(std::vector<IngestResult>)>;
   /// One result per document, in order, handed to `done` once the accepted
@@ -55,6 +56,7 @@ class Ingestor {
   queue::Queue& queue_;
   metrics::Metrics& metrics_;
   std::size_t max_depth_;
+  pipeline::EnvelopeOptions envelope_;
   long long kill_before_publish_ = 0;
   std::atomic<long long> commits_{0};
   std::mutex publish_mutex_;

@@ -6,6 +6,7 @@
 #include <Poco/UUIDGenerator.h>
 
 #include <atomic>
+#include <ctime>
 #include <mutex>
 #include <set>
 
@@ -351,4 +352,74 @@ TEST(Host, OpenApiDescribesRoutesThisHostServesAndDocsShowsIt) {
   ASSERT_EQ(page.status, 200);
   EXPECT_EQ(page.headers["Content-Type"], "text/html; charset=utf-8");
   EXPECT_NE(page.body.find("fetch(\"/openapi.json\")"), std::string::npos);
+}
+
+// The original EventFlow's scripts/producer.py and load_test.py: no event_id,
+// a naive `datetime.utcnow().isoformat()` timestamp, user_id "user_N", and
+// properties as they build them; one keep-alive connection. Every post is
+// accepted and every event ends processed, its timestamp kept as that instant.
+TEST(Host, TheOriginalProducersPostsAreAcceptedAndProcessed) {
+  HostProcess host("original-producer");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  Poco::Net::HTTPClientSession session("127.0.0.1", host.port());
+  session.setKeepAlive(true);
+  session.setTimeout(Poco::Timespan(30, 0));
+  static const char* kTypes[] = {"purchase", "user_signup", "page_view", "custom"};
+  std::vector<std::pair<std::string, std::string>> accepted;  // event_id, the instant as stored
+  for (int i = 0; i < 40; ++i) {
+    // utcnow() a few seconds ago, with microseconds (isoformat drops the
+    // fraction when it is zero: i % 10 == 0 sends none).
+    const auto t = std::chrono::system_clock::now() - std::chrono::seconds(5) + std::chrono::microseconds(i * 1001);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+    const std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char ts[64];
+    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string timestamp = ts;
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(us % 1'000'000));
+    if (i % 10 != 0) timestamp += frac;
+    const std::string type = kTypes[i % 4];
+    nlohmann::json properties;
+    if (type == "purchase") properties = {{"amount", 10.0 + i * 37.5}, {"currency", "USD"}, {"product_id", "prod_" + std::to_string(i)}};
+    else if (type == "user_signup") properties = {{"email", "user" + std::to_string(i) + "@example.com"}, {"source", "organic"}};
+    else if (type == "page_view") properties = {{"page", "/products/" + std::to_string(i)}, {"referrer", "google"}};
+    else properties = {{"action", "button_click"}, {"value", i}};
+    const std::string body = nlohmann::json{{"event_type", type}, {"user_id", "user_" + std::to_string(100 + i)},
+                                            {"timestamp", timestamp}, {"properties", properties}}
+                                 .dump();
+    Poco::Net::HTTPRequest req("POST", "/events", Poco::Net::HTTPMessage::HTTP_1_1);
+    req.setContentType("application/json");
+    req.setContentLength(static_cast<std::streamsize>(body.size()));
+    req.setKeepAlive(true);
+    session.sendRequest(req) << body;
+    Poco::Net::HTTPResponse res;
+    std::stringstream answer;
+    answer << session.receiveResponse(res).rdbuf();
+    ASSERT_EQ(res.getStatus(), 202) << timestamp << ": " << answer.str();
+    const auto reply = nlohmann::json::parse(answer.str());
+    char millis[8];
+    std::snprintf(millis, sizeof millis, ".%03lldZ", i % 10 != 0 ? static_cast<long long>(us % 1'000'000 / 1000) : 0LL);
+    accepted.emplace_back(reply["event_id"].get<std::string>(), std::string(ts) + millis);
+  }
+  const auto summary = host.waitIdle(std::chrono::seconds(60));
+  EXPECT_EQ(summary["events_processed"], 40) << summary.dump();
+  for (const auto& [id, instant] : accepted) {
+    EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = '" + id + "'"), 1) << id;
+    EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + id + "' AND timestamp = '" +
+                         instant + "'"),
+              1)
+        << id << " should be stored at " << instant;
+  }
+}
+
+TEST(Host, NaiveTimestampsAreRefusedWhenConfiguredToReject) {
+  HostProcess host("naive-reject");
+  { std::ofstream(host.config(), std::ios::app) << "ingest: { naive_timestamps: reject }\n"; }
+  ASSERT_TRUE(host.start()) << host.readLog();
+  auto r = host.post(R"({"event_type":"custom","timestamp":"2026-12-04T23:55:14.898123"})");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(r.json()["error"]["field"], "timestamp");
+  EXPECT_EQ(host.post(R"({"event_type":"custom","timestamp":"2026-12-04T23:55:14.898123Z"})").status, 202);
 }

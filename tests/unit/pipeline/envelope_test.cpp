@@ -67,3 +67,47 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{R"({"event_type":"x","user_id":{"a":1}})", "user_id"},
                       BadCase{R"({"event_type":"x","properties":[1]})", "properties"},
                       BadCase{R"({"event_type":"x","correlation_id":5})", "correlation_id"}));
+
+// What the original EventFlow's producer sends: datetime.utcnow().isoformat().
+TEST(Envelope, NaiveTimestampIsTakenAsUtc) {
+  for (const auto& [sent, stored] : std::vector<std::pair<std::string, std::string>>{
+           {"2026-12-04T23:55:14.898123", "2026-12-04T23:55:14.898Z"},
+           {"2026-12-04T23:55:14", "2026-12-04T23:55:14.000Z"},
+           {"2026-12-04T23:55:14.123456789", "2026-12-04T23:55:14.123Z"},
+           {"2026-12-04 23:55:14.5", "2026-12-04T23:55:14.500Z"}}) {
+    auto doc = nlohmann::json{{"event_type", "purchase"}, {"timestamp", sent}};
+    Envelope env;
+    ASSERT_FALSE(check(doc, env)) << sent;
+    EXPECT_EQ(doc["timestamp"], stored) << sent;
+    EXPECT_TRUE(env.rewritten);
+  }
+}
+
+TEST(Envelope, ZonedTimestampIsKeptAsSent) {
+  auto doc = nlohmann::json{{"event_type", "x"}, {"event_id", "0b6b1a5e-4c0d-4f7e-9a51-3e2f3f1c2d4e"},
+                            {"timestamp", "2026-12-04T23:55:14.898123Z"}};
+  Envelope env;
+  ASSERT_FALSE(check(doc, env));
+  EXPECT_EQ(doc["timestamp"], "2026-12-04T23:55:14.898123Z");
+  EXPECT_FALSE(env.rewritten);
+}
+
+TEST(Envelope, NaiveTimestampRefusedWhenConfiguredToReject) {
+  auto doc = nlohmann::json{{"event_type", "x"}, {"timestamp", "2026-12-04T23:55:14.898123"}};
+  Envelope env;
+  auto err = checkEnvelope(doc, kNow, "c", env, {.naive_timestamps_utc = false});
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->field, "timestamp");
+  EXPECT_NE(err->message.find("naive_timestamps"), std::string::npos) << err->message;
+}
+
+TEST(Envelope, NaiveTimestampShapesThatAreStillRefused) {
+  for (const char* bad : {"2026-12-04T23:55:14.", "2026-12-04T23:55:14.1234567890", "2026-12-04T23:55",
+                          "2026-12-04", "2026-13-04T23:55:14", "2026-12-04T23:55:14.12a", "2026-12-04T23:55:14 "}) {
+    auto doc = nlohmann::json{{"event_type", "x"}, {"timestamp", bad}};
+    Envelope env;
+    auto err = check(doc, env);
+    ASSERT_TRUE(err) << bad;
+    EXPECT_EQ(err->field, "timestamp") << bad;
+  }
+}
