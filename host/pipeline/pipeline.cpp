@@ -163,10 +163,12 @@ Expected<std::unique_ptr<Runner>> Runner::create(PipelinePtr pipeline, const Set
 }
 
 void Runner::run(std::span<Work> batch) {
-  // A retry from one stage stops the event's chain; a sink retry still lets
-  // the other sinks take it, and remembers which did.
+  // Sinks run in the order written (G2): any failure stops the event's chain,
+  // so a sink sees an event only after every sink before it took it, and a
+  // row in the last sink's table means the event is done. sinks_done keeps
+  // the sinks that took it across retries, so a retry resumes at the first
+  // sink that has not.
   std::vector<bool> active(batch.size(), true);
-  std::vector<bool> retry(batch.size(), false);
   for (auto& w : batch) w.outcome = Outcome{};
   std::size_t sink_index = 0;
   for (auto& slot : impl_->slots) {
@@ -207,12 +209,9 @@ void Runner::run(std::span<Work> batch) {
           if (r.isOk() && !flushed.isOk()) r = flushed;
           if (r.isOk()) {
             w.sinks_done |= bit;
-          } else if (r.status() == Result::Status::reject) {
+          } else {
             w.outcome = failure(r, *slot.stage);
             active[index[k]] = false;
-          } else if (!retry[index[k]]) {
-            w.outcome = failure(r, *slot.stage);
-            retry[index[k]] = true;
           }
         }
       }

@@ -78,9 +78,9 @@ class Cluster {
   std::vector<std::unique_ptr<ChildProcess>>& processes() { return processes_; }
 
   /// Pipelines from `dir` instead of the shipped ones; plugins also from `plugins`.
-  void use(const fs::path& dir, const std::string& plugins) {
+  void use(const fs::path& dir, const std::string& plugins = {}) {
     pipelines_ = dir;
-    plugin_paths_ += ", " + plugins;
+    if (!plugins.empty()) plugin_paths_ += ", " + plugins;
   }
   const fs::path& dir() const { return dir_; }
 
