@@ -378,11 +378,13 @@ class SqliteStore final : public Store {
  private:
   Poco::Data::Session open() {
     Poco::Data::Session s("SQLite", path_);
+    // First: journal_mode=WAL may need the database's lock, which another
+    // connection may hold; no statement runs before the timeout is ours.
+    s << "PRAGMA busy_timeout=10000", now;
     std::string mode;
     s << "PRAGMA journal_mode=WAL", into(mode), now;
     // FULL: a commit is fsynced before ingest answers 202 (G1).
     s << "PRAGMA synchronous=FULL", now;
-    s << "PRAGMA busy_timeout=10000", now;
     return s;
   }
 

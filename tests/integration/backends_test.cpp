@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/UUIDGenerator.h>
@@ -637,4 +639,29 @@ TEST(RedisQueue, PublishAllReachesEveryPipelineAndValuesComeBackByteForByte) {
   EXPECT_EQ(depthSettled(*q, "alpha", 0), 0u);
   EXPECT_EQ(depthSettled(*q, "beta", 0), 0u);
   EXPECT_TRUE(q->ping());
+}
+
+// A store opened while another connection holds the database's lock waits
+// for it instead of failing at once with "database is locked" (issue 10).
+// Poco's SQLite session already sets a busy timeout when it opens; the store
+// sets its own first, so that no statement of open() runs without one.
+TEST(SqliteStore, OpensWhileAnotherConnectionHoldsTheLock) {
+  const auto dir = std::filesystem::temp_directory_path() / ("eventflow-sqlite-locked-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string db = (dir / "eventflow.db").string();
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session holder("SQLite", db);  // a rollback-journal file, as before the store first ran
+  holder << "CREATE TABLE t (x INTEGER)", Poco::Data::Keywords::now;
+  holder << "BEGIN EXCLUSIVE", Poco::Data::Keywords::now;
+  holder << "INSERT INTO t VALUES (1)", Poco::Data::Keywords::now;
+  auto release = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the lock is held this long, on purpose
+    holder << "COMMIT", Poco::Data::Keywords::now;
+  });
+  auto opened = store::openStore("sqlite://" + db);
+  release.wait();
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_TRUE((*opened)->ping());
+  std::filesystem::remove_all(dir);
 }
