@@ -161,7 +161,12 @@ int serve(int argc, char** argv) {
   metrics::Metrics metrics(kVersion);
   pipeline::Router router(loaded->pipelines);
   std::vector<std::string> names;
-  for (const auto& p : loaded->pipelines) names.push_back(p->name());
+  for (const auto& p : loaded->pipelines) {
+    names.push_back(p->name());
+    std::vector<std::pair<std::string, std::string>> stages;
+    for (const auto& st : p->stages()) stages.emplace_back(st.label, st.plugin->name);
+    metrics.declarePipeline(p->name(), p->spec().event_types, stages);
+  }
   std::unique_ptr<queue::Queue> queue_owner;
   if (cfg.queue.type == "redis") {
     queue::RedisOptions options{cfg.queue.url, cfg.queue.stream_prefix, cfg.queue.claim_idle, 16};

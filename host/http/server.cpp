@@ -17,6 +17,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -445,14 +446,21 @@ class Api {
     auto counts = s_.store->counts();
     if (!counts) return unavailable(counts.error().message);
     nlohmann::json per = nlohmann::json::object();
-    std::uint64_t received = 0, processed = 0, dead = 0, discarded = 0, in_flight = 0;
+    std::uint64_t received = 0, processed = 0, dead = 0, discarded = 0, in_flight = 0, finished = 0;
+    double processing_ms = 0;
     std::size_t queued = 0;
+    // First delivery to done or dead, over the events finished in the store's
+    // window (5 minutes); 0 when none did.
+    auto average = [](double sum, std::uint64_t n) { return n ? std::round(sum / static_cast<double>(n) * 10) / 10 : 0.0; };
     for (const auto& p : s_.router->pipelines()) (void)(*counts)[p->name()];
     for (const auto& [name, c] : *counts) {
       const std::size_t depth = s_.queue->depth(name);
       queued += depth;
       per[name] = {{"events_received", c.received}, {"events_processed", c.processed}, {"events_failed", c.dead},
-                   {"events_discarded", c.discarded}, {"events_in_flight", c.in_flight}, {"queue_length", depth}};
+                   {"events_discarded", c.discarded}, {"events_in_flight", c.in_flight}, {"queue_length", depth},
+                   {"avg_processing_time_ms", average(c.processing_ms_sum, c.finished_recently)}};
+      finished += c.finished_recently;
+      processing_ms += c.processing_ms_sum;
       received += c.received;
       processed += c.processed;
       dead += c.dead;
@@ -466,6 +474,7 @@ class Api {
                       {"events_failed", dead},
                       {"events_discarded", discarded},
                       {"events_in_flight", in_flight},
+                      {"avg_processing_time_ms", average(processing_ms, finished)},
                       {"timestamp", formatRfc3339(std::chrono::system_clock::now())},
                       {"pipelines", per}});
   }

@@ -66,6 +66,26 @@ prometheus::Histogram& Metrics::httpDuration(const std::string& route) {
   return cached(http_duration_, {{"route", route}}, latencyBuckets());
 }
 
+void Metrics::declarePipeline(const std::string& pipeline, const std::vector<std::string>& event_types,
+                              const std::vector<std::pair<std::string, std::string>>& stages) {
+  for (const auto& type : event_types) {
+    received(pipeline, type);
+    processed(pipeline, type);
+  }
+  // What the host itself gives (a reject or retry without a type, a throwing
+  // plugin, a sink's missing result, a poison event) and the built-in
+  // validators' "validation". Types a plugin makes up appear with their first use.
+  for (const char* error_type : {"validation", "rejected", "transient", "plugin_exception", "sink_protocol", "poison"})
+    failed(pipeline, error_type);
+  retried(pipeline);
+  deadLettered(pipeline);
+  duplicate(pipeline);
+  processingDuration(pipeline);
+  for (const auto& [stage, plugin] : stages) stageDuration(pipeline, stage, plugin);
+  queueDepth(pipeline);
+  queuePending(pipeline);
+}
+
 prometheus::Counter& Metrics::pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline) {
   std::lock_guard lock(plugin_mutex_);
   auto& family = plugin_counters_[name];

@@ -13,6 +13,8 @@
 #include <shared_mutex>
 #include <unordered_map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace eventflow::metrics {
 
@@ -32,6 +34,15 @@ class Metrics {
   prometheus::Gauge& queuePending(const std::string& pipeline);
   prometheus::Counter& httpRequests(const std::string& route, int code);
   prometheus::Histogram& httpDuration(const std::string& route);
+
+  /// Creates at 0 every per-pipeline series a configured pipeline will have,
+  /// so that increase() and rate() see its first events: received and
+  /// processed for each listed event type, failed for the error types the
+  /// host and the built-in plugins give, retries, dead letters, duplicates,
+  /// the processing histogram, each stage's histogram and the queue gauges.
+  /// `stages` holds (stage label, plugin name) pairs.
+  void declarePipeline(const std::string& pipeline, const std::vector<std::string>& event_types,
+                       const std::vector<std::pair<std::string, std::string>>& stages);
 
   /// Metrics a plugin reports through its Context, labelled with it.
   prometheus::Counter& pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline);

@@ -30,6 +30,9 @@ struct Message {
   std::uint32_t sinks_done = 0;  // bit i: sink i already took it (kept across retries)
   std::string token;             // the transport's handle for ack (a stream entry id)
   unsigned deliveries = 1;       // times the transport handed it out (poison detection)
+  /// When a worker of this process first ran it (kept across retries): the
+  /// start of its processing time. Unset until then.
+  std::chrono::steady_clock::time_point first_started{};
 };
 
 class Queue {

@@ -125,7 +125,9 @@ void WorkerPool::process(pipeline::Runner& runner, unsigned worker, std::vector<
   if (!in_hand_dir_.empty()) noteInHand(worker, messages);
   works.clear();
   works.reserve(messages.size());
+  const auto started = SteadyClock::now();
   for (auto& m : messages) {
+    if (m.first_started == SteadyClock::time_point{}) m.first_started = started;
     pipeline::Work w;
     w.event.id = m.id;
     w.event.type = m.type;
@@ -173,6 +175,7 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
                         std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
   const auto& spec = runner.pipeline().spec();
   const auto now = std::chrono::system_clock::now();
+  const auto finished = SteadyClock::now();
   std::vector<store::Transition> changes;
   std::vector<std::string> acks;
   std::vector<queue::Message> retries;
@@ -181,6 +184,8 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
     auto& w = works[i];
     auto& m = messages[i];
     const unsigned attempt = m.attempts + 1;
+    const auto processing_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(finished - m.first_started).count();
     Outcome o = w.outcome;
     if (o.kind == Outcome::Kind::retry && attempt >= spec.retry.max_attempts) {
       o.kind = Outcome::Kind::dead;
@@ -188,13 +193,16 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
     }
     switch (o.kind) {
       case Outcome::Kind::done:
-        changes.push_back({store::Transition::Kind::done, m.id, attempt, {}, {}, {}, {}});
+        changes.push_back({.kind = store::Transition::Kind::done, .id = m.id, .attempts = attempt,
+                           .processing_us = processing_us});
         metrics_.processed(spec.name, m.type).Increment();
         metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
         acks.push_back(m.token);
         break;
       case Outcome::Kind::dead:
-        changes.push_back({store::Transition::Kind::dead, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+        changes.push_back({.kind = store::Transition::Kind::dead, .id = m.id, .attempts = attempt,
+                           .error_type = o.error_type, .error_message = o.message, .stage = o.stage,
+                           .plugin = o.plugin, .processing_us = processing_us});
         metrics_.failed(spec.name, o.error_type).Increment();
         metrics_.deadLettered(spec.name).Increment();
         metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());

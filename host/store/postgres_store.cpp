@@ -97,6 +97,10 @@ DROP INDEX IF EXISTS raw_events_pipeline_state;
     R"(
 ALTER TABLE raw_events ALTER COLUMN updated_at SET DEFAULT now();
 )",
+    // 6: first delivery to outcome, for /metrics/summary's avg_processing_time_ms.
+    R"(
+ALTER TABLE raw_events ADD COLUMN processing_us bigint;
+)",
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations when
@@ -436,7 +440,11 @@ class PostgresStore final : public Store {
 
   Expected<std::map<std::string, StateCounts>> counts() override {
     std::lock_guard lock(read_mutex_);
-    auto r = reader_.exec("SELECT pipeline, state, COUNT(*) FROM raw_events GROUP BY pipeline, state");
+    // One scan for the counts and the recent processing times.
+    auto r = reader_.exec("SELECT pipeline, state, COUNT(*), COUNT(processing_us) FILTER (WHERE updated_at >= now() - $1::interval), "
+                          "COALESCE(SUM(processing_us) FILTER (WHERE updated_at >= now() - $1::interval), 0) "
+                          "FROM raw_events GROUP BY pipeline, state",
+                          {std::to_string(kProcessingWindow.count()) + " minutes"});
     if (!r) return r.error();
     std::map<std::string, StateCounts> out;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
@@ -448,6 +456,10 @@ class PostgresStore final : public Store {
       else if (state == "dead") c.dead += n;
       else if (state == "discarded") c.discarded += n;
       else c.in_flight += n;
+      if (state == "done" || state == "dead") {
+        c.finished_recently += std::stoull(text(*r, i, 3));
+        c.processing_ms_sum += std::stod(text(*r, i, 4)) / 1000;
+      }
     }
     return out;
   }
@@ -822,9 +834,11 @@ class PostgresStore final : public Store {
     const auto done = static_cast<std::size_t>(std::count_if(transitions.begin(), transitions.end(), isDone));
     if (done > 0) {
       constexpr std::uint32_t kUuid = 2950, kInt4 = 23;
-      BinaryArray ids(kUuid, done), attempts(kInt4, done);
+      constexpr std::uint32_t kInt8 = 20;
+      BinaryArray ids(kUuid, done), attempts(kInt4, done), micros(kInt8, done);
       bool binary = true;
-      std::string text_ids = "{", text_attempts = "{";  // when an id is not a UUID, for PostgreSQL's own error
+      // when an id is not a UUID, for PostgreSQL's own error
+      std::string text_ids = "{", text_attempts = "{", text_micros = "{";
       for (const auto& t : transitions) {
         if (!isDone(t)) continue;
         char id[16];
@@ -832,17 +846,20 @@ class PostgresStore final : public Store {
         if (binary) {
           ids.add({id, sizeof id});
           attempts.number(static_cast<std::int32_t>(t.attempts));
+          micros.number(static_cast<std::int64_t>(t.processing_us));
         }
-        if (text_ids.size() > 1) text_ids += ',', text_attempts += ',';
+        if (text_ids.size() > 1) text_ids += ',', text_attempts += ',', text_micros += ',';
         text_ids += t.id;
         text_attempts += std::to_string(t.attempts);
+        text_micros += std::to_string(t.processing_us);
       }
       static const std::string kDone =
-          "UPDATE raw_events r SET state = 'done', attempts = x.attempts, updated_at = now(), last_error = NULL "
-          "FROM unnest($1::uuid[], $2::integer[]) AS x(event_id, attempts) WHERE r.event_id = x.event_id AND "
-          "r.state NOT IN ('done', 'dead', 'discarded')";
-      auto r = binary ? conn.execBinary(kDone, {ids.take(), attempts.take()})
-                      : conn.exec(kDone, {text_ids + "}", text_attempts + "}"});
+          "UPDATE raw_events r SET state = 'done', attempts = x.attempts, updated_at = now(), last_error = NULL, "
+          "processing_us = NULLIF(x.us, -1) "
+          "FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) AS x(event_id, attempts, us) "
+          "WHERE r.event_id = x.event_id AND r.state NOT IN ('done', 'dead', 'discarded')";
+      auto r = binary ? conn.execBinary(kDone, {ids.take(), attempts.take(), micros.take()})
+                      : conn.exec(kDone, {text_ids + "}", text_attempts + "}", text_micros + "}"});
       if (!r) return r.error();
     }
     nlohmann::json rows = nlohmann::json::array();
@@ -854,7 +871,8 @@ class PostgresStore final : public Store {
                       {"error_type", t.error_type},
                       {"error_message", t.error_message},
                       {"stage", t.stage},
-                      {"plugin", t.plugin}});
+                      {"plugin", t.plugin},
+                      {"processing_us", t.processing_us}});
     if (rows.empty()) return {};
     // A terminal event never changes state again (G2, G3); only rows that
     // really turned dead reach the DLQ.
@@ -863,9 +881,10 @@ class PostgresStore final : public Store {
     // per 126-row batch at 200,000 rows, against 2 ms planned each time).
     auto r = conn.exec(
         "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, state text, attempts integer, "
-        "last_error text, error_type text, error_message text, stage text, plugin text)), "
+        "last_error text, error_type text, error_message text, stage text, plugin text, processing_us bigint)), "
         "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
-        "last_error = NULLIF(x.last_error, '') FROM x WHERE r.event_id = x.event_id AND r.state NOT IN "
+        "last_error = NULLIF(x.last_error, ''), processing_us = COALESCE(NULLIF(x.processing_us, -1), r.processing_us) "
+        "FROM x WHERE r.event_id = x.event_id AND r.state NOT IN "
         "('done', 'dead', 'discarded') RETURNING r.event_id, r.pipeline, r.payload, x.state, x.error_type, "
         "x.error_message, x.stage, x.plugin, x.attempts) "
         "INSERT INTO failed_events (event_id, pipeline, payload, error_type, error_message, stage, plugin, attempts, "

@@ -70,6 +70,10 @@ CREATE INDEX failed_events_failed_at ON failed_events(failed_at, event_id);
     R"(
 ALTER TABLE raw_events ADD COLUMN deliveries integer NOT NULL DEFAULT 0;
 )",
+    // 4: first delivery to outcome, for /metrics/summary's avg_processing_time_ms.
+    R"(
+ALTER TABLE raw_events ADD COLUMN processing_us integer;
+)",
 };
 
 std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
@@ -252,7 +256,14 @@ class SqliteStore final : public Store {
     std::map<std::string, StateCounts> out;
     try {
       Poco::Data::Statement select(reader_);
-      select << "SELECT pipeline, state, COUNT(*) FROM raw_events GROUP BY pipeline, state", now;
+      // One scan for the counts and the recent processing times: updated_at
+      // is RFC 3339 text of one width, so it compares as text.
+      const std::string since = formatRfc3339(std::chrono::system_clock::now() - kProcessingWindow);
+      select << "SELECT pipeline, state, COUNT(*), "
+                "COUNT(CASE WHEN updated_at >= ? THEN processing_us END), "
+                "COALESCE(SUM(CASE WHEN updated_at >= ? THEN processing_us END), 0) "
+                "FROM raw_events GROUP BY pipeline, state",
+          bind(since), bind(since), now;
       Poco::Data::RecordSet rs(select);
       for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
         auto& c = out[rs[0].convert<std::string>()];
@@ -263,6 +274,10 @@ class SqliteStore final : public Store {
         else if (state == "dead") c.dead += n;
         else if (state == "discarded") c.discarded += n;
         else c.in_flight += n;
+        if (state == "done" || state == "dead") {
+          c.finished_recently += rs[3].convert<std::uint64_t>();
+          c.processing_ms_sum += rs[4].convert<double>() / 1000;
+        }
       }
     } catch (const Poco::Exception& e) {
       return makeError("sqlite counts: " + e.displayText());
@@ -461,9 +476,11 @@ class SqliteStore final : public Store {
     const std::string last_error = t.error_message.empty() ? "" : t.error_type + ": " + t.error_message;
     Poco::Data::Statement update(writer_);
     // A terminal event never changes state again (G2, G3).
-    update << "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, '') "
+    const Poco::Int64 us = t.processing_us;
+    update << "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
+              "processing_us = CASE WHEN ? >= 0 THEN ? ELSE processing_us END "
               "WHERE event_id = ? AND state NOT IN ('done', 'dead', 'discarded')",
-        bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(t.id);
+        bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(us), bind(us), bind(t.id);
     if (update.execute() != 1 || t.kind != Transition::Kind::dead) return;
     writer_ << "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "
                "plugin, attempts, first_failed_at, failed_at, replay_count) "

@@ -34,12 +34,15 @@ enum class InsertStatus { inserted, duplicate, conflict };
 /// A state change the workers report.
 struct Transition {
   enum class Kind { done, dead, retrying } kind = Kind::done;
-  std::string id;
+  std::string id{};
   unsigned attempts = 0;
-  std::string error_type;
-  std::string error_message;
-  std::string stage;
-  std::string plugin;
+  std::string error_type{};
+  std::string error_message{};
+  std::string stage{};
+  std::string plugin{};
+  /// A terminal change: microseconds from the event's first delivery to this
+  /// outcome (the summary's avg_processing_time_ms); -1 when not known.
+  std::int64_t processing_us = -1;
 };
 
 /// A recorded event that is not terminal yet.
@@ -59,7 +62,14 @@ struct StateCounts {
   std::uint64_t dead = 0;
   std::uint64_t discarded = 0;
   std::uint64_t in_flight = 0;
+  /// Events that turned done or dead within kProcessingWindow, and the sum of
+  /// their processing times.
+  std::uint64_t finished_recently = 0;
+  double processing_ms_sum = 0;
 };
+
+/// The window avg_processing_time_ms is taken over.
+inline constexpr std::chrono::minutes kProcessingWindow{5};
 
 /// Which dead events a DLQ operation looks at. Times compare with
 /// failed_at at millisecond precision; both ends are inclusive.

@@ -223,6 +223,35 @@ TEST_P(StoreContract, TransitionsReachTerminalStatesOnceAndDeadLettersCarryTheRe
   EXPECT_EQ(unfinished->front().attempts, 1u);
 }
 
+// avg_processing_time_ms: the terminal changes' processing times, summed per
+// pipeline over events finished within the window; unknown ones (-1) and
+// unfinished ones left out.
+TEST_P(StoreContract, CountsSumTheRecentProcessingTimesOfFinishedEvents) {
+  const auto a = uuid(), b = uuid(), c = uuid(), d = uuid(), e = uuid();
+  std::vector<store::RawEvent> rows{raw(a), raw(b), raw(c), raw(d), raw(e)};
+  ASSERT_TRUE(store_->commit(rows, {}));
+  std::vector<store::Transition> t{
+      {.kind = store::Transition::Kind::done, .id = a, .attempts = 1, .processing_us = 40'000},
+      {.kind = store::Transition::Kind::done, .id = b, .attempts = 1, .processing_us = 20'500},
+      {.kind = store::Transition::Kind::dead, .id = c, .attempts = 2, .error_type = "validation",
+       .error_message = "no", .processing_us = 300'000},
+      {.kind = store::Transition::Kind::done, .id = d, .attempts = 1},  // not known
+      {.kind = store::Transition::Kind::retrying, .id = e, .attempts = 1, .error_type = "transient",
+       .error_message = "later"}};
+  ASSERT_TRUE(store_->commit({}, t));
+  auto counts = store_->counts();
+  ASSERT_TRUE(counts) << counts.error().message;
+  const auto& p = (*counts)["purchases"];
+  EXPECT_EQ(p.finished_recently, 3u);
+  EXPECT_DOUBLE_EQ(p.processing_ms_sum, 360.5);
+  // A retrying event that then finishes counts with the time it was given.
+  ASSERT_TRUE(store_->commit({}, std::vector<store::Transition>{
+                                     {.kind = store::Transition::Kind::done, .id = e, .attempts = 2, .processing_us = 639'500}}));
+  counts = store_->counts();
+  EXPECT_EQ((*counts)["purchases"].finished_recently, 4u);
+  EXPECT_DOUBLE_EQ((*counts)["purchases"].processing_ms_sum, 1000.0);
+}
+
 TEST_P(StoreContract, StaleClaimsOldUnfinishedEventsOnce) {
   const auto id = uuid();
   std::vector<store::RawEvent> rows{raw(id)};

@@ -423,3 +423,43 @@ TEST(Host, NaiveTimestampsAreRefusedWhenConfiguredToReject) {
   EXPECT_EQ(r.json()["error"]["field"], "timestamp");
   EXPECT_EQ(host.post(R"({"event_type":"custom","timestamp":"2026-12-04T23:55:14.898123Z"})").status, 202);
 }
+
+// Every per-pipeline series exists at 0 from the start, so increase() and
+// rate() see a pipeline's first burst (issue 10).
+TEST(Host, PerPipelineMetricsExistAtZeroFromTheStart) {
+  HostProcess host("metrics-at-zero");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto body = http(host.port(), "GET", "/metrics").body;
+  for (const std::string series : {
+           R"(eventflow_events_received_total{event_type="purchase",pipeline="purchases"} 0)",
+           R"(eventflow_events_processed_total{event_type="user_signup",pipeline="signups"} 0)",
+           R"(eventflow_events_processed_total{event_type="page_view",pipeline="activity"} 0)",
+           R"(eventflow_events_failed_total{error_type="validation",pipeline="purchases"} 0)",
+           R"(eventflow_events_failed_total{error_type="transient",pipeline="activity"} 0)",
+           R"(eventflow_events_retried_total{pipeline="signups"} 0)",
+           R"(eventflow_events_dead_lettered_total{pipeline="purchases"} 0)",
+           R"(eventflow_events_duplicate_total{pipeline="activity"} 0)",
+           R"(eventflow_event_processing_duration_seconds_count{pipeline="signups"} 0)",
+           R"(eventflow_stage_duration_seconds_count{pipeline="purchases",plugin="classify",stage="enricher classify"} 0)",
+           R"(eventflow_queue_depth{pipeline="activity"} 0)"})
+    EXPECT_NE(body.find(series), std::string::npos) << series;
+}
+
+// avg_processing_time_ms, overall and per pipeline: first delivery to
+// terminal over the events finished in the last 5 minutes.
+TEST(Host, SummaryReportsTheAverageProcessingTime) {
+  HostProcess host("avg-processing");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  auto before = http(host.port(), "GET", "/metrics/summary").json();
+  EXPECT_EQ(before["avg_processing_time_ms"], 0) << before.dump();
+  ASSERT_EQ(postMany(host, 40, 4).size(), 40u);
+  const auto summary = host.waitIdle(std::chrono::seconds(60));
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  ASSERT_TRUE(summary["avg_processing_time_ms"].is_number()) << summary.dump();
+  EXPECT_GT(summary["avg_processing_time_ms"].get<double>(), 0.0) << summary.dump();
+  EXPECT_LT(summary["avg_processing_time_ms"].get<double>(), 60'000.0) << summary.dump();
+  for (const char* p : {"purchases", "signups", "activity"}) {
+    ASSERT_TRUE(summary["pipelines"][p]["avg_processing_time_ms"].is_number()) << p << summary.dump();
+    EXPECT_GT(summary["pipelines"][p]["avg_processing_time_ms"].get<double>(), 0.0) << p << summary.dump();
+  }
+}
