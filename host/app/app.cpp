@@ -158,7 +158,7 @@ int serve(int argc, char** argv) {
   if (!store) return fail(store.error().message);
   if (auto migrated = (*store)->migrate(); !migrated) return fail(migrated.error().message);
 
-  metrics::Metrics metrics(kVersion);
+  metrics::Metrics metrics(kVersion, cfg.metrics.max_label_values);
   pipeline::Router router(loaded->pipelines);
   std::vector<std::string> names;
   for (const auto& p : loaded->pipelines) {

@@ -3,12 +3,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <eventflow/time.hpp>
 
@@ -86,6 +90,32 @@ class Reader {
     const auto d = n.IsScalar() ? parseDuration(n.Scalar()) : std::nullopt;
     if (!d) return fail(n, std::string("'") + key + "' must be a duration such as 250ms, 30s, 5m");
     out = *d;
+  }
+
+  // A byte size: a whole number of bytes, or one with a unit (KiB, MiB, GiB;
+  // KB, MB, GB in powers of ten).
+  void readSize(const YAML::Node& map, const char* key, std::uint64_t& out) {
+    const YAML::Node n = map[key];
+    if (!n) return;
+    const auto size = n.IsScalar() ? parseSize(n.Scalar()) : std::nullopt;
+    if (!size) return fail(n, std::string("'") + key + "' must be a size such as 512MiB, 2GiB or a number of bytes");
+    out = *size;
+  }
+
+  static std::optional<std::uint64_t> parseSize(std::string_view text) {
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data()) return std::nullopt;
+    const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+    static const std::pair<std::string_view, std::uint64_t> kUnits[] = {
+        {"", 1},          {"B", 1},          {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+        {"KB", 1000},     {"MB", 1000'000},  {"GB", 1000'000'000}};
+    for (const auto& [name, factor] : kUnits)
+      if (unit == name) {
+        if (value > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;
+        return value * factor;
+      }
+    return std::nullopt;
   }
 
   void readStringList(const YAML::Node& map, const char* key, std::vector<std::string>& out) {
@@ -196,6 +226,8 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
       {"EVENTFLOW_DLQ_REPLAY_RATE", "dlq", "replay_rate", false},
       {"EVENTFLOW_INGEST_NAIVE_TIMESTAMPS", "ingest", "naive_timestamps", false},
+      {"EVENTFLOW_METRICS_MAX_LABEL_VALUES", "metrics", "max_label_values", false},
+      {"EVENTFLOW_LIMITS_MAX_RSS", "limits", "max_rss", false},
       {"EVENTFLOW_SHUTDOWN_TIMEOUT", nullptr, "shutdown_timeout", false},
   };
   for (const auto& o : kOverrides) {
@@ -235,8 +267,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   c.file = fs::absolute(path).lexically_normal().string();
   const fs::path base = fs::path(c.file).parent_path();
   r.checkKeys(root,
-              {"server", "ingest", "store", "queue", "plugins", "pipelines", "logging", "relay", "dlq",
-               "shutdown_timeout"},
+              {"server", "ingest", "metrics", "limits", "store", "queue", "plugins", "pipelines", "logging", "relay",
+               "dlq", "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
     r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "threads", "api_keys"}, "server");
@@ -271,6 +303,14 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     if (naive != "utc" && naive != "reject")
       r.fail(s["naive_timestamps"], "'naive_timestamps' must be utc or reject, not '" + naive + "'");
     c.ingest.naive_timestamps = naive;
+  }
+  if (auto s = root["metrics"]; s && r.expectMap(s, "metrics")) {
+    r.checkKeys(s, {"max_label_values"}, "metrics");
+    r.readUnsigned(s, "max_label_values", c.metrics.max_label_values, 1);
+  }
+  if (auto s = root["limits"]; s && r.expectMap(s, "limits")) {
+    r.checkKeys(s, {"max_rss"}, "limits");
+    r.readSize(s, "max_rss", c.limits.max_rss);
   }
   if (auto s = root["store"]; s && r.expectMap(s, "store")) {
     r.checkKeys(s, {"url"}, "store");

@@ -35,6 +35,14 @@ struct IngestConfig {
   std::string naive_timestamps = "utc";
 };
 
+struct MetricsConfig {
+  std::size_t max_label_values = 1000;  // distinct values per label; more count as "__other__"
+};
+
+struct LimitsConfig {
+  std::uint64_t max_rss = 0;  // bytes; over it /health/ready answers 503. 0: no limit
+};
+
 struct StoreConfig {
   std::string url = "sqlite:///var/lib/eventflow/eventflow.db";
 };
@@ -60,6 +68,8 @@ struct HostConfig {
   std::string file;  // where it was read from; empty for built-in defaults
   ServerConfig server;
   IngestConfig ingest;
+  MetricsConfig metrics;
+  LimitsConfig limits;
   StoreConfig store;
   QueueConfig queue;
   std::vector<std::string> plugin_paths{"/usr/lib/eventflow/plugins"};

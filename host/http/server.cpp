@@ -148,6 +148,14 @@ class Api {
       const bool started = s_.ready && s_.ready->load();
       auto ping = s_.store->ping();
       if (ping) ping = s_.queue->ping();
+      if (started && ping && s_.config->limits.max_rss > 0) {
+        // An operator's memory bound: a host over it leaves the load balancer's
+        // rotation before the kernel's OOM killer takes it out of everything.
+        if (const auto rss = metrics::Metrics::residentBytes(); rss > s_.config->limits.max_rss)
+          return json(503, {{"status", "not_ready"},
+                            {"reason", "resident memory " + std::to_string(rss) + " bytes is over limits.max_rss (" +
+                                           std::to_string(s_.config->limits.max_rss) + ")"}});
+      }
       if (started && ping) return json(200, {{"status", "ready"}});
       return json(503, {{"status", "not_ready"}, {"reason", !started ? "starting or stopping" : ping.error().message}});
     }

@@ -1,6 +1,13 @@
 #include "metrics/metrics.hpp"
 
 #include <prometheus/text_serializer.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 
 namespace eventflow::metrics {
 namespace {
@@ -19,8 +26,9 @@ std::string sanitize(const std::string& name) {
 
 }  // namespace
 
-Metrics::Metrics(const std::string& version)
+Metrics::Metrics(const std::string& version, std::size_t max_label_values)
     : registry_(std::make_shared<prometheus::Registry>()),
+      max_label_values_(std::max<std::size_t>(max_label_values, 1)),
       received_(prometheus::BuildCounter().Name("eventflow_events_received_total").Help("Events accepted by ingest (202)").Register(*registry_)),
       processed_(prometheus::BuildCounter().Name("eventflow_events_processed_total").Help("Events that passed every stage").Register(*registry_)),
       failed_(prometheus::BuildCounter().Name("eventflow_events_failed_total").Help("Stage failures, by error type").Register(*registry_)),
@@ -35,8 +43,21 @@ Metrics::Metrics(const std::string& version)
                          .Help("Events handed to a worker and not yet acknowledged: running, or waiting for a retry")
                          .Register(*registry_)),
       http_requests_(prometheus::BuildCounter().Name("eventflow_http_requests_total").Help("HTTP requests by route and code").Register(*registry_)),
-      http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)) {
+      http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)),
+      resident_(prometheus::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory size in bytes").Register(*registry_).Add({})),
+      virtual_(prometheus::BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory size in bytes").Register(*registry_).Add({})),
+      open_fds_(prometheus::BuildGauge().Name("process_open_fds").Help("Number of open file descriptors").Register(*registry_).Add({})),
+      max_fds_(prometheus::BuildGauge().Name("process_max_fds").Help("Maximum number of open file descriptors").Register(*registry_).Add({})),
+      cpu_seconds_(prometheus::BuildCounter().Name("process_cpu_seconds_total").Help("Total user and system CPU time spent in seconds").Register(*registry_).Add({})) {
   prometheus::BuildGauge().Name("eventflow_build_info").Help("Build version").Register(*registry_).Add({{"version", version}}).Set(1);
+  prometheus::BuildGauge()
+      .Name("process_start_time_seconds")
+      .Help("Start time of the process since unix epoch in seconds")
+      .Register(*registry_)
+      .Add({})
+      .Set(static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count()));
 }
 
 prometheus::Counter& Metrics::received(const std::string& p, const std::string& t) {
@@ -103,12 +124,12 @@ prometheus::Histogram& Metrics::pluginHistogram(const std::string& name, const s
 }
 
 template <class T, class... Args>
-T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels,
+T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels_in,
                    Args&&... args) {
   // Family::Add builds a label map and takes a lock; the hot path (every
   // request, every event) only pays for a shared-locked hash lookup.
   std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&family));
-  for (const auto& [name, value] : labels) {
+  for (const auto& [name, value] : labels_in) {
     key += '\x1f';
     key += value;
   }
@@ -116,14 +137,67 @@ T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pai
     std::shared_lock lock(cache_mutex_);
     if (auto it = cache_.find(key); it != cache_.end()) return *static_cast<T*>(it->second);
   }
-  prometheus::Labels map;
-  for (const auto& [name, value] : labels) map.emplace(name, value);
-  T& metric = family.Add(map, std::forward<Args>(args)...);
+  // A series not seen yet: each of its label values is admitted while that
+  // label has fewer than max_label_values_ distinct values, else it becomes
+  // "__other__". Such an overflowing key is not cached (the cache would grow
+  // without bound too); it takes this path each time.
   std::unique_lock lock(cache_mutex_);
-  cache_.emplace(std::move(key), &metric);
+  if (auto it = cache_.find(key); it != cache_.end()) return *static_cast<T*>(it->second);
+  prometheus::Labels map;
+  bool overflow = false;
+  for (const auto& [name, value] : labels_in) {
+    auto& seen = label_values_[name];
+    if (seen.contains(value) || seen.size() < max_label_values_) {
+      seen.insert(value);
+      map.emplace(name, value);
+    } else {
+      map.emplace(name, kOther);
+      overflow = true;
+    }
+  }
+  T& metric = family.Add(map, std::forward<Args>(args)...);
+  if (!overflow) cache_.emplace(std::move(key), &metric);
   return metric;
 }
 
-std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+std::size_t Metrics::residentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return pages_resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void Metrics::updateProcessMetrics() {
+  std::lock_guard lock(process_mutex_);
+  {
+    std::ifstream statm("/proc/self/statm");
+    std::size_t pages_total = 0, pages_resident = 0;
+    const auto page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    if (statm >> pages_total >> pages_resident) {
+      virtual_.Set(static_cast<double>(pages_total) * page);
+      resident_.Set(static_cast<double>(pages_resident) * page);
+    }
+  }
+  std::error_code ec;
+  std::size_t fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec))
+    ++fds;
+  if (fds > 0) open_fds_.Set(static_cast<double>(fds - 1));  // less the one the listing itself holds open
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) max_fds_.Set(static_cast<double>(limit.rlim_cur));
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+    const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    if (cpu > cpu_seconds_seen_) cpu_seconds_.Increment(cpu - cpu_seconds_seen_);
+    cpu_seconds_seen_ = std::max(cpu_seconds_seen_, cpu);
+  }
+}
+
+std::string Metrics::serialize() {
+  updateProcessMetrics();
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
 
 }  // namespace eventflow::metrics

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <unordered_map>
 #include <string>
@@ -20,7 +21,10 @@ namespace eventflow::metrics {
 
 class Metrics {
  public:
-  explicit Metrics(const std::string& version);
+  /// `max_label_values`: distinct values one label takes at most; later ones
+  /// are counted under "__other__" (metrics.max_label_values), so a client
+  /// sending ever new event types cannot grow the exposition without bound.
+  explicit Metrics(const std::string& version, std::size_t max_label_values = 1000);
 
   prometheus::Counter& received(const std::string& pipeline, const std::string& event_type);
   prometheus::Counter& processed(const std::string& pipeline, const std::string& event_type);
@@ -48,17 +52,27 @@ class Metrics {
   prometheus::Counter& pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline);
   prometheus::Histogram& pluginHistogram(const std::string& name, const std::string& plugin, const std::string& pipeline);
 
-  /// Prometheus text exposition of everything.
-  std::string serialize() const;
+  /// Prometheus text exposition of everything, with the standard process_*
+  /// metrics read from /proc at that moment.
+  std::string serialize();
+
+  /// This process's resident memory, from /proc/self/statm; 0 if unreadable.
+  static std::size_t residentBytes();
+
+  static constexpr const char* kOther = "__other__";
 
  private:
   template <class T, class... Args>
   T& cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels,
             Args&&... args);
 
+  void updateProcessMetrics();
+
   std::shared_ptr<prometheus::Registry> registry_;
+  std::size_t max_label_values_;
   std::shared_mutex cache_mutex_;
   std::unordered_map<std::string, void*> cache_;
+  std::map<std::string, std::set<std::string>, std::less<>> label_values_;  // per label name; under cache_mutex_
   prometheus::Family<prometheus::Counter>& received_;
   prometheus::Family<prometheus::Counter>& processed_;
   prometheus::Family<prometheus::Counter>& failed_;
@@ -74,6 +88,13 @@ class Metrics {
   std::mutex plugin_mutex_;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> plugin_counters_;
   std::map<std::string, prometheus::Family<prometheus::Histogram>*> plugin_histograms_;
+  std::mutex process_mutex_;
+  prometheus::Gauge& resident_;
+  prometheus::Gauge& virtual_;
+  prometheus::Gauge& open_fds_;
+  prometheus::Gauge& max_fds_;
+  prometheus::Counter& cpu_seconds_;
+  double cpu_seconds_seen_ = 0;
 };
 
 }  // namespace eventflow::metrics

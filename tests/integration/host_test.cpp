@@ -463,3 +463,47 @@ TEST(Host, SummaryReportsTheAverageProcessingTime) {
     EXPECT_GT(summary["pipelines"][p]["avg_processing_time_ms"].get<double>(), 0.0) << p << summary.dump();
   }
 }
+
+// limits.max_rss: over it the host leaves the rotation (/health/ready 503,
+// naming the limit) and stays alive; /metrics carries the process_* metrics.
+TEST(Host, ReadinessFailsOverMaxRssAndProcessMetricsAreExposed) {
+  HostProcess host("max-rss");
+  { std::ofstream(host.config(), std::ios::app) << "limits: { max_rss: 1MiB }\n"; }
+  // /health/ready is what start() waits on, so wait on /health/live here.
+  ASSERT_FALSE(host.start()) << "a host over max_rss never reports ready";
+  ASSERT_TRUE(host.running()) << host.readLog();
+  const auto ready = http(host.port(), "GET", "/health/ready");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("limits.max_rss"), std::string::npos) << ready.body;
+  EXPECT_EQ(http(host.port(), "GET", "/health/live").status, 200);
+  EXPECT_EQ(host.post(validEvent(0, uuid()).dump()).status, 202) << "readiness is advice to a balancer, not a refusal";
+  const auto metrics = http(host.port(), "GET", "/metrics").body;
+  for (const char* name : {"process_resident_memory_bytes ", "process_open_fds ", "process_max_fds ",
+                           "process_cpu_seconds_total ", "process_start_time_seconds "})
+    EXPECT_NE(metrics.find(std::string("\n") + name), std::string::npos) << name;
+}
+
+// metrics.max_label_values: a catch-all pipeline and ever new event types
+// grow no series past the bound; the rest count under "__other__".
+TEST(Host, EventTypesPastMaxLabelValuesCountAsOther) {
+  const auto dir = fs::temp_directory_path() / ("eventflow-label-cap-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "all.yaml") << "pipeline: all\nmatch: { event_types: \"*\" }\nstages:\n  - sink: sqlite\n";
+  HostProcess host("label-cap", dir.string());
+  { std::ofstream(host.config(), std::ios::app) << "metrics: { max_label_values: 5 }\n"; }
+  ASSERT_TRUE(host.start()) << host.readLog();
+  for (int i = 0; i < 30; ++i)
+    ASSERT_EQ(host.post(nlohmann::json{{"event_type", "type_" + std::to_string(i)}}.dump()).status, 202);
+  host.waitIdle(std::chrono::seconds(30));
+  const auto metrics = http(host.port(), "GET", "/metrics").body;
+  std::set<std::string> types;
+  std::istringstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("eventflow_events_received_total{", 0) != 0) continue;
+    const auto at = line.find("event_type=\"") + 12;
+    types.insert(line.substr(at, line.find('"', at) - at));
+  }
+  EXPECT_LE(types.size(), 6u) << metrics;
+  EXPECT_TRUE(types.contains("__other__")) << metrics;
+  fs::remove_all(dir);
+}

@@ -181,3 +181,29 @@ TEST_F(ConfigTest, DlqReplayRateFromFileAndEnvironmentAndNeverZero) {
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message.find("unknown key 'rate' in dlq"), std::string::npos) << unknown.error().message;
 }
+
+TEST_F(ConfigTest, IngestMetricsAndLimitsKeys) {
+  auto c = config::loadHostConfig(write("a.yaml", "ingest: { naive_timestamps: reject }\n"
+                                                  "metrics: { max_label_values: 50 }\n"
+                                                  "limits: { max_rss: 512MiB }\n"));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->ingest.naive_timestamps, "reject");
+  EXPECT_EQ(c->metrics.max_label_values, 50u);
+  EXPECT_EQ(c->limits.max_rss, 512ull << 20);
+  auto d = config::loadHostConfig(write("d.yaml", "server: { listen: \"127.0.0.1:1\" }\n"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->ingest.naive_timestamps, "utc");
+  EXPECT_EQ(d->metrics.max_label_values, 1000u);
+  EXPECT_EQ(d->limits.max_rss, 0u);
+
+  auto bad = config::loadHostConfig(write("b.yaml", "ingest: { naive_timestamps: local }\n"
+                                                    "metrics: { max_label_values: 0 }\n"
+                                                    "limits: { max_rss: 12 parsecs }\n"));
+  ASSERT_FALSE(bad);
+  const auto& m = bad.error().message;
+  EXPECT_NE(m.find("b.yaml:1:"), std::string::npos) << m;
+  EXPECT_NE(m.find("naive_timestamps' must be utc or reject"), std::string::npos) << m;
+  EXPECT_NE(m.find("b.yaml:2:"), std::string::npos) << m;
+  EXPECT_NE(m.find("b.yaml:3:"), std::string::npos) << m;
+  EXPECT_NE(m.find("'max_rss' must be a size"), std::string::npos) << m;
+}
