@@ -10,6 +10,7 @@
 #include "app/args.hpp"
 #include "app/cli.hpp"
 #include "base/ids.hpp"
+#include "base/crash.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
 #include "http/server.hpp"
@@ -183,6 +184,8 @@ int serve(int argc, char** argv) {
   // Where the embedded queue's workers note what they have in hand, so a
   // crash can be pinned on the events it happened with.
   std::string in_hand_dir;
+  crash::Note crashed;
+  if (queue.kind() != "embedded") crash::install();
   if (queue.kind() == "embedded") {
     in_hand_dir = (cfg.store.url.rfind("sqlite://", 0) == 0
                        ? std::filesystem::path(cfg.store.url.substr(9) + ".inhand")
@@ -191,6 +194,11 @@ int serve(int argc, char** argv) {
     std::error_code ec;
     std::filesystem::create_directories(in_hand_dir, ec);
     if (ec) return fail("cannot create " + in_hand_dir + ": " + ec.message());
+    // A crash names its event, stage and plugin in crash.note; the poison
+    // record that event may get at this start names them too.
+    const std::string note_file = in_hand_dir + "/crash.note";
+    crashed = crash::takeNote(note_file);
+    crash::install(note_file);
     // Events in hand at a crash count one more delivery; from the second on
     // they run alone, and past max_deliveries they are dead as poison.
     std::map<std::string, unsigned> delivered;
@@ -214,8 +222,13 @@ int serve(int argc, char** argv) {
         continue;
       }
       const auto d = delivered.find(e.id);
-      refill[p->name()].push_back({e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at,
-                                   e.attempts, 0, {}, d == delivered.end() ? 1u : d->second + 1});
+      auto& m = refill[p->name()].emplace_back(queue::Message{e.id, e.type, p->name(), std::move(e.payload),
+                                                              e.correlation_id, e.received_at, e.attempts, 0, {},
+                                                              d == delivered.end() ? 1u : d->second + 1});
+      if (e.id == crashed.event_id) {
+        m.crashed_stage = crashed.stage;
+        m.crashed_plugin = crashed.plugin;
+      }
       ++recovered;
     }
     for (auto& [name, messages] : refill) (void)queue.publish(name, std::move(messages));

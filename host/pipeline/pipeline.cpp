@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "base/crash.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 
@@ -173,10 +174,14 @@ void Runner::run(std::span<Work> batch) {
   std::size_t sink_index = 0;
   for (auto& slot : impl_->slots) {
     const auto start = Clock::now();
+    // What a crash report names if this stage's plugin takes the process down.
+    crash::Doing doing{.pipeline = &pipeline_->name(), .stage = &slot.stage->label, .plugin = &slot.stage->plugin->name};
+    const crash::Scope crash_scope(doing);
     if (slot.validator || slot.enricher) {
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (!active[i]) continue;
         Work& w = batch[i];
+        doing.event_id = &w.event.id;
         const Result r = slot.validator ? guarded([&] { return slot.validator->get().check(w.event); })
                                         : guarded([&] { return slot.enricher->get().enrich(w.event); });
         if (!r.isOk()) {
@@ -194,6 +199,8 @@ void Runner::run(std::span<Work> batch) {
         events.push_back(&batch[i].event);
       }
       if (!events.empty()) {
+        doing.events = events.data();
+        doing.event_count = events.size();
         std::vector<Result> results;
         try {
           results = slot.sink->get().write(std::span<Event* const>(events.data(), events.size()));

@@ -33,6 +33,10 @@ struct Message {
   /// When a worker of this process first ran it (kept across retries): the
   /// start of its processing time. Unset until then.
   std::chrono::steady_clock::time_point first_started{};
+  /// The stage and plugin a crash report last named for this event (embedded
+  /// queue), for its poison record.
+  std::string crashed_stage{};
+  std::string crashed_plugin{};
 };
 
 class Queue {

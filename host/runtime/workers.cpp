@@ -285,7 +285,8 @@ void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::M
   for (auto& m : poison) {
     const std::string why = "delivered " + std::to_string(m.deliveries) + " times without finishing (max_deliveries " +
                             std::to_string(spec.max_deliveries) + "); it crashed or stalled the workers that took it";
-    changes.push_back({store::Transition::Kind::dead, m.id, m.attempts, "poison", why, {}, {}});
+    changes.push_back({.kind = store::Transition::Kind::dead, .id = m.id, .attempts = m.attempts, .error_type = "poison",
+                       .error_message = why, .stage = m.crashed_stage, .plugin = m.crashed_plugin});
     metrics_.failed(spec.name, "poison").Increment();
     metrics_.deadLettered(spec.name).Increment();
     log::warn("poison event dead-lettered", {{"event_id", m.id}, {"correlation_id", m.correlation_id},

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include "backends.hpp"
 #include "cluster.hpp"
@@ -315,5 +316,55 @@ TEST(Fault, EmbeddedPoisonEventIsDeadLetteredAfterMaxDeliveries) {
       << host.readLog();
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 100) << "the others are not blamed";
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 100);
+  fs::remove_all(pipelines);
+}
+
+// A plugin that segfaults: the host writes one JSON line naming the thread,
+// pipeline, stage, plugin and event with a symbolised backtrace, dies of the
+// signal (139), and the poison record that follows names the plugin and stage.
+TEST(Fault, ASegfaultingPluginIsNamedInTheCrashLineAndOnThePoisonRecord) {
+  const fs::path pipelines = fs::temp_directory_path() / ("eventflow-segfault-" + std::to_string(::getpid()));
+  writePipeline(pipelines, "poison",
+                "pipeline: poison\nmatch: { event_types: [custom] }\nconcurrency: 1\nmax_deliveries: 1\n"
+                "stages:\n  - validator: abort-on-poison\n    config: { segfault: true }\n  - sink: sqlite\n");
+  HostProcess host("segfault", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string poison = uuid();
+  const auto posted = host.post(nlohmann::json{{"event_id", poison}, {"event_type", "custom"}, {"poison", true}}.dump()).status;
+  EXPECT_TRUE(posted == 202 || posted == 0) << posted;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (host.running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(host.running()) << "the segfault did not take the host down";
+
+  // The crash line: one JSON object, naming everything.
+  nlohmann::json line;
+  std::istringstream log(host.readLog());
+  for (std::string text; std::getline(log, text);) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.value("level", "") == "critical" && j.contains("signal")) line = j;
+  }
+  ASSERT_TRUE(line.is_object()) << host.readLog();
+  EXPECT_EQ(line["signal"], "SIGSEGV");
+  EXPECT_EQ(line["thread"], "ef-worker");
+  EXPECT_EQ(line["pipeline"], "poison");
+  EXPECT_EQ(line["stage"], "validator abort-on-poison");
+  EXPECT_EQ(line["plugin"], "abort-on-poison");
+  EXPECT_EQ(line["event_id"], poison);
+  ASSERT_TRUE(line["backtrace"].is_array());
+  ASSERT_FALSE(line["backtrace"].empty());
+  EXPECT_NE(line["backtrace"].dump().find("abort_on_poison.cpp"), std::string::npos)
+      << "the backtrace is symbolised down to the plugin's source: " << line["backtrace"].dump(2);
+
+  // Restarted, the host dead-letters it as poison, naming plugin and stage.
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until &&
+         host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison + "'") == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison +
+                       "' AND error_type = 'poison' AND plugin = 'abort-on-poison' AND stage = 'validator abort-on-poison'"),
+            1)
+      << host.readLog();
   fs::remove_all(pipelines);
 }
