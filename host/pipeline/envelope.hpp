@@ -21,6 +21,12 @@ struct Envelope {
   std::string correlation_id;
 };
 
+/// Lower-cases a UUID `event_id` of `doc` in place: one UUID in upper and in
+/// lower case is one event (G3), in the idempotency check and in every store.
+/// True if it changed. checkEnvelope does it too; ingest calls it first, so
+/// the body it hashes and keeps already has the canonical id.
+bool canonicaliseEventId(nlohmann::json& doc);
+
 /// Checks `doc` and fills `event_id` (new UUID) and `timestamp` (`now`) when
 /// absent. `correlation_id` comes from the document, else `header_correlation`.
 std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, const std::string& header_correlation,
