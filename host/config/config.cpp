@@ -197,6 +197,7 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_LOGGING_FORMAT", "logging", "format", false},
       {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
       {"EVENTFLOW_DLQ_REPLAY_RATE", "dlq", "replay_rate", false},
+      {"EVENTFLOW_DLQ_MAX_PAGE_BYTES", "dlq", "max_page_bytes", false},
       {"EVENTFLOW_SHUTDOWN_TIMEOUT", nullptr, "shutdown_timeout", false},
   };
   for (const auto& o : kOverrides) {
@@ -317,8 +318,9 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     r.readDuration(s, "republish_after", c.republish_after);
   }
   if (auto s = root["dlq"]; s && r.expectMap(s, "dlq")) {
-    r.checkKeys(s, {"replay_rate"}, "dlq");
+    r.checkKeys(s, {"replay_rate", "max_page_bytes"}, "dlq");
     r.readUnsigned(s, "replay_rate", c.dlq.replay_rate, 1);
+    r.readUnsigned(s, "max_page_bytes", c.dlq.max_page_bytes, 1024);
   }
   r.readDuration(root, "shutdown_timeout", c.shutdown_timeout);
   if (!r.ok()) return r.error();

@@ -52,6 +52,7 @@ struct LoggingConfig {
 
 struct DlqConfig {
   unsigned replay_rate = 1000;  // events per second a bulk replay sends at most
+  std::size_t max_page_bytes = 8 << 20;  // GET /dlq: events' bytes per page (at least one event)
 };
 
 struct HostConfig {

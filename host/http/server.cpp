@@ -65,16 +65,17 @@ struct Route {
   std::string_view pattern;
   std::string_view allow;  // GET implies HEAD
   bool api = false;        // served by the api and all roles only
+  bool probe = false;      // health and metrics: answered on their own threads
 };
 constexpr Route kRoutes[] = {
     {"/events", "POST", true},
     {"/events/batch", "POST", true},
     {"/events/{id}", "GET, HEAD", true},
-    {"/health", "GET, HEAD"},
-    {"/health/live", "GET, HEAD"},
-    {"/health/ready", "GET, HEAD"},
-    {"/metrics", "GET, HEAD"},
-    {"/metrics/summary", "GET, HEAD"},
+    {"/health", "GET, HEAD", false, true},
+    {"/health/live", "GET, HEAD", false, true},
+    {"/health/ready", "GET, HEAD", false, true},
+    {"/metrics", "GET, HEAD", false, true},
+    {"/metrics/summary", "GET, HEAD", false, true},
     {"/pipelines", "GET, HEAD", true},
     {"/dlq", "GET, HEAD", true},
     {"/dlq/replay", "POST", true},
@@ -151,6 +152,12 @@ class Api {
   static std::string_view pathOf(const Request& req) {
     const std::string_view target(req.target().data(), req.target().size());
     return target.substr(0, target.find('?'));
+  }
+
+  /// True for health and metrics, which must never queue behind admin work.
+  static bool isProbe(const Request& req) {
+    const Route* r = matchRoute(pathOf(req));
+    return r && r->probe;
   }
 
   /// POST /events and /events/batch: `respond` runs once the events are committed.
@@ -281,7 +288,11 @@ class Api {
     if (!page) return unavailable(page.error().message);
     nlohmann::json items = nlohmann::json::array();
     for (const auto& e : page->items) items.push_back(runtime::toJson(e));
-    return json(200, {{"items", std::move(items)}, {"total", page->total}});
+    // Where the next page starts: pages are cut at dlq.max_page_bytes as well as at `limit`.
+    const std::uint64_t next = filter.offset + page->items.size();
+    nlohmann::json answer{{"items", std::move(items)}, {"total", page->total}};
+    if (next < page->total) answer["next_offset"] = next;
+    return json(200, answer);
   }
 
   // One filter key from the query string (GET /dlq); a bad value is a 400 naming it.
@@ -349,6 +360,13 @@ class Api {
     }
     auto done = s_.dlq->replayAll(filter, limit);
     if (!done) return unavailable(done.error().message);
+    if (done->busy) {
+      Reply busy = error(409, "replay_running",
+                         "a bulk replay is already running in this process (dlq.replay_rate is one budget); "
+                         "retry once it ends");
+      busy.retry_after = "5";
+      return busy;
+    }
     nlohmann::json out{{"replayed", done->replayed}, {"skipped", done->skipped}};
     if (done->interrupted) out["interrupted"] = true;
     return json(202, out);
@@ -599,7 +617,8 @@ class Api {
 // that wait on the store, and the open connections (for the idle sweep and
 // for shutdown).
 struct Server::Impl {
-  Impl(const Services& s, unsigned threads) : services(s), api(s), blocking(kBlockingThreads) {
+  Impl(const Services& s, unsigned threads)
+      : services(s), api(s), blocking(kBlockingThreads), probes(kProbeThreads) {
     for (unsigned i = 0; i < threads; ++i) {
       ios.push_back(std::make_unique<asio::io_context>(1));
       guards.push_back(asio::make_work_guard(*ios.back()));
@@ -607,6 +626,9 @@ struct Server::Impl {
   }
 
   static constexpr std::size_t kBlockingThreads = 8;
+  // Health and metrics have threads of their own: a load balancer's probe
+  // took 7 s while bulk replays held every blocking thread.
+  static constexpr std::size_t kProbeThreads = 2;
   static constexpr auto kIdle = std::chrono::seconds(10);        // keep-alive, and a request's head
   static constexpr auto kSlowBody = std::chrono::seconds(60);   // a request's body
   static constexpr auto kLinger = std::chrono::seconds(2);      // discarding what follows a refused request
@@ -640,6 +662,7 @@ struct Server::Impl {
   std::size_t refused_connections = 0;  // over server.max_connections
   std::size_t next_io = 0;  // round robin of new connections over the io threads
   asio::thread_pool blocking;
+  asio::thread_pool probes;
   std::vector<std::thread> threads;
   std::optional<asio::steady_timer> sweeper;
   std::atomic<bool> stopping{false};
@@ -799,7 +822,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                   });
                                 });
     }
-    asio::post(server_.blocking, [self = shared_from_this()] {
+    asio::post(Api::isProbe(req) ? server_.probes : server_.blocking, [self = shared_from_this()] {
       std::string route = "unmatched";
       Reply reply = self->server_.api.handle(self->parser_->get(), route, self->correlation_);
       asio::dispatch(self->socket_.get_executor(),
@@ -1019,6 +1042,7 @@ void Server::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   impl_->blocking.join();
+  impl_->probes.join();
   impl_->guards.clear();
   for (auto& io : impl_->ios) io->stop();
   for (auto& t : impl_->threads) t.join();

@@ -388,3 +388,107 @@ TEST(Hardening, MetricsNeedAMetricsOrAdminKeyAndTheSchemeIsCaseInsensitive) {
     EXPECT_EQ(http(host.port(), "GET", path).status, 200) << path;
   expectStillAccepts(host, bearer("bearer", ingest));
 }
+
+namespace {
+
+// `n` purchases the shipped pipeline sends to the DLQ at once (amount must
+// be > 0), each padded with `pad` bytes; returns their ids.
+std::vector<std::string> postDeadPurchases(HostProcess& host, int n, std::size_t pad = 0) {
+  std::vector<std::string> ids;
+  nlohmann::json batch = nlohmann::json::array();
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(uuid());
+    nlohmann::json e = validEvent(0, ids.back());
+    e["properties"]["amount"] = -1 - i;
+    if (pad) e["pad"] = std::string(pad, 'p');
+    batch.push_back(e);
+  }
+  const auto r = host.post(batch.dump(), "/events/batch");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.json()["accepted"], n) << r.body;
+  EXPECT_TRUE(eventually([&] { return http(host.port(), "GET", "/dlq?limit=1").json()["total"] == n; },
+                         std::chrono::seconds(30)))
+      << http(host.port(), "GET", "/dlq?limit=1").body;
+  return ids;
+}
+
+}  // namespace
+
+// Eight bulk replays at once ran at 2.7 times dlq.replay_rate together and
+// held every blocking thread: /health/live took 7 s.
+TEST(Hardening, OneBulkReplayAtATimeAndHealthAndMetricsNeverWaitForIt) {
+  HostProcess host(testName());
+  std::ofstream(host.config(), std::ios::app) << "dlq: { replay_rate: 10 }\n";
+  ASSERT_TRUE(host.start()) << host.readLog();
+  postDeadPurchases(host, 40);
+
+  std::vector<HttpReply> replies(8);
+  std::vector<std::thread> replays;
+  const auto started = std::chrono::steady_clock::now();
+  for (auto& reply : replies) replays.emplace_back([&] { reply = http(host.port(), "POST", "/dlq/replay", "{}"); });
+  // While the replay runs (40 events at 10/s), probes answer at once.
+  double slowest = 0;
+  for (int i = 0; i < 10; ++i) {
+    for (const char* path : {"/health/live", "/health/ready", "/metrics", "/metrics/summary"}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      EXPECT_EQ(http(host.port(), "GET", path).status, 200) << path;
+      slowest = std::max(slowest, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (auto& t : replays) t.join();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_LT(slowest, 1.0) << "a probe waited behind the replays";
+
+  int ran = 0, refused = 0;
+  for (const auto& r : replies) {
+    if (r.status == 202) {
+      ++ran;
+      EXPECT_EQ(r.json()["replayed"], 40) << r.body;
+    } else {
+      EXPECT_EQ(r.status, 409) << r.body;
+      EXPECT_EQ(r.json()["error"]["code"], "replay_running") << r.body;
+      EXPECT_FALSE(r.headers.count("Retry-After") == 0) << r.body;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(refused, 7);
+  // One budget: 40 events at 10/s, whoever asked.
+  EXPECT_GE(took, 3.0);
+  expectStillAccepts(host);
+}
+
+// Six GET /dlq?limit=100 over dead events of 1 MB took the host to 1.45 GB.
+TEST(Hardening, DlqPagesAreBoundedInBytesAndSayWhereTheNextStarts) {
+  HostProcess host(testName());
+  std::ofstream(host.config(), std::ios::app) << "dlq: { max_page_bytes: 65536 }\n";
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto ids = postDeadPurchases(host, 10, 20'000);
+
+  std::set<std::string> seen;
+  std::size_t offset = 0, pages = 0;
+  for (;;) {
+    const auto page = http(host.port(), "GET", "/dlq?limit=100&offset=" + std::to_string(offset)).json();
+    ASSERT_TRUE(page.is_object());
+    EXPECT_EQ(page["total"], 10);
+    ASSERT_GE(page["items"].size(), 1u);
+    EXPECT_LE(page["items"].dump().size(), 65536u + 20'000u) << "page " << pages;
+    for (const auto& item : page["items"]) seen.insert(item["event_id"]);
+    ++pages;
+    if (!page.contains("next_offset")) {
+      EXPECT_EQ(offset + page["items"].size(), 10u);
+      break;
+    }
+    EXPECT_EQ(page["next_offset"], offset + page["items"].size());
+    offset = page["next_offset"];
+    ASSERT_LT(pages, 10u);
+  }
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_GE(pages, 3u);
+  // Cut by `limit` instead, it says where the next page starts all the same.
+  const auto small = http(host.port(), "GET", "/dlq?limit=2").json();
+  EXPECT_EQ(small["items"].size(), 2u);
+  EXPECT_EQ(small["next_offset"], 2);
+  expectStillAccepts(host);
+}

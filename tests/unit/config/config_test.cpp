@@ -219,3 +219,18 @@ TEST_F(ConfigTest, ApiKeysMayCarryTheMetricsScope) {
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_EQ(cfg->server.api_keys.at(0).scopes, std::vector<std::string>{"metrics"});
 }
+
+TEST_F(ConfigTest, DlqMaxPageBytesIsReadAndChecked) {
+  auto defaults = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->dlq.max_page_bytes, 8u << 20);
+  auto set = config::loadHostConfig(write("eventflow.yaml", "dlq: { max_page_bytes: 65536 }\n"));
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->dlq.max_page_bytes, 65536u);
+  ::setenv("EVENTFLOW_DLQ_MAX_PAGE_BYTES", "12", 1);
+  auto env = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ::unsetenv("EVENTFLOW_DLQ_MAX_PAGE_BYTES");
+  ASSERT_FALSE(env);
+  EXPECT_NE(env.error().message.find("'max_page_bytes' must be a whole number >= 1024"), std::string::npos)
+      << env.error().message;
+}
