@@ -245,7 +245,9 @@ class Api {
       return pipelines();
     }
     // The DLQ's routes: GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/replay, POST /dlq/replay.
-    if (!s_.dlq) return error(404, "not_found", "no route " + std::string(req.method_string()) + " " + path);
+    // (POST /events and /events/batch never come here: ingest() answers them.)
+    if (!s_.dlq || !route.starts_with("/dlq"))
+      return error(404, "not_found", "no route " + std::string(req.method_string()) + " " + path);
     if (auto denied = authorize(req, "admin")) return *denied;
     if (route == "/dlq") return dlqPage(req);
     if (route == "/dlq/replay") return replayAll(req);
