@@ -416,7 +416,7 @@ class Api {
     if (!ndjson) {
       // A batch's array is one level more than its events.
       const std::size_t allowed = batch ? max_depth + 1 : max_depth;
-      if (!nestsWithin(body, allowed)) return respond(tooDeep(body, allowed, ""));
+      if (!nestsWithin(body, allowed)) return respond(tooDeep(body, allowed, batch ? "an event of the batch" : ""));
       nlohmann::json doc;
       bool per_item = false;
       try {
@@ -498,12 +498,13 @@ class Api {
                         });
   }
 
-  // The body (or one batch item: `where`) nests deeper than `max`.
-  static Reply tooDeep(std::string_view text, std::size_t max, const std::string& where) {
+  // The body (or one batch item: `where`) nests deeper than `max`, which
+  // counts a batch's array; the message gives the configured limit.
+  Reply tooDeep(std::string_view text, std::size_t max, const std::string& where) const {
     const std::string path = pathTooDeep(text, max);
     return error(400, "too_deep",
                  (where.empty() ? "the body" : where) + " nests arrays and objects deeper than server.max_json_depth (" +
-                     std::to_string(max) + ")" + (path.empty() ? "" : " at '" + path + "'"),
+                     std::to_string(s_.config->server.max_json_depth) + ")" + (path.empty() ? "" : " at '" + path + "'"),
                  path.substr(0, path.find('[')));  // the field, without the levels of nesting
   }
 

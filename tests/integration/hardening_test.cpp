@@ -111,6 +111,8 @@ TEST(Hardening, BodiesNestedPastMaxJsonDepthAre400BeforeAnythingRecursiveRuns) {
   r = host.post("[" + validEvent(1, uuid()).dump() + "," + nested(100'000) + "]", "/events/batch");
   ASSERT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(r.json()["error"]["code"], "too_deep");
+  EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("max_json_depth (64) at '[1][0]"), std::string::npos)
+      << r.body;
 
   // NDJSON: only the deep line is refused.
   const std::string good = uuid();
