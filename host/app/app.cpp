@@ -248,7 +248,7 @@ int serve(int argc, char** argv) {
 
   runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth,
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
-  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth);
+  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes);
   std::atomic<bool> ready{false};
   http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready,
                        ingest ? &dlq : nullptr});

@@ -365,7 +365,7 @@ int dlq(int argc, char** argv) {
   auto store = store::openStore(cfg->store.url);
   if (!store) return fail(store.error().message);
   if (auto migrated = (*store)->migrate(); !migrated) return fail(migrated.error().message);
-  runtime::Dlq dlq(**store, nullptr, nullptr, cfg->dlq.replay_rate, cfg->queue.max_depth);
+  runtime::Dlq dlq(**store, nullptr, nullptr, cfg->dlq.replay_rate, cfg->queue.max_depth, cfg->dlq.max_page_bytes);
 
   if (sub == "list") return list(dlq, o, args.has("json"));
   if (sub == "show") return show(dlq, **store, id, args.has("json"));

@@ -213,6 +213,8 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_SERVER_MAX_BODY_BYTES", "server", "max_body_bytes", false},
       {"EVENTFLOW_SERVER_MAX_BATCH", "server", "max_batch", false},
       {"EVENTFLOW_SERVER_THREADS", "server", "threads", false},
+      {"EVENTFLOW_SERVER_MAX_JSON_DEPTH", "server", "max_json_depth", false},
+      {"EVENTFLOW_SERVER_MAX_CONNECTIONS", "server", "max_connections", false},
       {"EVENTFLOW_STORE_URL", "store", "url", false},
       {"EVENTFLOW_QUEUE_TYPE", "queue", "type", false},
       {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
@@ -225,6 +227,7 @@ void applyEnvironment(YAML::Node& root) {
       {"EVENTFLOW_LOGGING_FORMAT", "logging", "format", false},
       {"EVENTFLOW_RELAY_REPUBLISH_AFTER", "relay", "republish_after", false},
       {"EVENTFLOW_DLQ_REPLAY_RATE", "dlq", "replay_rate", false},
+      {"EVENTFLOW_DLQ_MAX_PAGE_BYTES", "dlq", "max_page_bytes", false},
       {"EVENTFLOW_INGEST_NAIVE_TIMESTAMPS", "ingest", "naive_timestamps", false},
       {"EVENTFLOW_METRICS_MAX_LABEL_VALUES", "metrics", "max_label_values", false},
       {"EVENTFLOW_LIMITS_MAX_RSS", "limits", "max_rss", false},
@@ -271,12 +274,18 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
                "dlq", "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
-    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "threads", "api_keys"}, "server");
+    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys"},
+                "server");
     r.readString(s, "listen", c.server.listen);
     if (c.server.listen.find(':') == std::string::npos) r.fail(s["listen"], "'listen' must be HOST:PORT");
     r.readUnsigned(s, "max_body_bytes", c.server.max_body_bytes, 64);
     r.readUnsigned(s, "max_batch", c.server.max_batch, 1);
     r.readUnsigned(s, "threads", c.server.threads);
+    r.readUnsigned(s, "max_json_depth", c.server.max_json_depth, 1);
+    // Documents are dumped and copied recursively, a stack frame per level.
+    if (c.server.max_json_depth > ServerConfig::kMaxJsonDepth)
+      r.fail(s["max_json_depth"], "'max_json_depth' must be at most " + std::to_string(ServerConfig::kMaxJsonDepth));
+    r.readUnsigned(s, "max_connections", c.server.max_connections, 1);
     if (auto keys = s["api_keys"]; keys) {
       if (!keys.IsSequence()) {
         r.fail(keys, "'api_keys' must be a list");
@@ -290,7 +299,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
           r.readStringList(k, "scopes", key.scopes);
           if (key.sha256.size() != 64) r.fail(k, "api key needs 'sha256': the hex SHA-256 of the key");
           for (const auto& scope : key.scopes)
-            if (scope != "ingest" && scope != "admin") r.fail(k, "unknown scope '" + scope + "' (ingest, admin)");
+            if (scope != "ingest" && scope != "admin" && scope != "metrics")
+              r.fail(k, "unknown scope '" + scope + "' (ingest, admin, metrics)");
           c.server.api_keys.push_back(std::move(key));
         }
       }
@@ -358,8 +368,9 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     r.readDuration(s, "republish_after", c.republish_after);
   }
   if (auto s = root["dlq"]; s && r.expectMap(s, "dlq")) {
-    r.checkKeys(s, {"replay_rate"}, "dlq");
+    r.checkKeys(s, {"replay_rate", "max_page_bytes"}, "dlq");
     r.readUnsigned(s, "replay_rate", c.dlq.replay_rate, 1);
+    r.readUnsigned(s, "max_page_bytes", c.dlq.max_page_bytes, 1024);
   }
   r.readDuration(root, "shutdown_timeout", c.shutdown_timeout);
   if (!r.ok()) return r.error();

@@ -25,6 +25,10 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8000";
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_batch = 1000;
+  // Nesting of any request body, checked before it is parsed (issue 11).
+  std::size_t max_json_depth = 64;
+  static constexpr std::size_t kMaxJsonDepth = 1000;
+  std::size_t max_connections = 10000;  // open at once; past it a new one is closed at once
   unsigned threads = 0;  // HTTP io threads; 0: one per core, at least 2
   std::vector<ApiKey> api_keys;
 };
@@ -62,6 +66,7 @@ struct LoggingConfig {
 
 struct DlqConfig {
   unsigned replay_rate = 1000;  // events per second a bulk replay sends at most
+  std::size_t max_page_bytes = 8 << 20;  // GET /dlq: events' bytes per page (at least one event)
 };
 
 struct HostConfig {

@@ -15,7 +15,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -28,6 +32,7 @@
 #include "base/ids.hpp"
 #include "base/threads.hpp"
 #include "http/api_docs.hpp"
+#include "http/json_scan.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
@@ -51,10 +56,75 @@ struct Reply {
   std::string body;
   std::string content_type = "application/json";
   std::string retry_after;
+  std::string allow;  // 405: the route's methods
 };
 
+// Every route with the methods it answers: the one list the dispatcher, the
+// 405's Allow header and the worker role's 404 read. `{id}` stands for one
+// path segment; the first match wins, so exact paths come before patterns.
+struct Route {
+  std::string_view pattern;
+  std::string_view allow;  // GET implies HEAD
+  bool api = false;        // served by the api and all roles only
+  bool probe = false;      // health and metrics: answered on their own threads
+};
+constexpr Route kRoutes[] = {
+    {"/events", "POST", true},
+    {"/events/batch", "POST", true},
+    {"/events/{id}", "GET, HEAD", true},
+    {"/health", "GET, HEAD", false, true},
+    {"/health/live", "GET, HEAD", false, true},
+    {"/health/ready", "GET, HEAD", false, true},
+    {"/metrics", "GET, HEAD", false, true},
+    {"/metrics/summary", "GET, HEAD", false, true},
+    {"/pipelines", "GET, HEAD", true},
+    {"/dlq", "GET, HEAD", true},
+    {"/dlq/replay", "POST", true},
+    {"/dlq/{id}", "GET, HEAD, DELETE", true},
+    {"/dlq/{id}/replay", "POST", true},
+    {"/openapi.json", "GET, HEAD"},
+    {"/docs", "GET, HEAD"},
+};
+
+const Route* matchRoute(std::string_view path) {
+  for (const auto& r : kRoutes) {
+    std::string_view pattern = r.pattern, rest = path;
+    bool ok = true;
+    while (ok && !pattern.empty()) {
+      if (pattern.starts_with("{id}")) {
+        const auto slash = rest.find('/');
+        const auto segment = rest.substr(0, slash);
+        ok = !segment.empty();
+        pattern.remove_prefix(4);
+        rest.remove_prefix(segment.size());
+      } else {
+        const auto n = std::min(pattern.find('{'), pattern.size());
+        ok = rest.substr(0, n) == pattern.substr(0, n);
+        pattern.remove_prefix(n);
+        rest.remove_prefix(std::min(n, rest.size()));
+      }
+    }
+    if (ok && rest.empty()) return &r;
+  }
+  return nullptr;
+}
+
+bool allows(const Route& r, beast_http::verb method) {
+  const auto verb = beast_http::to_string(method);
+  const std::string_view name(verb.data(), verb.size());
+  std::string_view allow = r.allow;
+  while (!allow.empty()) {
+    const auto comma = allow.find(',');
+    if (allow.substr(0, comma) == name) return true;
+    if (comma == std::string_view::npos) break;
+    allow.remove_prefix(comma + 1);
+    while (allow.starts_with(' ')) allow.remove_prefix(1);
+  }
+  return false;
+}
+
 Reply json(int status, const nlohmann::json& body) {
-  return Reply{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json", {}};
+  return Reply{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json", {}, {}};
 }
 Reply error(int status, const std::string& code, const std::string& message, const std::string& field = {}) {
   return json(status, runtime::errorBody(code, message, field));
@@ -85,6 +155,12 @@ class Api {
     return target.substr(0, target.find('?'));
   }
 
+  /// True for health and metrics, which must never queue behind admin work.
+  static bool isProbe(const Request& req) {
+    const Route* r = matchRoute(pathOf(req));
+    return r && r->probe;
+  }
+
   /// POST /events and /events/batch: `respond` runs once the events are committed.
   void ingest(const Request& req, const std::string& correlation, const std::function<void(Reply)>& respond) {
     const bool batch = pathOf(req) == "/events/batch";
@@ -111,40 +187,39 @@ class Api {
  private:
   Reply dispatch(const Request& req, std::string& route, const std::string& correlation) {
     (void)correlation;
-    const std::string method(req.method_string());
-    std::string path(req.target());
-    if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-
-    const bool api = s_.ingestor != nullptr;
-    const bool dlq_route = path == "/dlq" || path.rfind("/dlq/", 0) == 0;
-    if (!api && (path.rfind("/events", 0) == 0 || path == "/pipelines" || dlq_route))
+    const std::string path(pathOf(req));
+    const Route* r = matchRoute(path);
+    if (!r) return error(404, "not_found", "no route " + std::string(req.method_string()) + " " + path);
+    if (r->api && !s_.ingestor)
       return error(404, "not_found", "this process has the worker role; post to an api process");
-    if (dlq_route && s_.dlq) return dlq(req, method, path, route);
-    if (path == "/events" || path == "/events/batch") {
-      route = path;
-      return error(405, "method_not_allowed", "use POST");  // a POST is answered by ingest()
+    route = r->pattern;
+    if (!allows(*r, req.method())) {
+      Reply refused = error(405, "method_not_allowed",
+                            std::string(req.method_string()) + " is not allowed on " + route + "; use " + std::string(r->allow));
+      refused.allow = r->allow;
+      return refused;
     }
-    if (path.rfind("/events/", 0) == 0) {
-      route = "/events/{id}";
-      if (method != "GET") return error(405, "method_not_allowed", "use GET");
+    // A HEAD is answered as the GET would be; the session drops the body.
+    const bool get = req.method() == beast_http::verb::get || req.method() == beast_http::verb::head;
+    // Ids are kept in lower case (see pipeline::canonicaliseEventId).
+    auto idAt = [&](std::size_t from, std::size_t drop_suffix = 0) {
+      std::string id = path.substr(from, path.size() - from - drop_suffix);
+      if (isUuid(id))
+        for (auto& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return id;
+    };
+    if (route == "/events/{id}") {
       if (auto denied = authorize(req, "ingest")) return *denied;
-      const std::string id = path.substr(8);
+      const std::string id = idAt(8);
       if (!isUuid(id)) return error(404, "not_found", "no event " + id);
       auto j = s_.store->journey(id);
       if (!j) return unavailable(j.error().message);
       if (j->is_null()) return error(404, "not_found", "no event " + id);
       return json(200, *j);
     }
-    if (path == "/health") {
-      route = path;
-      return health();
-    }
-    if (path == "/health/live") {
-      route = path;
-      return json(200, {{"status", "alive"}});
-    }
-    if (path == "/health/ready") {
-      route = path;
+    if (route == "/health") return health();
+    if (route == "/health/live") return json(200, {{"status", "alive"}});
+    if (route == "/health/ready") {
       const bool started = s_.ready && s_.ready->load();
       auto ping = s_.store->ping();
       if (ping) ping = s_.queue->ping();
@@ -159,78 +234,42 @@ class Api {
       if (started && ping) return json(200, {{"status", "ready"}});
       return json(503, {{"status", "not_ready"}, {"reason", !started ? "starting or stopping" : ping.error().message}});
     }
-    if (path == "/openapi.json" || path == "/docs") {
-      route = path;
-      if (method != "GET") return error(405, "method_not_allowed", "use GET");
-      return path == "/docs" ? Reply{200, kDocsHtml, "text/html; charset=utf-8", {}}
-                             : Reply{200, kOpenApiJson, "application/json", {}};
-    }
-    if (path == "/metrics") {
-      route = path;
+    if (route == "/openapi.json") return Reply{200, kOpenApiJson, "application/json", {}, {}};
+    if (route == "/docs") return Reply{200, kDocsHtml, "text/html; charset=utf-8", {}, {}};
+    if (route == "/metrics") {
+      if (auto denied = authorize(req, "metrics")) return *denied;
       // The queue's gauges as of this scrape (they never wait on Redis).
       for (const auto& p : s_.router->pipelines()) {
         s_.metrics->queueDepth(p->name()).Set(static_cast<double>(s_.queue->depth(p->name())));
         s_.metrics->queuePending(p->name()).Set(static_cast<double>(s_.queue->pending(p->name())));
       }
-      Reply r{200, s_.metrics->serialize(), "text/plain; version=0.0.4; charset=utf-8", {}};
-      return r;
+      return Reply{200, s_.metrics->serialize(), "text/plain; version=0.0.4; charset=utf-8", {}, {}};
     }
-    if (path == "/metrics/summary") {
-      route = path;
+    if (route == "/metrics/summary") {
+      if (auto denied = authorize(req, "metrics")) return *denied;
       return summary();
     }
-    if (path == "/pipelines") {
-      route = path;
+    if (route == "/pipelines") {
       if (auto denied = authorize(req, "admin")) return *denied;
       return pipelines();
     }
-    return error(404, "not_found", "no route " + method + " " + path);
-  }
-
-  // GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/replay, POST /dlq/replay.
-  Reply dlq(const Request& req, const std::string& method, const std::string& path, std::string& route) {
-    const std::string rest = path.size() > 5 ? path.substr(5) : std::string();
-    const bool replay_one = rest.size() > 7 && rest.ends_with("/replay");
-    const std::string id = replay_one ? rest.substr(0, rest.size() - 7) : rest;
-    if (path == "/dlq") {
-      route = "/dlq";
-      if (method != "GET") return error(405, "method_not_allowed", "use GET");
-    } else if (rest == "replay") {
-      route = "/dlq/replay";
-      if (method != "POST") return error(405, "method_not_allowed", "use POST");
-    } else if (replay_one) {
-      route = "/dlq/{id}/replay";
-      if (method != "POST") return error(405, "method_not_allowed", "use POST");
-    } else {
-      route = "/dlq/{id}";
-      if (method != "GET" && method != "DELETE") return error(405, "method_not_allowed", "use GET or DELETE");
-    }
+    // The DLQ's routes: GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/replay, POST /dlq/replay.
+    // (POST /events and /events/batch never come here: ingest() answers them.)
+    if (!s_.dlq || !route.starts_with("/dlq"))
+      return error(404, "not_found", "no route " + std::string(req.method_string()) + " " + path);
     if (auto denied = authorize(req, "admin")) return *denied;
-
-    if (route == "/dlq") {
-      store::DeadFilter filter;
-      try {
-        for (const auto& [key, value] : Poco::URI(std::string(req.target())).getQueryParameters())
-          if (auto bad = filterParameter(key, value, filter)) return *bad;
-      } catch (const Poco::Exception& e) {
-        return error(400, "invalid_parameter", "the query string cannot be read: " + e.displayText());
-      }
-      auto page = s_.dlq->list(filter);
-      if (!page) return unavailable(page.error().message);
-      nlohmann::json items = nlohmann::json::array();
-      for (const auto& e : page->items) items.push_back(runtime::toJson(e));
-      return json(200, {{"items", std::move(items)}, {"total", page->total}});
-    }
+    if (route == "/dlq") return dlqPage(req);
     if (route == "/dlq/replay") return replayAll(req);
-
+    const bool replay_one = route == "/dlq/{id}/replay";
+    const std::string id = idAt(5, replay_one ? 7 : 0);
     if (!isUuid(id)) return error(404, "not_found", "no event " + id);
-    if (route == "/dlq/{id}" && method == "GET") {
+    if (!replay_one && get) {
       auto dead = s_.dlq->show(id);
       if (!dead) return unavailable(dead.error().message);
       if (!*dead) return error(404, "not_found", "event " + id + " is not in the DLQ");
       return json(200, runtime::toJson(**dead));
     }
-    const bool discard = route == "/dlq/{id}";
+    const bool discard = !replay_one;
     auto answer = discard ? s_.dlq->discard(id) : s_.dlq->replay(id);
     if (!answer) return unavailable(answer.error().message);
     switch (answer->status) {
@@ -245,6 +284,26 @@ class Api {
         return error(422, "no_pipeline", "no pipeline takes event " + id + "'s event_type any more", "event_type");
     }
     return error(500, "internal", "unknown DLQ answer");
+  }
+
+  // GET /dlq?pipeline=&error_type=&since=&until=&limit=&offset=
+  Reply dlqPage(const Request& req) {
+    store::DeadFilter filter;
+    try {
+      for (const auto& [key, value] : Poco::URI(std::string(req.target())).getQueryParameters())
+        if (auto bad = filterParameter(key, value, filter)) return *bad;
+    } catch (const Poco::Exception& e) {
+      return error(400, "invalid_parameter", "the query string cannot be read: " + e.displayText());
+    }
+    auto page = s_.dlq->list(filter);
+    if (!page) return unavailable(page.error().message);
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& e : page->items) items.push_back(runtime::toJson(e));
+    // Where the next page starts: pages are cut at dlq.max_page_bytes as well as at `limit`.
+    const std::uint64_t next = filter.offset + page->items.size();
+    nlohmann::json answer{{"items", std::move(items)}, {"total", page->total}};
+    if (next < page->total) answer["next_offset"] = next;
+    return json(200, answer);
   }
 
   // One filter key from the query string (GET /dlq); a bad value is a 400 naming it.
@@ -280,6 +339,8 @@ class Api {
   Reply replayAll(const Request& req) {
     if (!hasMediaType(std::string(req[beast_http::field::content_type]), "application/json"))
       return error(415, "unsupported_media_type", "Content-Type must be application/json");
+    if (!nestsWithin(req.body(), s_.config->server.max_json_depth))
+      return tooDeep(req.body(), s_.config->server.max_json_depth, "");
     const auto doc = nlohmann::json::parse(req.body(), nullptr, false);
     if (doc.is_discarded()) return error(400, "malformed_json", "body is not valid JSON");
     if (!doc.is_object())
@@ -310,6 +371,13 @@ class Api {
     }
     auto done = s_.dlq->replayAll(filter, limit);
     if (!done) return unavailable(done.error().message);
+    if (done->busy) {
+      Reply busy = error(409, "replay_running",
+                         "a bulk replay is already running in this process (dlq.replay_rate is one budget); "
+                         "retry once it ends");
+      busy.retry_after = "5";
+      return busy;
+    }
     nlohmann::json out{{"replayed", done->replayed}, {"skipped", done->skipped}};
     if (done->interrupted) out["interrupted"] = true;
     return json(202, out);
@@ -320,14 +388,18 @@ class Api {
     if (keys.empty()) return std::nullopt;
     std::string key(req["X-API-Key"]);
     if (key.empty()) {
+      // The scheme is case-insensitive (RFC 9110 §11.1): `bearer KEY` is a bearer token.
       const std::string auth(req[beast_http::field::authorization]);
-      if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
+      if (auth.size() > 7 && beast::iequals(beast::string_view(auth.data(), 7), "Bearer ")) key = auth.substr(7);
+      key.erase(0, key.find_first_not_of(' '));
     }
     if (key.empty()) return error(401, "unauthorized", "an API key is required (Authorization: Bearer KEY or X-API-Key)");
     const std::string digest = sha256Hex(key);
     for (const auto& k : keys) {
       if (k.sha256 != digest) continue;
-      if (std::find(k.scopes.begin(), k.scopes.end(), scope) != k.scopes.end()) return std::nullopt;
+      const auto has = [&](const std::string& s) { return std::find(k.scopes.begin(), k.scopes.end(), s) != k.scopes.end(); };
+      // Whoever runs the DLQ and the pipelines may read the metrics too.
+      if (has(scope) || (scope == "metrics" && has("admin"))) return std::nullopt;
       return error(403, "forbidden", "key '" + k.name + "' lacks the '" + scope + "' scope");
     }
     return error(401, "unauthorized", "unknown API key");
@@ -347,16 +419,42 @@ class Api {
       return respond(error(415, "unsupported_media_type",
                            std::string("Content-Type must be application/json") + (batch ? " or application/x-ndjson" : "")));
     const std::string& body = req.body();
+    const std::size_t max_depth = s_.config->server.max_json_depth;
     std::vector<nlohmann::json> docs;
     std::vector<std::optional<Reply>> parse_errors;
     if (!ndjson) {
+      // A batch's array is one level more than its events.
+      const std::size_t allowed = batch ? max_depth + 1 : max_depth;
+      if (!nestsWithin(body, allowed)) return respond(tooDeep(body, allowed, batch ? "an event of the batch" : ""));
       nlohmann::json doc;
+      bool per_item = false;
       try {
         doc = nlohmann::json::parse(body);
       } catch (const nlohmann::json::parse_error& e) {
         return respond(error(400, "malformed_json", std::string("body is not valid JSON: ") + e.what()));
+      } catch (const nlohmann::json::out_of_range&) {
+        // A number beyond a double's range. In a batch only its event is
+        // refused: the others are parsed one by one.
+        const auto items = batch ? arrayElements(body) : std::nullopt;
+        if (!items) return respond(hugeNumber(body, ""));
+        per_item = true;
+        for (const auto item : *items) {
+          const std::string where = "item " + std::to_string(docs.size());
+          parse_errors.resize(docs.size() + 1);
+          try {
+            docs.push_back(nlohmann::json::parse(item));
+          } catch (const nlohmann::json::out_of_range&) {
+            docs.emplace_back(nullptr);
+            parse_errors.back() = hugeNumber(item, where);
+          } catch (const nlohmann::json::parse_error& e) {
+            docs.emplace_back(nullptr);
+            parse_errors.back() = error(400, "malformed_json", where + " is not valid JSON: " + e.what());
+          }
+        }
       }
-      if (!batch) docs.push_back(std::move(doc));
+      if (per_item) {
+        // docs and parse_errors hold the items already.
+      } else if (!batch) docs.push_back(std::move(doc));
       else if (!doc.is_array()) return respond(error(400, "invalid_batch", "a batch body is a JSON array of events"));
       else docs = doc.get<std::vector<nlohmann::json>>();
     } else {
@@ -366,11 +464,22 @@ class Api {
       while (std::getline(lines, line)) {
         ++n;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        auto doc = nlohmann::json::parse(line, nullptr, false);
-        if (doc.is_discarded()) {
+        const std::string where = "line " + std::to_string(n);
+        std::optional<Reply> refused;
+        nlohmann::json doc;
+        if (!nestsWithin(line, max_depth)) {
+          refused = tooDeep(line, max_depth, where);
+        } else {
+          doc = nlohmann::json::parse(line, nullptr, false);
+          if (doc.is_discarded()) {
+            refused = pathOfHugeNumber(line) ? hugeNumber(line, where)
+                                             : error(400, "malformed_json", where + " is not valid JSON");
+          }
+        }
+        if (refused) {
           docs.emplace_back(nullptr);
           parse_errors.resize(docs.size());
-          parse_errors.back() = error(400, "malformed_json", "line " + std::to_string(n) + " is not valid JSON");
+          parse_errors.back() = std::move(refused);
         } else {
           docs.push_back(std::move(doc));
         }
@@ -398,8 +507,27 @@ class Api {
                         });
   }
 
+  // The body (or one batch item: `where`) nests deeper than `max`, which
+  // counts a batch's array; the message gives the configured limit.
+  Reply tooDeep(std::string_view text, std::size_t max, const std::string& where) const {
+    const std::string path = pathTooDeep(text, max);
+    return error(400, "too_deep",
+                 (where.empty() ? "the body" : where) + " nests arrays and objects deeper than server.max_json_depth (" +
+                     std::to_string(s_.config->server.max_json_depth) + ")" + (path.empty() ? "" : " at '" + path + "'"),
+                 path.substr(0, path.find('[')));  // the field, without the levels of nesting
+  }
+
+  // The body (or one batch item) holds a number beyond a double's range.
+  static Reply hugeNumber(std::string_view text, const std::string& where) {
+    const std::string path = pathOfHugeNumber(text).value_or(std::string());
+    return error(400, "number_out_of_range",
+                 (where.empty() ? "" : where + ": ") + (path.empty() ? "a number" : "'" + path + "'") +
+                     " is beyond the range of a double (about 1.8e308)",
+                 path);
+  }
+
   static Reply singleReply(runtime::IngestResult& r) {
-    Reply reply{r.status, std::move(r.body), "application/json", {}};
+    Reply reply{r.status, std::move(r.body), "application/json", {}, {}};
     if (r.status == 503 || r.status == 429) reply.retry_after = "1";
     return reply;
   }
@@ -432,7 +560,7 @@ class Api {
       body += ordered[i];
     }
     body += "]}";
-    Reply reply{accepted > 0 || !unavailable_seen ? 202 : 503, std::move(body), "application/json", {}};
+    Reply reply{accepted > 0 || !unavailable_seen ? 202 : 503, std::move(body), "application/json", {}, {}};
     if (unavailable_seen) reply.retry_after = "1";
     return reply;
   }
@@ -509,7 +637,8 @@ class Api {
 // that wait on the store, and the open connections (for the idle sweep and
 // for shutdown).
 struct Server::Impl {
-  Impl(const Services& s, unsigned threads) : services(s), api(s), blocking(kBlockingThreads) {
+  Impl(const Services& s, unsigned threads)
+      : services(s), api(s), blocking(kBlockingThreads), probes(kProbeThreads) {
     for (unsigned i = 0; i < threads; ++i) {
       ios.push_back(std::make_unique<asio::io_context>(1));
       guards.push_back(asio::make_work_guard(*ios.back()));
@@ -517,6 +646,9 @@ struct Server::Impl {
   }
 
   static constexpr std::size_t kBlockingThreads = 8;
+  // Health and metrics have threads of their own: a load balancer's probe
+  // took 7 s while bulk replays held every blocking thread.
+  static constexpr std::size_t kProbeThreads = 2;
   static constexpr auto kIdle = std::chrono::seconds(10);        // keep-alive, and a request's head
   static constexpr auto kSlowBody = std::chrono::seconds(60);   // a request's body
   static constexpr auto kLinger = std::chrono::seconds(2);      // discarding what follows a refused request
@@ -547,8 +679,10 @@ struct Server::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> accept_retry;
   std::size_t accept_failures = 0;
+  std::size_t refused_connections = 0;  // over server.max_connections
   std::size_t next_io = 0;  // round robin of new connections over the io threads
   asio::thread_pool blocking;
+  asio::thread_pool probes;
   std::vector<std::thread> threads;
   std::optional<asio::steady_timer> sweeper;
   std::atomic<bool> stopping{false};
@@ -570,6 +704,15 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(Server::Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)) {}
 
   void start() { read(); }
+  void noDelay() {
+    beast::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+  }
+  /// Closes a connection that never became a session.
+  void abandon() {
+    beast::error_code ignored;
+    socket_.close(ignored);
+  }
 
   /// From the sweeper (on any thread): closes the connection if it has sat
   /// in one phase too long, or, when stopping, if it is between requests.
@@ -603,6 +746,11 @@ class Session : public std::enable_shared_from_this<Session> {
     since_ = Clock::now();
     const auto& req = parser_->get();
     version_ = req.version();
+    if (auto why = badFraming(req)) {
+      // Where the body ends is unknown, so nothing after this head can be
+      // read as a request (RFC 9112 §6.1): answer, then close.
+      return refuse(error(400, "bad_framing", *why, "Transfer-Encoding"));
+    }
     // curl and others wait for this before sending a large body. An HTTP/1.0
     // client cannot read an interim answer, so it must not get one (RFC 9110 §10.1.1).
     if (req.version() >= 11 && beast::iequals(req[beast_http::field::expect], "100-continue")) {
@@ -623,21 +771,50 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Beast reads a body only when it is framed by chunked as the last coding
+  // or by Content-Length; any other Transfer-Encoding it takes as no body,
+  // and the bytes after the head as the next request: one that a proxy which
+  // framed them otherwise never saw (request smuggling).
+  static std::optional<std::string> badFraming(const Request& req) {
+    std::size_t codings = 0;
+    bool chunked = true;
+    for (const auto& f : req) {
+      if (f.name() != beast_http::field::transfer_encoding) continue;
+      ++codings;
+      std::string_view v(f.value().data(), f.value().size());
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      chunked = chunked && beast::iequals(beast::string_view(v.data(), v.size()), "chunked");
+    }
+    if (codings == 0) return std::nullopt;
+    if (codings > 1 || !chunked)
+      return "Transfer-Encoding must be exactly 'chunked' (no other coding is supported)";
+    if (req.count(beast_http::field::content_length) > 0)
+      return "a request carries Content-Length or Transfer-Encoding, not both";
+    if (req.version() < 11) return "an HTTP/1.0 request cannot carry Transfer-Encoding";
+    return std::nullopt;
+  }
+
   void readFailed(beast::error_code ec) {
     if (ec == beast_http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
       return close();
-    // The request cannot be read to its end, so the connection cannot be reused.
+    const std::size_t max = server_.services.config->server.max_body_bytes;
+    if (ec == beast_http::error::body_limit)
+      return refuse(error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(max) + ")"));
+    if (ec == beast_http::error::header_limit)
+      return refuse(error(431, "headers_too_large", "the request head exceeds 16 KiB"));
+    refuse(error(400, "bad_request", "malformed HTTP request: " + ec.message()));
+  }
+
+  // The request cannot be read to its end, so the connection cannot be reused.
+  void refuse(Reply reply) {
     keep_alive_ = false;
+    head_ = false;
     start_ = Clock::now();
     route_ = "unmatched";
     correlation_ = newUuid();
-    const std::size_t max = server_.services.config->server.max_body_bytes;
-    if (ec == beast_http::error::body_limit)
-      return respond(error(413, "payload_too_large", "body exceeds server.max_body_bytes (" + std::to_string(max) + ")"));
-    if (ec == beast_http::error::header_limit)
-      return respond(error(431, "headers_too_large", "the request head exceeds 16 KiB"));
-    respond(error(400, "bad_request", "malformed HTTP request: " + ec.message()));
+    respond(std::move(reply));
   }
 
   void handle() {
@@ -645,6 +822,7 @@ class Session : public std::enable_shared_from_this<Session> {
     start_ = Clock::now();
     const auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
+    head_ = req.method() == beast_http::verb::head;
     correlation_ = std::string(req["X-Correlation-ID"]);
     if (correlation_.empty() || correlation_.size() > 128) correlation_ = newUuid();
     if (Api::isIngest(req)) {
@@ -664,7 +842,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                   });
                                 });
     }
-    asio::post(server_.blocking, [self = shared_from_this()] {
+    asio::post(Api::isProbe(req) ? server_.probes : server_.blocking, [self = shared_from_this()] {
       std::string route = "unmatched";
       Reply reply = self->server_.api.handle(self->parser_->get(), route, self->correlation_);
       asio::dispatch(self->socket_.get_executor(),
@@ -686,12 +864,16 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(beast_http::field::content_type, reply.content_type);
     res_.set("X-Correlation-ID", correlation_);
     if (!reply.retry_after.empty()) res_.set(beast_http::field::retry_after, reply.retry_after);
+    if (!reply.allow.empty()) res_.set(beast_http::field::allow, reply.allow);
     res_.keep_alive(keep);
     // Beast writes HTTP/1.1 answers, where keep-alive is implied; an HTTP/1.0
     // client (ab -k, old proxies) keeps the connection only when told.
     if (keep && version_ < 11) res_.set(beast_http::field::connection, "keep-alive");
     res_.body() = std::move(reply.body);
     res_.prepare_payload();
+    // The GET's head with its Content-Length, and no body (RFC 9110 §9.3.2):
+    // a body here would be read as the start of the next answer.
+    if (head_) res_.body().clear();
     beast_http::async_write(socket_, res_, [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       if (!keep) return self->linger();
@@ -738,6 +920,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point since_ = Clock::now();
   Clock::time_point start_;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request is a HEAD
   unsigned version_ = 11;  // the request's HTTP version
   std::string route_ = "unmatched";
   std::string correlation_;
@@ -763,12 +946,22 @@ void Server::Impl::accept() {
       accept_failures = 0;
     }
     beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(*this, std::move(socket));
     {
       std::lock_guard lock(sessions_mutex);
+      // Past server.max_connections a new connection is closed at once:
+      // idle sockets must not take every descriptor and lock out everyone.
+      if (sessions.size() >= services.config->server.max_connections) {
+        if (refused_connections++ % 1000 == 0)
+          log::warn("connection refused: server.max_connections reached",
+                    {{"max_connections", std::to_string(services.config->server.max_connections)},
+                     {"refused", std::to_string(refused_connections)}});
+        session->abandon();
+        return accept();
+      }
       sessions.insert(session);
     }
+    session->noDelay();
     session->start();
     accept();
   });
@@ -792,7 +985,26 @@ void Server::Impl::sweep() {
 Server::Server(Services services) : services_(std::move(services)) {}
 Server::~Server() { stop(); }
 
+namespace {
+
+// Each connection holds a descriptor, and the soft limit is often 1,024: a
+// thousand idle sockets would lock every other client out long before
+// server.max_connections. The hard limit is what the administrator allows.
+void raiseDescriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const auto before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    log::info("raised the open-file limit", {{"from", std::to_string(before)}, {"to", std::to_string(limit.rlim_max)}});
+  else
+    log::warn("cannot raise the open-file limit", {{"limit", std::to_string(before)}, {"error", std::strerror(errno)}});
+}
+
+}  // namespace
+
 Expected<void> Server::start() {
+  raiseDescriptorLimit();
   const auto& listen = services_.config->server.listen;
   const unsigned configured = services_.config->server.threads;
   impl_ = std::make_unique<Impl>(services_, configured ? configured : std::max(2u, std::thread::hardware_concurrency()));
@@ -850,6 +1062,7 @@ void Server::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   impl_->blocking.join();
+  impl_->probes.join();
   impl_->guards.clear();
   for (auto& io : impl_->ios) io->stop();
   for (auto& t : impl_->threads) t.join();

@@ -1,5 +1,7 @@
 #include "pipeline/envelope.hpp"
 
+#include <algorithm>
+
 #include "base/ids.hpp"
 
 namespace eventflow::pipeline {
@@ -20,6 +22,17 @@ std::optional<SystemTime> parseNaive(std::string_view text) {
 }
 }  // namespace
 
+bool canonicaliseEventId(nlohmann::json& doc) {
+  if (!doc.is_object()) return false;
+  auto id = doc.find("event_id");
+  if (id == doc.end() || !id->is_string()) return false;
+  auto& text = id->get_ref<std::string&>();
+  if (!isUuid(text) || std::none_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'F'; })) return false;
+  for (auto& c : text)
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  return true;
+}
+
 std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, const std::string& header_correlation,
                                            Envelope& out, const EnvelopeOptions& options) {
   if (!doc.is_object()) return invalid("", "an event must be a JSON object");
@@ -33,6 +46,7 @@ std::optional<EnvelopeError> checkEnvelope(nlohmann::json& doc, SystemTime now, 
   if (auto id = doc.find("event_id"); id != doc.end() && !id->is_null()) {
     if (!id->is_string() || !isUuid(id->get_ref<const std::string&>()))
       return invalid("event_id", "event_id must be a UUID string");
+    canonicaliseEventId(doc);
     out.id = id->get<std::string>();
   } else {
     out.id = newUuid();

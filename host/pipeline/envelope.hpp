@@ -29,6 +29,12 @@ struct EnvelopeOptions {
   bool naive_timestamps_utc = true;
 };
 
+/// Lower-cases a UUID `event_id` of `doc` in place: one UUID in upper and in
+/// lower case is one event (G3), in the idempotency check and in every store.
+/// True if it changed. checkEnvelope does it too; ingest calls it first, so
+/// the body it hashes and keeps already has the canonical id.
+bool canonicaliseEventId(nlohmann::json& doc);
+
 /// Checks `doc` and fills `event_id` (new UUID) and `timestamp` (`now`) when
 /// absent; a naive timestamp taken as UTC is rewritten as RFC 3339 with `Z`.
 /// `correlation_id` comes from the document, else `header_correlation`.

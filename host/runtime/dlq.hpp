@@ -39,6 +39,7 @@ struct BulkReplay {
   std::uint64_t replayed = 0;
   std::uint64_t skipped = 0;  // left the DLQ meanwhile, or no pipeline takes their type
   bool interrupted = false;   // stop() was called (shutdown) before the end
+  bool busy = false;          // another bulk replay was running: nothing was done
 };
 
 class Dlq {
@@ -47,12 +48,15 @@ class Dlq {
   /// not (`eventflow dlq list` loads no plugins). `max_depth` pauses a bulk
   /// replay while a pipeline's queue is that deep (ingest's bound).
   Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate = 1000,
-      std::size_t max_depth = 100000);
+      std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20);
 
   static constexpr std::size_t kMaxListLimit = 1000;
   static constexpr std::size_t kReplayPage = 500;
 
-  Expected<store::DeadPage> list(const store::DeadFilter& filter) { return store_.listDead(filter); }
+  /// At most filter.limit dead events and, past the first, no more than
+  /// max_page_bytes of their documents and messages: fewer items than asked
+  /// for while offset + items < total means the page was cut short.
+  Expected<store::DeadPage> list(const store::DeadFilter& filter);
   Expected<std::optional<store::DeadEvent>> show(const std::string& id) { return store_.getDead(id); }
 
   Expected<DlqAnswer> replay(const std::string& id);
@@ -62,7 +66,8 @@ class Dlq {
   /// Replays every dead event matching `filter` (at most `limit`, 0: all) in
   /// pages of kReplayPage, at no more than replay_rate events per second.
   /// Only events dead when it starts are taken: one that fails again while
-  /// it runs stays in the DLQ.
+  /// it runs stays in the DLQ. One runs at a time, so replay_rate is one
+  /// budget for the process: while one runs, another answers `busy`.
   Expected<BulkReplay> replayAll(store::DeadFilter filter, std::uint64_t limit = 0);
   Expected<DlqAnswer> discard(const std::string& id);
   Expected<std::uint64_t> purge(const store::DeadFilter& filter);
@@ -80,9 +85,11 @@ class Dlq {
   const pipeline::Router* router_;
   unsigned replay_rate_;
   std::size_t max_depth_;
+  std::size_t max_page_bytes_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool bulk_running_ = false;  // under mutex_
 };
 
 /// A dead event as the API and `eventflow dlq --json` show it.

@@ -183,7 +183,9 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
   for (std::size_t i = 0; i < docs.size(); ++i) {
     auto& doc = docs[i];
     // The hash is of the document as sent, so a re-post without event_id
-    // defaults still compares equal.
+    // defaults still compares equal; but with its id in lower case, so the
+    // same UUID in upper case is a duplicate and not a conflict.
+    pipeline::canonicaliseEventId(doc);
     std::string sent = doc.dump();
     const std::string sha = sha256Hex(sent);
     if (hasNul(sent)) {

@@ -87,7 +87,7 @@ TEST(DlqHost, ListFilterReplayDiscardOverHttpWithAdminScope) {
   }
   const std::string good = uuid();
   ASSERT_EQ(post(host, "/events", validEvent(0, good), kIngestKey).status, 202);
-  ASSERT_EQ(host.waitIdle(std::chrono::seconds(20))["events_in_flight"], 0);
+  ASSERT_EQ(host.waitIdle(std::chrono::seconds(20), as(kAdminKey))["events_in_flight"], 0);
 
   // Admin scope: no key, an ingest-only key, the admin key.
   EXPECT_EQ(http(host.port(), "GET", "/dlq").status, 401);
@@ -205,13 +205,14 @@ TEST(DlqHost, ListFilterReplayDiscardOverHttpWithAdminScope) {
   })) << get(host, "/dlq?pipeline=signups").body;
 
   // The books: 8 received = 1 processed + 6 dead + 1 discarded.
-  auto summary = host.waitIdle(std::chrono::seconds(20));
+  auto summary = host.waitIdle(std::chrono::seconds(20), as(kAdminKey));
   EXPECT_EQ(summary["events_received"], 8) << summary.dump();
   EXPECT_EQ(summary["events_processed"], 1);
   EXPECT_EQ(summary["events_failed"], 6);
   EXPECT_EQ(summary["events_discarded"], 1);
   EXPECT_EQ(summary["pipelines"]["purchases"]["events_discarded"], 1);
-  EXPECT_NE(http(host.port(), "GET", "/metrics").body.find("route=\"/dlq/{id}/replay\""), std::string::npos);
+  EXPECT_NE(http(host.port(), "GET", "/metrics", {}, {}, as(kAdminKey)).body.find("route=\"/dlq/{id}/replay\""),
+            std::string::npos);
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
 
@@ -220,7 +221,7 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
   ASSERT_TRUE(host.start()) << host.readLog();
   std::vector<std::string> ids;
   for (int n = 1; n <= 4; ++n) ids.push_back(postBadPurchase(host, n));
-  ASSERT_EQ(host.waitIdle(std::chrono::seconds(20))["events_in_flight"], 0);
+  ASSERT_EQ(host.waitIdle(std::chrono::seconds(20), as(kAdminKey))["events_in_flight"], 0);
   auto eventflow = [&](std::vector<std::string> args) {
     args.insert(args.begin(), EVENTFLOW_BINARY);
     args.push_back("--config");
@@ -289,7 +290,7 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
   EXPECT_EQ(purged.out, "discarded 4 events (error_type=validation)\n");
   EXPECT_EQ(get(host, "/dlq").json()["total"], 0);
   EXPECT_EQ(get(host, "/events/" + ids[3]).json()["state"], "discarded");
-  EXPECT_EQ(host.waitIdle(std::chrono::seconds(10))["events_discarded"], 4);
+  EXPECT_EQ(host.waitIdle(std::chrono::seconds(10), as(kAdminKey))["events_discarded"], 4);
 
   // Usage errors are 2; a stopped host is a failure that says what to do.
   EXPECT_EQ(eventflow({"dlq", "replay"}).exit_code, 2);

@@ -170,11 +170,12 @@ class HostProcess {
   }
 
   /// Waits until no event is in flight per /metrics/summary; returns the summary.
-  nlohmann::json waitIdle(std::chrono::seconds within) const {
+  /// `headers`: an API key with scope metrics, when keys are configured.
+  nlohmann::json waitIdle(std::chrono::seconds within, const std::map<std::string, std::string>& headers = {}) const {
     nlohmann::json last;
     const auto deadline = std::chrono::steady_clock::now() + within;
     while (std::chrono::steady_clock::now() < deadline) {
-      auto r = http(port_, "GET", "/metrics/summary");
+      auto r = http(port_, "GET", "/metrics/summary", {}, "application/json", headers);
       if (r.status == 200) {
         last = r.json();
         if (last["events_in_flight"] == 0) return last;

@@ -207,3 +207,56 @@ TEST_F(ConfigTest, IngestMetricsAndLimitsKeys) {
   EXPECT_NE(m.find("b.yaml:3:"), std::string::npos) << m;
   EXPECT_NE(m.find("'max_rss' must be a size"), std::string::npos) << m;
 }
+
+// The limits of issue 11: defaults, the file, the environment, and the checks both pass.
+TEST_F(ConfigTest, JsonDepthAndConnectionLimitsAreReadAndChecked) {
+  auto defaults = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->server.max_json_depth, 64u);
+  EXPECT_EQ(defaults->server.max_connections, 10000u);
+
+  auto set = config::loadHostConfig(write("eventflow.yaml", "server: { max_json_depth: 16, max_connections: 50 }\n"));
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->server.max_json_depth, 16u);
+  EXPECT_EQ(set->server.max_connections, 50u);
+
+  const auto file = write("eventflow.yaml", "server: { max_json_depth: 100000, max_connections: 0 }\n");
+  auto bad = config::loadHostConfig(file);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(file + ":1:27: 'max_json_depth' must be at most 1000"), std::string::npos)
+      << bad.error().message;
+  EXPECT_NE(bad.error().message.find("'max_connections' must be a whole number >= 1"), std::string::npos)
+      << bad.error().message;
+
+  ::setenv("EVENTFLOW_SERVER_MAX_JSON_DEPTH", "0", 1);
+  ::setenv("EVENTFLOW_SERVER_MAX_CONNECTIONS", "200", 1);
+  auto env = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ::unsetenv("EVENTFLOW_SERVER_MAX_JSON_DEPTH");
+  ::unsetenv("EVENTFLOW_SERVER_MAX_CONNECTIONS");
+  ASSERT_FALSE(env);
+  EXPECT_NE(env.error().message.find("'max_json_depth' must be a whole number >= 1"), std::string::npos)
+      << env.error().message;
+}
+
+TEST_F(ConfigTest, ApiKeysMayCarryTheMetricsScope) {
+  const std::string sha(64, 'a');
+  auto cfg = config::loadHostConfig(
+      write("eventflow.yaml", "server: { api_keys: [{ name: prom, sha256: \"" + sha + "\", scopes: [metrics] }] }\n"));
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->server.api_keys.at(0).scopes, std::vector<std::string>{"metrics"});
+}
+
+TEST_F(ConfigTest, DlqMaxPageBytesIsReadAndChecked) {
+  auto defaults = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->dlq.max_page_bytes, 8u << 20);
+  auto set = config::loadHostConfig(write("eventflow.yaml", "dlq: { max_page_bytes: 65536 }\n"));
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->dlq.max_page_bytes, 65536u);
+  ::setenv("EVENTFLOW_DLQ_MAX_PAGE_BYTES", "12", 1);
+  auto env = config::loadHostConfig(write("eventflow.yaml", "{}\n"));
+  ::unsetenv("EVENTFLOW_DLQ_MAX_PAGE_BYTES");
+  ASSERT_FALSE(env);
+  EXPECT_NE(env.error().message.find("'max_page_bytes' must be a whole number >= 1024"), std::string::npos)
+      << env.error().message;
+}

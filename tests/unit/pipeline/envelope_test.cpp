@@ -111,3 +111,16 @@ TEST(Envelope, NaiveTimestampShapesThatAreStillRefused) {
     EXPECT_EQ(err->field, "timestamp") << bad;
   }
 }
+
+// One UUID in either case is one event (issue 11): kept in lower case.
+TEST(Envelope, EventIdIsKeptInLowerCase) {
+  auto doc = nlohmann::json{{"event_type", "x"}, {"event_id", "0B6B1A5E-4C0D-4F7E-9A51-3E2F3F1C2D4E"}};
+  Envelope env;
+  ASSERT_FALSE(check(doc, env));
+  EXPECT_EQ(env.id, "0b6b1a5e-4c0d-4f7e-9a51-3e2f3f1c2d4e");
+  EXPECT_EQ(doc["event_id"], env.id);
+  EXPECT_FALSE(pipeline::canonicaliseEventId(doc));
+  auto not_uuid = nlohmann::json{{"event_type", "x"}, {"event_id", "ABC"}};
+  EXPECT_FALSE(pipeline::canonicaliseEventId(not_uuid));
+  EXPECT_EQ(not_uuid["event_id"], "ABC");
+}
