@@ -347,3 +347,112 @@ TEST(Shutdown, ACrashedWorkersEntriesAreClaimedAndOnlyThoseInHandRunOneAtATime) 
   EXPECT_GT(claimed(log, "one_at_a_time"), 0) << log;
   EXPECT_GT(claimed(log, "in_batches"), 0) << log;
 }
+
+TEST(Shutdown, RollingRestartDrillTwiceLosesNothingAndAnswersOnly202Or200Or503) {
+  const std::string pg = freshDatabase("shutdown_drill");
+  ASSERT_FALSE(pg.empty());
+  SlowWebhook hook;
+  Cluster cluster("shutdown-drill", pg, redisUrl(), "30s", "30s");
+  slowPurchases(cluster.dir() / "pipelines", "postgres", hook.port());
+  cluster.use(cluster.dir() / "pipelines", EVENTFLOW_FAULT_FIXTURE_DIR);
+  cluster.shutdownTimeout("5s");
+  struct Member {
+    std::string role;
+    std::uint16_t port;
+    ChildProcess* process;
+  };
+  std::vector<Member> members;
+  for (const char* role : {"api", "api", "worker", "worker"}) {
+    const auto port = cluster.add(role);
+    members.push_back({role, port, cluster.processes().back().get()});
+  }
+  const std::uint16_t apis[] = {members[0].port, members[1].port};
+
+  // Four clients at a steady 50 events/s each, over both apis; an event whose
+  // request got no answer (its api stopping) is posted again, same id, to the other.
+  std::atomic<bool> stop{false};
+  std::atomic<long> unexpected{0}, refused{0};
+  std::mutex mutex;
+  std::vector<std::string> accepted;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t)
+    clients.emplace_back([&, t] {
+      for (int i = t; !stop; i += 4) {
+        const auto next = SteadyClock::now() + 20ms;
+        const std::string id = uuid();
+        auto event = validEvent(i, id);
+        if (i % 8 == 1) event["fail_times"] = 1;
+        for (int attempt = 0; attempt < 200 && !stop; ++attempt) {
+          const auto r = http(apis[(i / 4 + attempt) % 2], "POST", "/events", event.dump());
+          if (r.status == 202 || r.status == 200) {
+            std::lock_guard lock(mutex);
+            accepted.push_back(id);
+            break;
+          }
+          if (r.status == 0) {
+            ++refused;
+            std::this_thread::sleep_for(10ms);
+            continue;
+          }
+          if (r.status != 503 || !r.headers.count("Retry-After")) {
+            ++unexpected;
+            break;
+          }
+          std::this_thread::sleep_for(100ms);
+        }
+        std::this_thread::sleep_until(next);
+      }
+    });
+
+  auto count = [&] {
+    std::lock_guard lock(mutex);
+    return accepted.size();
+  };
+  auto waitForMore = [&](std::size_t n) {
+    const std::size_t from = count();
+    const auto until = SteadyClock::now() + 20s;
+    while (SteadyClock::now() < until && count() < from + n) std::this_thread::sleep_for(20ms);
+  };
+  waitForMore(200);
+  for (int round = 0; round < 2; ++round)
+    for (auto& m : members) {
+      const auto signalled = SteadyClock::now();
+      m.process->kill(SIGTERM);
+      const int code = m.process->wait(20s);
+      const auto took = SteadyClock::now() - signalled;
+      EXPECT_EQ(code, 0) << m.role << "\n" << m.process->output();
+      EXPECT_LE(took, kBound) << m.role << ": " << std::chrono::duration<double>(took).count() << " s";
+      printPhases(m.process->output(), m.role, took);
+      cluster.add(m.role, m.port);
+      m.process = cluster.processes().back().get();
+      waitForMore(100);
+    }
+  waitForMore(200);
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(unexpected, 0);
+  ASSERT_FALSE(accepted.empty());
+
+  long long unfinished = -1;
+  const auto deadline = SteadyClock::now() + 60s;
+  while (SteadyClock::now() < deadline) {
+    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
+    if (unfinished == 0) break;
+    std::this_thread::sleep_for(250ms);
+  }
+  EXPECT_EQ(unfinished, 0);
+  std::string ids = "'{";
+  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
+  ids += "}'::uuid[]";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"),
+            pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+  std::cout << "drill: " << accepted.size() << " accepted, " << refused << " requests found their api stopped"
+            << " (posted again to the other), longest wait received → done "
+            << pgCount(pg, "SELECT CEIL(1000 * EXTRACT(EPOCH FROM MAX(updated_at - received_at)))::bigint FROM raw_events "
+                           "WHERE state = 'done'")
+            << " ms\n";
+}
