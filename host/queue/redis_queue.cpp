@@ -339,7 +339,7 @@ class Connection {
 class RedisQueue final : public Queue {
  public:
   RedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines)
-      : options_(options), consumer_prefix_(hostName() + ":" + std::to_string(::getpid()) + ":") {
+      : options_(options), consumer_prefix_(consumerPrefix()) {
     Poco::URI uri(options.url);
     host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
     port_ = uri.getPort() ? uri.getPort() : 6379;
@@ -548,6 +548,15 @@ class RedisQueue final : public Queue {
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
+
+  // host:pid: for the process's queue. A second queue in one process (tests
+  // play a crashed process and its successor so) gets host:pid/2:, since
+  // claims tell a stopped consumer from a live one by its name.
+  static std::string consumerPrefix() {
+    static std::atomic<int> instances{0};
+    const int n = ++instances;
+    return hostName() + ":" + std::to_string(::getpid()) + (n > 1 ? "/" + std::to_string(n) : "") + ":";
+  }
 
   // Appends one XADD per message to `wire`; returns how many.
   std::size_t encodeXadds(std::string& wire, const std::string& pipeline, const std::vector<Message>& messages) const {
