@@ -30,15 +30,15 @@ namespace {
 
 std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
 
-// The slow webhook: every request takes 50 ms, then 200.
+// The slow webhook: every request takes `delay` (50 ms), then 200.
 class SlowWebhook {
  public:
-  SlowWebhook() {
+  explicit SlowWebhook(std::chrono::milliseconds delay = 50ms) : delay_(delay) {
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(32);
     params->setMaxQueued(256);
     params->setKeepAlive(true);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(requests_), Poco::Net::ServerSocket(0), params);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(requests_, delay_), Poco::Net::ServerSocket(0), params);
     server_->start();
   }
   ~SlowWebhook() { server_->stopAll(true); }
@@ -47,24 +47,27 @@ class SlowWebhook {
 
  private:
   struct Handler final : Poco::Net::HTTPRequestHandler {
-    explicit Handler(std::atomic<long>& n) : n_(n) {}
+    Handler(std::atomic<long>& n, std::chrono::milliseconds delay) : n_(n), delay_(delay) {}
     void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
       std::string body;
       Poco::StreamCopier::copyToString(request.stream(), body);
-      std::this_thread::sleep_for(50ms);
       ++n_;
+      std::this_thread::sleep_for(delay_);
       response.setContentLength(0);
       response.send();
     }
     std::atomic<long>& n_;
+    std::chrono::milliseconds delay_;
   };
   struct Factory final : Poco::Net::HTTPRequestHandlerFactory {
-    explicit Factory(std::atomic<long>& n) : n_(n) {}
+    Factory(std::atomic<long>& n, std::chrono::milliseconds delay) : n_(n), delay_(delay) {}
     Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-      return new Handler(n_);
+      return new Handler(n_, delay_);
     }
     std::atomic<long>& n_;
+    std::chrono::milliseconds delay_;
   };
+  std::chrono::milliseconds delay_;
   std::atomic<long> requests_{0};
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
@@ -455,4 +458,38 @@ TEST(Shutdown, RollingRestartDrillTwiceLosesNothingAndAnswersOnly202Or200Or503) 
             << pgCount(pg, "SELECT CEIL(1000 * EXTRACT(EPOCH FROM MAX(updated_at - received_at)))::bigint FROM raw_events "
                            "WHERE state = 'done'")
             << " ms\n";
+}
+
+TEST(Shutdown, APluginThatHangsDoesNotHoldTheProcessPastShutdownTimeout) {
+  SlowWebhook hook(8s);  // far past shutdown_timeout (2 s); the sink waits up to its 30 s timeout
+  const fs::path pipelines = fs::temp_directory_path() / ("eventflow-shutdown-hang-" + std::to_string(::getpid()));
+  slowPurchases(pipelines, "sqlite", hook.port());
+  {
+    std::ifstream in(pipelines / "purchases.yaml");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::ofstream(pipelines / "purchases.yaml") << std::regex_replace(ss.str(), std::regex("timeout: 5s"), "timeout: 30s");
+  }
+  HostProcess host("shutdown-hang", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  {
+    std::ifstream in(host.config());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::ofstream(host.config()) << std::regex_replace(ss.str(), std::regex("shutdown_timeout: 10s"), "shutdown_timeout: 2s");
+  }
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string id = uuid();
+  ASSERT_EQ(host.post(validEvent(0, id).dump()).status, 202);
+  const auto until = SteadyClock::now() + 20s;
+  while (SteadyClock::now() < until && hook.requests() == 0) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(hook.requests(), 1) << "the sink is inside its request";
+  const auto signalled = SteadyClock::now();
+  const int code = host.terminate(20s);
+  const auto took = SteadyClock::now() - signalled;
+  EXPECT_EQ(code, 1) << "not a clean stop\n" << host.readLog();
+  EXPECT_LE(took, 3s) << std::chrono::duration<double>(took).count() << " s\n" << host.readLog();
+  EXPECT_NE(host.readLog().find("shutdown_timeout reached"), std::string::npos);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE event_id = '" + id + "' AND state NOT IN ('done', 'dead')"), 1)
+      << "what was in hand stays unfinished, for the next start";
+  fs::remove_all(pipelines);
 }
