@@ -524,6 +524,7 @@ class RedisQueue final : public Queue {
       }
       handBack(pipeline, std::move(left));
     }
+    forgetConsumers();
     {
       std::lock_guard lock(refresh_mutex_);
       closed_ = true;
@@ -556,6 +557,28 @@ class RedisQueue final : public Queue {
     static std::atomic<int> instances{0};
     const int n = ++instances;
     return hostName() + ":" + std::to_string(::getpid()) + (n > 1 ? "/" + std::to_string(n) : "") + ":";
+  }
+
+  // After a clean stop this process's consumers that hold nothing are
+  // deleted: every restart makes new names, and claims read the whole
+  // consumer list. One that still holds entries (their commit failed) stays,
+  // so that they are claimed.
+  void forgetConsumers() {
+    std::vector<std::pair<std::string, std::string>> used;  // pipeline, consumer
+    {
+      std::lock_guard lock(readers_mutex_);
+      for (const auto& [key, conn] : readers_) {
+        const auto slash = key.rfind('/');
+        used.emplace_back(key.substr(0, slash), consumer_prefix_ + key.substr(slash + 1));
+      }
+    }
+    for (const auto& [pipeline, consumer] : used)
+      (void)withShared([&](Connection& c) -> Expected<void> {
+        Reply held = c.call(Command{"XPENDING", stream(pipeline), kGroup, "-", "+", "1", consumer});
+        if (Reply* rows = array(held); rows && rows->items.empty())
+          c.call(Command{"XGROUP", "DELCONSUMER", stream(pipeline), kGroup, consumer});
+        return {};
+      });
   }
 
   // Appends one XADD per message to `wire`; returns how many.

@@ -172,6 +172,17 @@ void printPhases(const std::string& log, const std::string& who, SteadyClock::du
             << (at == std::string::npos ? "no phases logged" : log.substr(begin, log.find('\n', at) - begin)) << "\n";
 }
 
+// Consumers of `stream`'s group.
+long long consumers(const std::string& redis, const std::string& stream) {
+  FILE* out = ::popen(("redis-cli -u " + redis + " XINFO CONSUMERS " + stream + " eventflow 2>&1").c_str(), "r");
+  if (!out) return -1;
+  long long n = 0;
+  char line[512];
+  while (std::fgets(line, sizeof line, out)) n += std::string(line) == "name\n";
+  ::pclose(out);
+  return n;
+}
+
 std::string idList(const std::vector<std::string>& ids) {
   std::string out;
   for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? ",'" : "'") + ids[i] + "'";
@@ -255,8 +266,10 @@ TEST(Shutdown, WorkerAndApiUnderLoadExitWithinShutdownTimeoutAndTheRestartFinish
   stop(*cluster.processes()[1], "worker");
   // It was the only worker: nothing may be left pending under its consumers,
   // neither read and not started, nor retries waiting on their timer.
-  for (const char* pipeline : {"purchases", "signups", "activity"})
+  for (const char* pipeline : {"purchases", "signups", "activity"}) {
     EXPECT_EQ(pendingEntries(redisUrl(), cluster.prefix() + pipeline), 0) << pipeline;
+    EXPECT_EQ(consumers(redisUrl(), cluster.prefix() + pipeline), 0) << pipeline << ": its consumers are deleted";
+  }
   // Clients go on posting to the api meanwhile.
   const std::size_t before = load.count();
   // (Until the queues reach max_depth: then the api answers 503.)
