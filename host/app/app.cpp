@@ -2,10 +2,14 @@
 
 #include <signal.h>
 
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "app/args.hpp"
 #include "app/cli.hpp"
@@ -275,19 +279,71 @@ int serve(int argc, char** argv) {
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     break;
   }
-  const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
+  // shutdown_timeout is a promise to the supervisor (systemd's
+  // TimeoutStopSec, Kubernetes' grace period), which kills the process past
+  // it. It is split explicitly, T being shutdown_timeout:
+  //   HTTP drain     up to min(T/5, 5 s): requests in progress answer (they
+  //                  wait on a group commit, normally milliseconds); workers
+  //                  keep working meanwhile;
+  //   worker drain   until T - min(T/5, 2 s): batches are started only if
+  //                  they should finish by then, retries on their timer are
+  //                  handed back;
+  //   queue close    and final commit share the last min(T/5, 2 s).
+  // Should a plugin hang past all that, the watchdog ends the process at T:
+  // what was in hand stays unfinished in the store, as after a crash.
+  using Clock = std::chrono::steady_clock;
+  const auto signalled = Clock::now();
+  const auto deadline = signalled + cfg.shutdown_timeout;
+  const auto http_share = std::min<Clock::duration>(cfg.shutdown_timeout / 5, std::chrono::seconds(5));
+  const auto commit_share = std::min<Clock::duration>(cfg.shutdown_timeout / 5, std::chrono::seconds(2));
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_cv;
+  bool stopped = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(watchdog_mutex);
+    if (watchdog_cv.wait_until(lock, deadline, [&] { return stopped; })) return;
+    log::error("shutdown_timeout reached before a clean stop; exiting now, unfinished events stay in the store",
+               {{"shutdown_timeout_ms", std::to_string(cfg.shutdown_timeout.count())}});
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  });
+  auto mark = signalled;
+  auto seconds = [](Clock::duration d) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", std::chrono::duration<double>(d).count());
+    return std::string(text);
+  };
+  auto lap = [&] {
+    const auto now = Clock::now();
+    const auto took = now - mark;
+    mark = now;
+    return took;
+  };
   ready = false;
   dlq.stop();  // a bulk replay in progress answers with what it did so far
-  server.stop();
+  server.stop(std::chrono::duration_cast<std::chrono::milliseconds>(http_share));
   ingestor.stop();  // publishes what the last group commits accepted, before the workers drain
   relay.stop();
-  // Workers drain until a little before the deadline, leaving time to commit.
-  workers.stop(deadline - std::min(cfg.shutdown_timeout / 5, std::chrono::milliseconds(2000)));
+  const auto http_drain = lap();
+  workers.stop(deadline - commit_share);
+  const auto worker_drain = lap();
   queue.close();
+  const auto queue_close = lap();
   committer.stop();
+  const auto final_commit = lap();
   // A clean stop leaves nothing in hand to blame at the next start.
   if (!in_hand_dir.empty()) (void)runtime::takeInHand(in_hand_dir);
-  log::info("eventflow stopped");
+  log::info("eventflow stopped", {{"http_drain_s", seconds(http_drain)},
+                                  {"worker_drain_s", seconds(worker_drain)},
+                                  {"queue_close_s", seconds(queue_close)},
+                                  {"final_commit_s", seconds(final_commit)},
+                                  {"total_s", seconds(Clock::now() - signalled)}});
+  {
+    std::lock_guard lock(watchdog_mutex);
+    stopped = true;
+  }
+  watchdog_cv.notify_all();
+  watchdog.join();
   return 0;
 }
 

@@ -1038,8 +1038,9 @@ Expected<void> Server::start() {
   return {};
 }
 
-void Server::stop() {
+void Server::stop(std::chrono::milliseconds drain) {
   if (!impl_) return;
+  const auto drain_until = Clock::now() + drain;
   impl_->stopping = true;
   asio::post(impl_->acceptor->get_executor(), [impl = impl_.get()] {
     beast::error_code ignored;
@@ -1054,7 +1055,7 @@ void Server::stop() {
   }
   for (auto& s : open) s->sweep(Clock::now());
   open.clear();
-  for (int i = 0; i < 200; ++i) {
+  while (Clock::now() < drain_until) {
     {
       std::lock_guard lock(impl_->sessions_mutex);
       if (impl_->sessions.empty()) break;

@@ -2,6 +2,7 @@
 // The HTTP API of DESIGN §3, on Boost.Asio with Boost.Beast (see server.cpp for why not Poco's HTTPServer).
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,8 +40,9 @@ class Server {
   ~Server();
   /// Binds server.listen; a port of 0 picks a free one (see port()).
   Expected<void> start();
-  /// Stops accepting, lets requests in progress finish, then returns.
-  void stop();
+  /// Stops accepting, lets requests in progress finish for up to `drain`
+  /// (shutdown's HTTP share), then returns.
+  void stop(std::chrono::milliseconds drain = std::chrono::seconds(5));
   std::uint16_t port() const { return port_; }
 
   struct Impl;  // server.cpp's

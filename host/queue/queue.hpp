@@ -30,6 +30,7 @@ struct Message {
   std::uint32_t sinks_done = 0;  // bit i: sink i already took it (kept across retries)
   std::string token;             // the transport's handle for ack (a stream entry id)
   unsigned deliveries = 1;       // times the transport handed it out (poison detection)
+  SystemTime not_before{};       // a retry handed back while it waited: not to run before then
   /// When a worker of this process first ran it (kept across retries): the
   /// start of its processing time. Unset until then.
   std::chrono::steady_clock::time_point first_started{};
@@ -69,7 +70,16 @@ class Queue {
   /// last counted; never waits.
   virtual std::size_t pending(const std::string& pipeline) = 0;
   virtual Expected<void> ping() = 0;
+  /// Messages this process took but will not run (retries waiting for their
+  /// backoff at shutdown): another consumer gets them at once, not after
+  /// claim_idle. The embedded queue has no other consumer; the store still
+  /// says `retrying` and the next start queues them again.
+  virtual void handBack(const std::string& pipeline, std::vector<Message> messages) {
+    (void)pipeline;
+    (void)messages;
+  }
   /// Wakes every waiting take(); later takes return what is left, then nothing.
+  /// A shared queue hands back what it holds for this process's workers.
   virtual void close() = 0;
 };
 

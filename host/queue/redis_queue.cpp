@@ -43,6 +43,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kGroup = "eventflow";
+// An entry delivered no more than this before its consumer's last
+// interaction still counts as in hand there: Redis stamps both in
+// milliseconds, and a blocked read may stamp them apart.
+constexpr std::chrono::milliseconds kInHandSlack{5};
 
 // One command as RESP: its arguments are encoded as they are added, and the
 // *N header, once N is known, when it is appended to the output.
@@ -135,6 +139,8 @@ bool decode(Reply& entry, const std::string& pipeline, Message& m) {
     else if (key == "at") m.received_at = SystemTime(std::chrono::milliseconds(integer(value)));
     else if (key == "attempts") m.attempts = static_cast<unsigned>(integer(value));
     else if (key == "payload") m.payload = bulk(std::move(value));
+    else if (key == "sinks") m.sinks_done = static_cast<std::uint32_t>(integer(value));
+    else if (key == "due") m.not_before = SystemTime(std::chrono::milliseconds(integer(value)));
   }
   m.pipeline = pipeline;
   return !m.id.empty();
@@ -333,7 +339,7 @@ class Connection {
 class RedisQueue final : public Queue {
  public:
   RedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines)
-      : options_(options), consumer_prefix_(hostName() + ":" + std::to_string(::getpid()) + ":") {
+      : options_(options), consumer_prefix_(consumerPrefix()) {
     Poco::URI uri(options.url);
     host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
     port_ = uri.getPort() ? uri.getPort() : 6379;
@@ -372,12 +378,17 @@ class RedisQueue final : public Queue {
         lane->ready.pop_front();
       }
     }
-    if (!out.empty() || closed_) return out;
+    if (closed_) return out;
     Connection& conn = reader(pipeline, worker);
     const std::string consumer = consumer_prefix_ + std::to_string(worker);
+    if (!out.empty()) {
+      markStarted(conn, pipeline, consumer, out);
+      return out;
+    }
     try {
       ensureGroup(conn, pipeline, wait);
-      if (claimDue(*lane)) claim(conn, pipeline, consumer, max, *lane);
+      if (claimDue(*lane)) claim(conn, pipeline, consumer, max, *lane, out);
+      if (!out.empty()) return out;
       if (deliverOwned(conn, pipeline, consumer, *lane, out)) return out;
       Command cmd;
       cmd << "XREADGROUP" << "GROUP" << kGroup << consumer << "COUNT" << static_cast<long long>(max) << "BLOCK"
@@ -470,7 +481,50 @@ class RedisQueue final : public Queue {
     });
   }
 
+  void handBack(const std::string& pipeline, std::vector<Message> messages) override {
+    if (messages.empty()) return;
+    // Each entry is replaced by a fresh one, which the next consumer reads
+    // with ">" at once (instead of waiting claim_idle to claim it from this
+    // consumer) as a first delivery: it did not crash anything here. In one
+    // MULTI, so that no failure leaves both or neither.
+    std::string wire;
+    Command{"MULTI"}.appendTo(wire);
+    const std::size_t added = encodeXadds(wire, pipeline, messages);
+    Command xack, xdel;
+    xack << "XACK" << stream(pipeline) << kGroup;
+    xdel << "XDEL" << stream(pipeline);
+    for (const auto& m : messages) {
+      xack << m.token;
+      xdel << m.token;
+    }
+    xack.appendTo(wire);
+    xdel.appendTo(wire);
+    Command{"EXEC"}.appendTo(wire);
+    auto sent = withShared([&](Connection& c) -> Expected<void> {
+      auto replies = c.send(wire, added + 4, std::chrono::seconds(2));
+      const Reply& exec = replies.back();
+      if (exec.isError() || exec.null) return makeError("EXEC: " + (exec.isError() ? exec.text : "aborted"));
+      return {};
+    });
+    if (!sent)
+      log::warn("could not hand entries back; they are claimed after claim_idle",
+                {{"pipeline", pipeline}, {"count", std::to_string(messages.size())}, {"error", sent.error().message}});
+  }
+
   void close() override {
+    if (closed_) return;
+    // Retries whose backoff passed but which no worker took: handed back.
+    for (auto& [pipeline, lane] : lanes_) {
+      std::vector<Message> left;
+      {
+        std::lock_guard lock(lane->mutex);
+        left.assign(std::make_move_iterator(lane->ready.begin()), std::make_move_iterator(lane->ready.end()));
+        lane->ready.clear();
+        lane->owned.clear();  // never claimed: they stay with the stopped consumer, for the next claimer
+      }
+      handBack(pipeline, std::move(left));
+    }
+    forgetConsumers();
     {
       std::lock_guard lock(refresh_mutex_);
       closed_ = true;
@@ -489,12 +543,43 @@ class RedisQueue final : public Queue {
     std::size_t pending = 0;  // XPENDING's count as the refresher last read it
     std::atomic<bool> wanted{false};  // asked for since the last refresh
     std::atomic<std::int64_t> last_claim{0};
-    std::deque<std::string> owned;  // claimed from stopped consumers, not yet handed out
-    std::string claim_cursor = "0-0";  // where XAUTOCLAIM's walk of the pending list goes on
+    std::deque<std::string> owned;  // stopped consumers' entries that were in hand, to run one at a time
+    std::string claim_cursor = "-";  // where the walk of the pending list goes on
     std::string suspect;  // the claimed entry running now, until its ack: one at a time
   };
 
   std::string stream(const std::string& pipeline) const { return options_.prefix + pipeline; }
+
+  // host:pid: for the process's queue. A second queue in one process (tests
+  // play a crashed process and its successor so) gets host:pid/2:, since
+  // claims tell a stopped consumer from a live one by its name.
+  static std::string consumerPrefix() {
+    static std::atomic<int> instances{0};
+    const int n = ++instances;
+    return hostName() + ":" + std::to_string(::getpid()) + (n > 1 ? "/" + std::to_string(n) : "") + ":";
+  }
+
+  // After a clean stop this process's consumers that hold nothing are
+  // deleted: every restart makes new names, and claims read the whole
+  // consumer list. One that still holds entries (their commit failed) stays,
+  // so that they are claimed.
+  void forgetConsumers() {
+    std::vector<std::pair<std::string, std::string>> used;  // pipeline, consumer
+    {
+      std::lock_guard lock(readers_mutex_);
+      for (const auto& [key, conn] : readers_) {
+        const auto slash = key.rfind('/');
+        used.emplace_back(key.substr(0, slash), consumer_prefix_ + key.substr(slash + 1));
+      }
+    }
+    for (const auto& [pipeline, consumer] : used)
+      (void)withShared([&](Connection& c) -> Expected<void> {
+        Reply held = c.call(Command{"XPENDING", stream(pipeline), kGroup, "-", "+", "1", consumer});
+        if (Reply* rows = array(held); rows && rows->items.empty())
+          c.call(Command{"XGROUP", "DELCONSUMER", stream(pipeline), kGroup, consumer});
+        return {};
+      });
+  }
 
   // Appends one XADD per message to `wire`; returns how many.
   std::size_t encodeXadds(std::string& wire, const std::string& pipeline, const std::vector<Message>& messages) const {
@@ -511,6 +596,12 @@ class RedisQueue final : public Queue {
            << static_cast<long long>(
                   std::chrono::duration_cast<std::chrono::milliseconds>(m.received_at.time_since_epoch()).count())
            << "attempts" << m.attempts << "payload" << m.payload;
+      // Only on entries handed back by a stopping worker: what its retry had done and waits for.
+      if (m.sinks_done) xadd << "sinks" << static_cast<long long>(m.sinks_done);
+      if (m.not_before != SystemTime{})
+        xadd << "due"
+             << static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(m.not_before.time_since_epoch()).count());
       xadd.appendTo(wire);
     }
     return messages.size();
@@ -598,42 +689,139 @@ class RedisQueue final : public Queue {
     return now - last >= every && lane.last_claim.compare_exchange_strong(last, now);
   }
 
-  // Takes over entries idle for claim_idle with XAUTOCLAIM … JUSTID, which
-  // moves them to us without counting a delivery: an entry is counted only
-  // when it is about to run (deliverOwned), so a crash counts against that
-  // one entry alone. Each call walks `max` entries of the pending list on
-  // from where the last one stopped.
-  void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max, Lane& lane) {
+  // Before a batch read from `ready` runs, it is claimed by this consumer
+  // without counting a delivery: its delivery time and this consumer's last
+  // interaction then say it is in hand (see claim()).
+  void markStarted(Connection& conn, const std::string& pipeline, const std::string& consumer,
+                   const std::vector<Message>& messages) {
+    Command cmd;
+    cmd << "XCLAIM" << stream(pipeline) << kGroup << consumer << "0";
+    for (const auto& m : messages) cmd << m.token;
+    cmd << "JUSTID";
+    try {
+      conn.call(cmd);
+    } catch (const Poco::Exception& e) {
+      conn.reset();
+      noteFailure("redis claim failed", e.displayText());
+    }
+  }
+
+  // Takes over entries idle for claim_idle from consumers that stopped
+  // without handing them back (a crash, a kill). Which of them were in hand
+  // at the crash? A worker reads its next batch only once the chain has run
+  // over the last one, so an entry delivered before its consumer's last
+  // interaction with Redis (XINFO CONSUMERS' idle) had been through the
+  // chain: it waited for its commit or a retry timer, and did not crash
+  // anything. Those are claimed keeping their delivery count and run in a
+  // batch at once (`out`). Only the entries delivered at or after that last
+  // interaction, the batch in hand, are suspects: kept in `owned`, each
+  // claimed (and counted) only when it runs, alone (deliverOwned), so G5
+  // still blames a poison event and never its batch-mates.
+  void claim(Connection& conn, const std::string& pipeline, const std::string& consumer, std::size_t max, Lane& lane,
+             std::vector<Message>& out) {
     std::string cursor;
     {
       std::lock_guard lock(lane.mutex);
       cursor = lane.claim_cursor;
     }
-    Reply reply = conn.call(Command{"XAUTOCLAIM", stream(pipeline), kGroup, consumer,
-                                    std::to_string(options_.claim_idle.count()), cursor, "COUNT", std::to_string(max),
-                                    "JUSTID"});
-    Reply* parts = array(reply);
-    if (!parts || parts->items.size() < 2) return;
-    std::string next = bulk(std::move(parts->items[0]));
-    Reply* claimed = array(parts->items[1]);
-    std::lock_guard lock(lane.mutex);
-    lane.claim_cursor = next.empty() ? "0-0" : std::move(next);  // "0-0": the whole list was walked
-    if (!claimed || claimed->items.empty()) return;
-    for (auto& id : claimed->items) lane.owned.push_back(bulk(std::move(id)));
+    const std::string idle = std::to_string(options_.claim_idle.count());
+    Reply listed = conn.call(Command{"XPENDING", stream(pipeline), kGroup, "IDLE", idle, cursor, "+",
+                                     std::to_string(max)});
+    Reply* rows = array(listed);
+    struct Row {
+      std::string id, consumer;
+      long long idle = 0, count = 0;
+    };
+    std::vector<Row> found;
+    if (rows)
+      for (auto& r : rows->items) {
+        Reply* f = array(r);
+        if (!f || f->items.size() < 4) continue;
+        found.push_back({bulk(std::move(f->items[0])), bulk(std::move(f->items[1])), integer(f->items[2]),
+                         integer(f->items[3])});
+      }
+    {
+      std::lock_guard lock(lane.mutex);
+      lane.claim_cursor = found.size() < max ? "-" : "(" + found.back().id;  // "-": the whole list was walked
+    }
+    const bool walked_all = found.size() < max;
+    // This process's own entries (a retry on a long backoff) are not taken from it.
+    std::erase_if(found, [&](const Row& r) { return r.consumer.rfind(consumer_prefix_, 0) == 0; });
+    if (found.empty()) return;
+    std::map<std::string, long long> seen;  // consumer → ms since its last interaction
+    Reply consumers = conn.call(Command{"XINFO", "CONSUMERS", stream(pipeline), kGroup});
+    if (Reply* list = array(consumers))
+      for (auto& c : list->items) {
+        Reply* f = array(c);
+        if (!f) continue;
+        std::string name;
+        long long since = -1;
+        for (std::size_t i = 0; i + 1 < f->items.size(); i += 2) {
+          if (f->items[i].text == "name") name = bulk(std::move(f->items[i + 1]));
+          else if (f->items[i].text == "idle") since = integer(f->items[i + 1]);
+        }
+        if (!name.empty()) seen[name] = since;
+      }
+    std::map<long long, std::vector<std::string>> innocent;  // by delivery count
+    std::size_t suspects = 0, innocents = 0;
+    {
+      std::lock_guard lock(lane.mutex);
+      for (auto& r : found) {
+        const auto it = seen.find(r.consumer);
+        // Delivered within kInHandSlack of the last interaction, or the
+        // consumer is unknown: in hand, as far as anyone can tell.
+        if (it == seen.end() || it->second < 0 || r.idle <= it->second + kInHandSlack.count()) {
+          // Listed again on each walk until it runs: counted once.
+          if (std::find(lane.owned.begin(), lane.owned.end(), r.id) != lane.owned.end() || r.id == lane.suspect) continue;
+          lane.owned.push_back(r.id);
+          ++suspects;
+        } else {
+          innocent[std::max(1LL, r.count)].push_back(std::move(r.id));
+          ++innocents;
+        }
+      }
+    }
+    for (auto& [count, ids] : innocent) {
+      Command cmd;
+      cmd << "XCLAIM" << stream(pipeline) << kGroup << consumer << idle;
+      for (const auto& id : ids) cmd << id;
+      cmd << "RETRYCOUNT" << count;
+      Reply claimed = conn.call(cmd);
+      Reply* entries = array(claimed);
+      if (!entries) continue;
+      std::vector<std::string> junk;
+      for (auto& e : entries->items) {
+        Message m;
+        if (!decode(e, pipeline, m)) continue;  // acknowledged meanwhile
+        if (!isUuid(m.id)) {
+          junk.push_back(std::move(m.token));
+          continue;
+        }
+        m.deliveries = static_cast<unsigned>(count);
+        out.push_back(std::move(m));
+      }
+      dropForeign(pipeline, junk);
+    }
+    // A backlog is taken over at full speed: the next take looks again at once.
+    if (innocents > 0 || !walked_all) lane.last_claim = 0;
+    if (innocents + suspects == 0) return;
     log::info("claimed entries from stopped consumers",
-              {{"pipeline", pipeline}, {"count", std::to_string(claimed->items.size())}});
+              {{"pipeline", pipeline}, {"in_batches", std::to_string(innocents)},
+               {"one_at_a_time", std::to_string(suspects)}});
   }
 
-  // Hands out one claimed entry: claims it again, which counts the delivery
-  // and returns its fields, and reads its exact delivery count.
+  // Hands out one suspect: claims it, which counts the delivery and returns
+  // its fields, and reads its exact delivery count.
   //
-  // Claimed entries were in flight when a consumer died, so any of them may be
-  // what killed it. They run one at a time (the other worker threads take new
+  // Suspects were in hand when a consumer died, so any of them may be what
+  // killed it. They run one at a time (the other worker threads take new
   // entries meanwhile): were two to run at once, the poison one would count a
   // delivery against the innocent one too, and after max_deliveries crashes
-  // dead-letter it as poison.
+  // dead-letter it as poison. The claim asks for claim_idle again, so of two
+  // processes claiming one entry only one gets it.
   bool deliverOwned(Connection& conn, const std::string& pipeline, const std::string& consumer, Lane& lane,
                     std::vector<Message>& out) {
+    const std::string idle = std::to_string(options_.claim_idle.count());
     for (;;) {
       std::string id;
       {
@@ -643,7 +831,7 @@ class RedisQueue final : public Queue {
         lane.owned.pop_front();
         lane.suspect = id;
       }
-      // Released unless the entry is handed out: acked meanwhile, foreign, or Redis failed.
+      // Released unless the entry is handed out: acked or claimed meanwhile, foreign, or Redis failed.
       struct Release {
         Lane& lane;
         bool keep = false;
@@ -653,10 +841,10 @@ class RedisQueue final : public Queue {
           lane.suspect.clear();
         }
       } release{lane};
-      Reply entry_reply = conn.call(Command{"XCLAIM", stream(pipeline), kGroup, consumer, "0", id});
+      Reply entry_reply = conn.call(Command{"XCLAIM", stream(pipeline), kGroup, consumer, idle, id});
       Reply* entries = array(entry_reply);
       Message m;
-      if (!entries || entries->items.empty() || !decode(entries->items[0], pipeline, m)) continue;  // acked meanwhile
+      if (!entries || entries->items.empty() || !decode(entries->items[0], pipeline, m)) continue;
       if (!isUuid(m.id)) {
         dropForeign(pipeline, {m.token});
         continue;

@@ -44,8 +44,11 @@ class WorkerPool {
   /// Creates every runner first (so a plugin that refuses its config fails
   /// the start), then starts the threads.
   Expected<void> start();
-  /// Finishes what is queued until `deadline`, then hands the rest back (it
-  /// stays unfinished in the store and is recovered at the next start).
+  /// Finishes what is queued until `deadline`, starting only batches it
+  /// expects to finish by then, and hands the rest back: retries waiting on
+  /// their timer go back to the queue (Queue::handBack); what was never taken
+  /// stays there. The store keeps all of it unfinished, so nothing is lost
+  /// even if the hand-back fails.
   void stop(std::chrono::steady_clock::time_point deadline);
 
  private:
@@ -55,7 +58,8 @@ class WorkerPool {
                std::deque<std::future<Expected<void>>>& inflight);
   void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
-  void scheduleRetry(const config::RetrySpec& retry, queue::Message m);
+  void scheduleRetry(queue::Message m, std::chrono::milliseconds delay);
+  std::size_t batchSize(double per_event_ns) const;
   void ack(const std::string& pipeline, std::vector<std::string> tokens);
   void flushAcks();
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
@@ -77,6 +81,9 @@ class WorkerPool {
   std::mutex suspects_mutex_;
   std::mutex ack_mutex_;
   std::map<std::string, std::vector<std::string>> pending_acks_;  // committed, not yet acknowledged
+  std::mutex waiting_mutex_;
+  std::map<std::uint64_t, queue::Message> waiting_;  // retries on their timer, handed back at stop
+  std::uint64_t next_waiting_ = 0;
   std::string in_hand_dir_;
   std::mt19937_64 rng_{std::random_device{}()};
 };

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "backends.hpp"
@@ -570,6 +571,62 @@ TEST(RedisQueue, ClaimedEntriesRunOneAtATimeSoACrashBlamesOnlyOne) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_NE(second[0].id, first[0].id);
   EXPECT_EQ(second[0].deliveries, 2u);
+}
+
+TEST(RedisQueue, OnlyTheBatchInHandAtACrashRunsOneAtATime) {
+  // A worker reads its next batch only after the chain ran over the last:
+  // the first batch, still unacknowledged (waiting for its commit), cannot
+  // have crashed the process; the second, in hand, may have.
+  const auto options = redisOptions(std::chrono::milliseconds(200));
+  auto crashed = queue::makeRedisQueue(options, {"purchases"});
+  ASSERT_TRUE(crashed->publish("purchases", {message(uuid()), message(uuid())}));
+  const auto through = crashed->take("purchases", 0, 2, std::chrono::milliseconds(500));
+  ASSERT_EQ(through.size(), 2u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(crashed->publish("purchases", {message(uuid()), message(uuid())}));
+  const auto in_hand = crashed->take("purchases", 0, 2, std::chrono::milliseconds(500));
+  ASSERT_EQ(in_hand.size(), 2u);
+  crashed.reset();  // never acks: as if the process died
+
+  auto survivor = queue::makeRedisQueue(options, {"purchases"});
+  const auto batch = takeClaimed(*survivor, 0);
+  ASSERT_EQ(batch.size(), 2u) << "the entries that had been through the chain come back together";
+  std::set<std::string> ids{batch[0].id, batch[1].id};
+  EXPECT_EQ(ids, (std::set<std::string>{through[0].id, through[1].id}));
+  EXPECT_EQ(batch[0].deliveries, 1u) << "claimed without counting a delivery";
+  survivor->ack("purchases", {batch[0].token, batch[1].token});
+  const auto first = takeClaimed(*survivor, 1);
+  ASSERT_EQ(first.size(), 1u) << "the batch in hand runs one at a time";
+  EXPECT_EQ(first[0].deliveries, 2u);
+  EXPECT_TRUE(first[0].id == in_hand[0].id || first[0].id == in_hand[1].id);
+}
+
+TEST(RedisQueue, HandedBackEntriesGoToTheNextConsumerAtOnceWithTheirState) {
+  const auto options = redisOptions();  // claim_idle 30 s: nothing may wait for it
+  auto stopping = queue::makeRedisQueue(options, {"purchases"});
+  ASSERT_TRUE(stopping->publish("purchases", {message(uuid())}));
+  auto taken = stopping->take("purchases", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(taken.size(), 1u);
+  taken[0].attempts = 3;
+  taken[0].sinks_done = 1;
+  const auto due = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()) +
+                   std::chrono::seconds(5);
+  taken[0].not_before = due;
+  stopping->handBack("purchases", taken);
+  stopping->close();
+  EXPECT_EQ(pendingSettled(*stopping, "purchases", 0), 0u) << "nothing left pending under the stopped consumer";
+  stopping.reset();
+
+  auto next = queue::makeRedisQueue(options, {"purchases"});
+  const auto got = next->take("purchases", 0, 10, std::chrono::milliseconds(500));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, taken[0].id);
+  EXPECT_NE(got[0].token, taken[0].token);
+  EXPECT_EQ(got[0].deliveries, 1u);
+  EXPECT_EQ(got[0].attempts, 3u);
+  EXPECT_EQ(got[0].sinks_done, 1u);
+  EXPECT_EQ(got[0].not_before, due);
+  EXPECT_EQ(depthSettled(*next, "purchases", 1), 1u) << "the old entry is gone, the new one is the only one";
 }
 
 TEST(RedisQueue, RedeliveredRetryKeepsItsToken) {

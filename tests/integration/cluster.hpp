@@ -34,7 +34,6 @@ inline fs::path postgresPipelines(const fs::path& dir) {
 
 class Cluster {
  public:
-  /// `extra` is appended to every process's config (e.g. relay or queue timing).
   Cluster(const std::string& name, const std::string& pg, const std::string& redis, std::string claim_idle = "5s",
           std::string republish_after = "10s")
       : dir_(fs::temp_directory_path() / ("eventflow-" + name + "-" + std::to_string(::getpid()))),
@@ -59,11 +58,11 @@ class Cluster {
     std::ofstream(config) << "server: { listen: \"127.0.0.1:" << port << "\" }\n"
                           << "store: { url: \"" << pg_ << "\" }\n"
                           << "queue: { type: redis, url: \"" << redis_ << "\", stream_prefix: \"" << prefix_
-                          << "\", claim_idle: " << claim_idle_ << " }\n"
+                          << "\", claim_idle: " << claim_idle_ << queue_extra_ << " }\n"
                           << "plugins: { paths: [" << plugin_paths_ << "] }\n"
                           << "pipelines: { paths: [" << pipelines_.string() << "] }\n"
                           << "relay: { republish_after: " << republish_after_ << " }\n"
-                          << "shutdown_timeout: 10s\n";
+                          << "shutdown_timeout: " << shutdown_timeout_ << "\n";
     auto p = std::make_unique<ChildProcess>(
         std::vector<std::string>{EVENTFLOW_BINARY, "serve", "--role", role, "--config", config.string()},
         (dir_ / (id + ".log")).string());
@@ -83,10 +82,16 @@ class Cluster {
     if (!plugins.empty()) plugin_paths_ += ", " + plugins;
   }
   const fs::path& dir() const { return dir_; }
+  const std::string& prefix() const { return prefix_; }
+  /// For processes added from now on.
+  void shutdownTimeout(std::string timeout) { shutdown_timeout_ = std::move(timeout); }
+  /// Keys added to the queue section (", max_depth: 400"), for processes added from now on.
+  void queueExtra(std::string keys) { queue_extra_ = std::move(keys); }
 
  private:
   fs::path dir_, pipelines_;
   std::string claim_idle_, republish_after_;
+  std::string shutdown_timeout_ = "10s", queue_extra_;
   std::string plugin_paths_ = EVENTFLOW_PLUGIN_DIR;
   std::string pg_, redis_, prefix_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;
