@@ -300,7 +300,7 @@ int testCommand(int argc, char** argv) {
     return 2;
   }
   if (auto extra = args.unknown({"config", "help"}); !extra.empty()) {
-    std::cerr << "eventflow test: unknown option --" << extra.front() << "\n" << kHelp;
+    std::cerr << "eventflow test: " << unknownOption(extra.front(), {"config", "help"}) << "\n" << kHelp;
     return 2;
   }
   auto cfg = config::loadHostConfig(configPath(args));

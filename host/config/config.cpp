@@ -12,6 +12,7 @@
 
 #include <eventflow/time.hpp>
 
+#include "base/suggest.hpp"
 #include "common/copy_text.hpp"
 
 namespace eventflow::config {
@@ -48,7 +49,28 @@ class Reader {
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        fail(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
+        fail(kv.first, "unknown key '" + key + "' in " + what + didYouMean(key, {allowed.begin(), allowed.end()}) +
+                           " (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  // Where each key and item under `node` is, by dotted path.
+  void locate(const YAML::Node& node, const std::string& path, std::map<std::string, std::string>& out) const {
+    const auto join = [&](const std::string& part) { return path.empty() ? part : path + "." + part; };
+    if (node.IsMap()) {
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) continue;
+        const std::string at = join(kv.first.Scalar());
+        out[at] = where(kv.first);
+        locate(kv.second, at, out);
+      }
+    } else if (node.IsSequence()) {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        const std::string at = join(std::to_string(i++));
+        out[at] = where(item);
+        locate(item, at, out);
       }
     }
   }
@@ -256,7 +278,9 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
           r.readStringList(k, "scopes", key.scopes);
           if (key.sha256.size() != 64) r.fail(k, "api key needs 'sha256': the hex SHA-256 of the key");
           for (const auto& scope : key.scopes)
-            if (scope != "ingest" && scope != "admin") r.fail(k, "unknown scope '" + scope + "' (ingest, admin)");
+            if (scope != "ingest" && scope != "admin" && scope != "metrics")
+              r.fail(k, "unknown scope '" + scope + "' (ingest, admin, metrics)" +
+                            didYouMean(scope, {"ingest", "admin", "metrics"}));
           c.server.api_keys.push_back(std::move(key));
         }
       }
@@ -394,7 +418,10 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
       has_sink = has_sink || spec.kind == Kind::sink;
       if (auto cfg = st["config"]; cfg) {
         if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
-        else if (cfg.IsMap()) spec.config = toJson(cfg);
+        else if (cfg.IsMap()) {
+          spec.config = toJson(cfg);
+          r.locate(cfg, "", spec.config_where);
+        }
       }
       if (st["path"]) {
         r.readString(st, "path", spec.path);
