@@ -122,3 +122,52 @@ TEST_P(GeneratedProjectTest, BuildsUnchangedAgainstTheStagedSdkAndItsTestPasses)
 
 INSTANTIATE_TEST_SUITE_P(Kinds, GeneratedProjectTest, ::testing::Values("validator", "enricher", "sink"),
                          [](const ::testing::TestParamInfo<std::string>& kind) { return kind.param; });
+
+namespace {
+
+std::vector<std::string> manifest(const fs::path& file) {
+  std::vector<std::string> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+// `cmake --install build --prefix P` writes only under P, and what it writes
+// runs: the installed config names the installed plugins and pipelines.
+TEST(Install, WritesOnlyUnderThePrefixItIsGiven) {
+  ::umask(022);
+  const fs::path dir = fs::temp_directory_path() / ("eventflow-install-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const fs::path prefix = dir / "prefix";
+  ::unsetenv("DESTDIR");
+  const auto installed = runCommand({EVENTFLOW_CMAKE, "--install", EVENTFLOW_BUILD_DIR, "--prefix", prefix.string()});
+  ASSERT_EQ(installed.exit_code, 0) << installed.describe();
+  const auto files = manifest(fs::path(EVENTFLOW_BUILD_DIR) / "install_manifest.txt");
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files) EXPECT_EQ(f.rfind(prefix.string() + "/", 0), 0u) << f << " is outside " << prefix;
+  const fs::path config = prefix / "etc" / "eventflow" / "eventflow.yaml";
+  ASSERT_TRUE(fs::is_regular_file(config));
+  ASSERT_TRUE(fs::is_regular_file(prefix / "etc" / "eventflow" / "pipelines" / "purchases.yaml"));
+  const auto valid = runCommand({(prefix / "bin" / "eventflow").string(), "validate", "--config", config.string()});
+  EXPECT_EQ(valid.exit_code, 0) << valid.describe();
+  EXPECT_NE(valid.out.find("3 pipelines, 8 plugins"), std::string::npos) << valid.describe();
+
+  // The prefix /usr keeps its config in /etc, as GNUInstallDirs has it; staged
+  // with DESTDIR, everything still lands under DESTDIR.
+  const fs::path destdir = dir / "destdir";
+  ::setenv("DESTDIR", destdir.c_str(), 1);
+  const auto staged = runCommand({EVENTFLOW_CMAKE, "--install", EVENTFLOW_BUILD_DIR, "--prefix", "/usr"});
+  ::unsetenv("DESTDIR");
+  ASSERT_EQ(staged.exit_code, 0) << staged.describe();
+  bool etc = false;
+  for (const auto& f : manifest(fs::path(EVENTFLOW_BUILD_DIR) / "install_manifest.txt")) {
+    EXPECT_TRUE(f.rfind("/usr/", 0) == 0 || f.rfind("/etc/eventflow/", 0) == 0) << f;
+    EXPECT_TRUE(fs::exists(destdir.string() + f)) << f << " is not under DESTDIR " << destdir;
+    etc = etc || f == "/etc/eventflow/eventflow.yaml";
+  }
+  EXPECT_TRUE(etc);
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
+}
