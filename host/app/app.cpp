@@ -134,8 +134,8 @@ int validate(int argc, char** argv) {
     return 0;
   }
   auto loaded = load(configPath(args));
-  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
-  if (auto refused = instantiateAll(*loaded); !refused.empty()) return fail("invalid configuration:\n" + refused);
+  if (!loaded) return invalidConfiguration(loaded.error().message);
+  if (auto refused = instantiateAll(*loaded); !refused.empty()) return invalidConfiguration(refused);
   std::cout << "ok: " << loaded->config.file << ", " << loaded->pipelines.size() << " pipelines, "
             << loaded->registry.plugins().size() << " plugins\n";
   for (const auto& p : loaded->pipelines)
@@ -174,7 +174,7 @@ int serve(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   auto loaded = load(configPath(args));
-  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
+  if (!loaded) return invalidConfiguration(loaded.error().message);
   auto& cfg = loaded->config;
   log::setup(cfg.logging.level, cfg.logging.format == "text" ? log::Format::text : log::Format::json);
   if (cfg.queue.type == "embedded" && role != "all")

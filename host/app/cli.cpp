@@ -18,6 +18,10 @@ int fail(const std::string& message) {
   return 1;
 }
 
+int invalidConfiguration(const std::string& message) {
+  return fail("invalid configuration:" + std::string(message.find('\n') == std::string::npos ? " " : "\n") + message);
+}
+
 std::string unknownOption(const std::string& name, const std::set<std::string>& known) {
   return "unknown option --" + name + didYouMean(name, {known.begin(), known.end()}, "--");
 }

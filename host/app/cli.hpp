@@ -15,6 +15,10 @@ std::string configPath(const Args& args);
 /// Prints "eventflow: <message>" on stderr; returns exit code 1.
 int fail(const std::string& message);
 
+/// "invalid configuration: <message>" on one line when the message is one
+/// line, else the header and then each problem on its own line; returns 1.
+int invalidConfiguration(const std::string& message);
+
 /// "unknown option --NAME", with "(did you mean '--X'?)" when a known one is close.
 std::string unknownOption(const std::string& name, const std::set<std::string>& known);
 

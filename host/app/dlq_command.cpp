@@ -266,7 +266,7 @@ int replay(runtime::Dlq& dlq, store::Store& store, const config::HostConfig& cfg
   }
 
   auto pipelines = loadPipelines(cfg);
-  if (!pipelines) return fail("invalid configuration:\n" + pipelines.error().message);
+  if (!pipelines) return invalidConfiguration(pipelines.error().message);
   pipeline::Router router(*pipelines);
   std::vector<std::string> names;
   for (const auto& p : *pipelines) names.push_back(p->name());

@@ -219,6 +219,15 @@ stages:
   EXPECT_NE(far.err.find("unknown option --frobnicate\n"), std::string::npos) << "nothing is close: " << far.describe();
 }
 
+TEST_F(CliTest, AConfigThatIsAFolderIsOneLineNamingIt) {
+  for (const std::string command : {"validate", "serve", "test"}) {
+    const auto r = eventflow({command, "--config", dir_.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_EQ(r.err, "eventflow: invalid configuration: " + dir_.string() + ": is a folder, not a YAML file\n")
+        << r.describe();
+  }
+}
+
 TEST_F(CliTest, PluginsShowPrintsTheDescriptorAndPrettySchema) {
   const auto r = eventflow({"plugins", "show", "required-fields", "--config", config()});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
