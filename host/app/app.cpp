@@ -48,6 +48,7 @@ commands:
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
   plugins show NAME [--config FILE]    a plugin's description and config schema
   plugin new NAME --kind K [--dir D]   write a new plugin project (K: validator, enricher, sink)
+  keys new --scope S [--name N]        a new API key and its server.api_keys line (S: ingest, admin, metrics)
   produce --url URL [...]              load generator and benchmark (produce --help)
   version                              print the version
 
@@ -61,12 +62,12 @@ int usage(const std::string& message) {
 }
 
 bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) {
-  if (!args.ok()) {
-    code = usage(args.error());
+  if (auto extra = args.unknown(known); !extra.empty()) {
+    code = usage(unknownOption(extra.front(), known));
     return false;
   }
-  if (auto extra = args.unknown(known); !extra.empty()) {
-    code = usage("unknown option --" + extra.front());
+  if (!args.ok()) {
+    code = usage(args.error());
     return false;
   }
   return true;
@@ -97,17 +98,49 @@ Expected<Loaded> load(const std::string& path) {
   return out;
 }
 
+// Creates and destroys one instance of every stage, as `serve` would at start,
+// so a constructor's refusal (a schema file that is not JSON, a bad regex, an
+// unset ${env:NAME}) is found now. Sinks see setting("validate_only") == "1":
+// they check their config and open nothing, so nothing is written and no
+// network is used. One stage at a time, so every bad stage is reported.
+std::string instantiateAll(const Loaded& loaded) {
+  const pipeline::Settings settings{{"store.url", loaded.config.store.url},
+                                    {"host.name", hostName()},
+                                    {"version", kVersion},
+                                    {"validate_only", "1"}};
+  std::string errors;
+  for (const auto& p : loaded.pipelines) {
+    for (std::size_t i = 0; i < p->spec().stages.size(); ++i) {
+      config::PipelineSpec one = p->spec();
+      one.stages = {p->spec().stages[i]};
+      const std::string where = one.stages.front().where;
+      auto built = pipeline::Pipeline::build(std::move(one), loaded.registry);
+      if (!built) continue;  // load() reported it already
+      auto runner = pipeline::Runner::create(std::move(*built), settings, nullptr);
+      if (runner) continue;
+      std::string message = runner.error().message;
+      const std::string stage = ": pipeline '" + p->name() + "', stage " + std::to_string(i + 1);
+      if (message.rfind(where + ": ", 0) == 0) message.insert(where.size(), stage);
+      errors += (errors.empty() ? "" : "\n") + message;
+    }
+  }
+  return errors;
+}
+
 int validate(int argc, char** argv) {
   Args args(argc, argv, 2, {"help"});
   int code = 0;
   if (!checkArgs(args, {"config", "help"}, code)) return code;
   if (args.has("help")) {
     std::cout << "usage: eventflow validate [--config FILE]\n\nChecks the host config, every pipeline file, that every "
-                 "named plugin exists and loads, and that each stage's config satisfies its plugin's JSON Schema.\n";
+                 "named plugin exists and loads, that each stage's config satisfies its plugin's JSON Schema, and "
+                 "creates (then destroys) one instance of every stage, as serve does at start. Sinks open no "
+                 "connection and write nothing while validated.\n";
     return 0;
   }
   auto loaded = load(configPath(args));
-  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
+  if (!loaded) return invalidConfiguration(loaded.error().message);
+  if (auto refused = instantiateAll(*loaded); !refused.empty()) return invalidConfiguration(refused);
   std::cout << "ok: " << loaded->config.file << ", " << loaded->pipelines.size() << " pipelines, "
             << loaded->registry.plugins().size() << " plugins\n";
   for (const auto& p : loaded->pipelines)
@@ -146,7 +179,7 @@ int serve(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   auto loaded = load(configPath(args));
-  if (!loaded) return fail("invalid configuration:\n" + loaded.error().message);
+  if (!loaded) return invalidConfiguration(loaded.error().message);
   auto& cfg = loaded->config;
   log::setup(cfg.logging.level, cfg.logging.format == "text" ? log::Format::text : log::Format::json);
   if (cfg.queue.type == "embedded" && role != "all")
@@ -360,6 +393,7 @@ int run(int argc, char** argv) {
     if (command == "plugin") return pluginCommand(argc, argv);
     if (command == "produce") return produce(argc, argv);
     if (command == "test") return testCommand(argc, argv);
+    if (command == "keys") return keys(argc, argv);
     if (command == "version" || command == "--version") {
       std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."
                 << EVENTFLOW_PLUGIN_ABI_MINOR << ")\n";
@@ -372,7 +406,8 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(std::string("fatal: ") + e.what());
   }
-  return usage("unknown command '" + command + "'");
+  return usage(unknownWord("command", command,
+                           {"serve", "validate", "test", "dlq", "plugins", "plugin", "keys", "produce", "version", "help"}));
 }
 
 }  // namespace eventflow::app

@@ -19,6 +19,8 @@ Args::Args(int argc, char** argv, int first, std::set<std::string> flags) {
     } else if (i + 1 < argc) {
       values_[name] = argv[++i];
     } else {
+      // Kept, so a misspelt flag at the end is reported as unknown, not as wanting a value.
+      values_[name] = "";
       error_ = "--" + name + " needs a value";
     }
   }

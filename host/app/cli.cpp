@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/suggest.hpp"
+
 namespace eventflow::app {
 
 std::string configPath(const Args& args) {
@@ -14,6 +16,18 @@ std::string configPath(const Args& args) {
 int fail(const std::string& message) {
   std::cerr << "eventflow: " << message << "\n";
   return 1;
+}
+
+int invalidConfiguration(const std::string& message) {
+  return fail("invalid configuration:" + std::string(message.find('\n') == std::string::npos ? " " : "\n") + message);
+}
+
+std::string unknownOption(const std::string& name, const std::set<std::string>& known) {
+  return "unknown option --" + name + didYouMean(name, {known.begin(), known.end()}, "--");
+}
+
+std::string unknownWord(const std::string& what, const std::string& word, const std::vector<std::string>& known) {
+  return "unknown " + what + " '" + word + "'" + didYouMean(word, known);
 }
 
 }  // namespace eventflow::app

@@ -1,7 +1,9 @@
 #pragma once
 // What every command shares: where the config is and how a failure is printed.
 
+#include <set>
 #include <string>
+#include <vector>
 
 #include "app/args.hpp"
 
@@ -12,5 +14,18 @@ std::string configPath(const Args& args);
 
 /// Prints "eventflow: <message>" on stderr; returns exit code 1.
 int fail(const std::string& message);
+
+/// "invalid configuration: <message>" on one line when the message is one
+/// line, else the header and then each problem on its own line; returns 1.
+int invalidConfiguration(const std::string& message);
+
+/// "unknown option --NAME", with "(did you mean '--X'?)" when a known one is close.
+std::string unknownOption(const std::string& name, const std::set<std::string>& known);
+
+/// "unknown WHAT 'WORD'", with "(did you mean 'X'?)" when one of `known` is close.
+std::string unknownWord(const std::string& what, const std::string& word, const std::vector<std::string>& known);
+
+/// eventflow keys new (keys_command.cpp).
+int keys(int argc, char** argv);
 
 }  // namespace eventflow::app

@@ -34,7 +34,7 @@ namespace {
 const char* const kHelp = R"(usage: eventflow dlq list [FILTERS] [--limit N] [--offset N] [--json] [--config FILE]
        eventflow dlq show ID [--json] [--config FILE]
        eventflow dlq replay ID [--dry-run] [--api-key KEY] [--config FILE]
-       eventflow dlq replay --all [FILTERS] [--limit N] [--dry-run] [--api-key KEY] [--config FILE]
+       eventflow dlq replay (--all | FILTERS) [--limit N] [--dry-run] [--api-key KEY] [--config FILE]
        eventflow dlq purge (--all | FILTERS) [--dry-run] [--config FILE]
 
 The dead-letter queue: events whose state is 'dead' (failed_events holds why).
@@ -44,8 +44,9 @@ list     dead events, oldest failure first: id, pipeline, type, error, when,
 show     one dead event with its error and the event document
 replay   send dead events back through their pipeline (routed by event_type,
          as ingest routes): attempts start again at 0 and replay_count grows.
-         ID replays one; --all replays every dead event matching FILTERS, at
-         most --limit of them, at dlq.replay_rate events/s (default 1000).
+         ID replays one; FILTERS replay every dead event matching them (--all:
+         every dead event), at most --limit of them, at dlq.replay_rate
+         events/s (default 1000).
          With queue.type redis the events are published to Redis directly.
          With the embedded queue they can only reach the running host's
          memory, so the command asks that host (server.listen in the config)
@@ -265,7 +266,7 @@ int replay(runtime::Dlq& dlq, store::Store& store, const config::HostConfig& cfg
   }
 
   auto pipelines = loadPipelines(cfg);
-  if (!pipelines) return fail("invalid configuration:\n" + pipelines.error().message);
+  if (!pipelines) return invalidConfiguration(pipelines.error().message);
   pipeline::Router router(*pipelines);
   std::vector<std::string> names;
   for (const auto& p : *pipelines) names.push_back(p->name());
@@ -314,12 +315,11 @@ int purge(runtime::Dlq& dlq, const Options& o, bool dry_run) {
 
 int dlq(int argc, char** argv) {
   Args args(argc, argv, 2, {"json", "help", "all", "dry-run"});
-  if (!args.ok()) return usageError(args.error());
   const std::set<std::string> filters{"pipeline", "error-type", "since", "until"};
-  if (auto extra = args.unknown({"config", "json", "help", "all", "dry-run", "limit", "offset", "api-key", "pipeline",
-                                 "error-type", "since", "until"});
-      !extra.empty())
-    return usageError("unknown option --" + extra.front());
+  const std::set<std::string> known{"config", "json", "help", "all", "dry-run", "limit", "offset", "api-key",
+                                    "pipeline", "error-type", "since", "until"};
+  if (auto extra = args.unknown(known); !extra.empty()) return usageError(unknownOption(extra.front(), known));
+  if (!args.ok()) return usageError(args.error());
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -328,7 +328,7 @@ int dlq(int argc, char** argv) {
   const std::string sub = words.empty() ? "" : words.front();
   if (sub.empty()) return usageError("dlq needs list, show, replay or purge");
   if (sub != "list" && sub != "show" && sub != "replay" && sub != "purge")
-    return usageError("unknown dlq command '" + sub + "'");
+    return usageError(unknownWord("dlq command", sub, {"list", "show", "replay", "purge"}));
 
   // Which options each command takes.
   std::set<std::string> allowed{"config", "help"};
@@ -344,11 +344,15 @@ int dlq(int argc, char** argv) {
     if (words.size() != 2) return usageError("dlq show needs one event id");
     id = words[1];
   } else if (sub == "replay") {
-    if (words.size() > 2) return usageError("dlq replay takes one event id, or --all");
+    if (words.size() > 2) return usageError("dlq replay takes one event id, or FILTERS, or --all");
     if (words.size() == 2) id = words[1];
-    if (id.empty() == !args.has("all")) return usageError("dlq replay needs an event id or --all (not both)");
-    if (!id.empty() && (args.has("limit") || std::any_of(filters.begin(), filters.end(), [&](const auto& f) { return args.has(f); })))
-      return usageError("filters and --limit go with dlq replay --all, not with an event id");
+    const bool filtered = std::any_of(filters.begin(), filters.end(), [&](const auto& f) { return args.has(f); });
+    if (!id.empty() && args.has("all")) return usageError("dlq replay takes an event id or --all, not both");
+    // Like purge: FILTERS alone choose the events; --all is the explicit "every one".
+    if (id.empty() && !args.has("all") && !filtered)
+      return usageError("dlq replay needs an event id, FILTERS, or --all for every dead event");
+    if (!id.empty() && (args.has("limit") || filtered))
+      return usageError("filters and --limit go with dlq replay FILTERS or --all, not with an event id");
   } else if (words.size() != 1) {
     return usageError("dlq " + sub + " takes no arguments");
   }

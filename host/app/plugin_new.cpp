@@ -520,16 +520,16 @@ int create(const std::string& name, const std::string& kind, const fs::path& dir
 
 int pluginCommand(int argc, char** argv) {
   Args args(argc, argv, 2, {"help"});
-  if (!args.ok()) return usageError(args.error());
   if (auto extra = args.unknown({"kind", "dir", "help"}); !extra.empty())
-    return usageError("unknown option --" + extra.front());
+    return usageError(unknownOption(extra.front(), {"kind", "dir", "help"}));
+  if (!args.ok()) return usageError(args.error());
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
   const auto& words = args.positional();
   if (words.empty() || words.front() != "new")
-    return usageError(words.empty() ? "plugin needs a command: new" : "unknown plugin command '" + words.front() + "'");
+    return usageError(words.empty() ? "plugin needs a command: new" : unknownWord("plugin command", words.front(), {"new"}));
   if (words.size() != 2) return usageError("plugin new needs exactly one NAME");
   const std::string& name = words[1];
   // The name ends up in a file name, a CMake target and a pipeline file.

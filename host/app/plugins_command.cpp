@@ -1,6 +1,7 @@
 // eventflow plugins list|show: what the host finds in plugins.paths, read
 // through the loader `serve` uses, so what it prints is what `serve` would load.
 
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 
 namespace eventflow::app {
 namespace {
+namespace fs = std::filesystem;
 
 const char* const kHelp = R"(usage: eventflow plugins list [--config FILE] [--json]
        eventflow plugins show NAME [--config FILE]
@@ -74,9 +76,9 @@ int show(const plugin::Registry& registry, const std::string& name, const config
 
 int plugins(int argc, char** argv) {
   Args args(argc, argv, 2, {"json", "help"});
-  if (!args.ok()) return usageError(args.error());
   if (auto extra = args.unknown({"config", "json", "help"}); !extra.empty())
-    return usageError("unknown option --" + extra.front());
+    return usageError(unknownOption(extra.front(), {"config", "json", "help"}));
+  if (!args.ok()) return usageError(args.error());
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -86,13 +88,25 @@ int plugins(int argc, char** argv) {
   if (sub == "list" && words.size() != 1) return usageError("plugins list takes no arguments");
   if (sub == "show" && words.size() != 2) return usageError("plugins show needs one plugin name");
   if (sub.empty()) return usageError("plugins needs list or show");
-  if (sub != "list" && sub != "show") return usageError("unknown plugins command '" + sub + "'");
+  if (sub != "list" && sub != "show") return usageError(unknownWord("plugins command", sub, {"list", "show"}));
   if (sub == "show" && args.has("json")) return usageError("--json goes with plugins list");
 
   auto cfg = config::loadHostConfig(configPath(args));
   if (!cfg) return fail(cfg.error().message);
+  // A misspelt or unmounted folder would otherwise look like "no plugins".
+  for (const auto& dir : cfg->plugin_paths) {
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) std::cerr << "eventflow: warning: plugins.paths names " << dir << ", which does not exist\n";
+    else if (!fs::is_directory(dir, ec)) std::cerr << "eventflow: warning: plugins.paths names " << dir << ", which is not a folder\n";
+  }
   auto registry = plugin::Registry::scan(cfg->plugin_paths);
   if (!registry) return fail(registry.error().message);
+  if (sub == "list" && registry->plugins().empty()) {
+    reportFailures(*registry);
+    std::string paths;
+    for (const auto& p : cfg->plugin_paths) paths += (paths.empty() ? "" : ", ") + p;
+    return fail("no plugins found in plugins.paths (" + paths + ")");
+  }
   return sub == "list" ? list(*registry, args.has("json")) : show(*registry, words[1], *cfg);
 }
 

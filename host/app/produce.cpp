@@ -25,6 +25,7 @@
 
 #include "app/app.hpp"
 #include "app/args.hpp"
+#include "app/cli.hpp"
 #include "base/ids.hpp"
 
 namespace eventflow::app {
@@ -290,7 +291,10 @@ int produce(int argc, char** argv) {
   }
   if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "wait", "wait-timeout", "random-ids", "help"});
       !extra.empty()) {
-    std::cerr << "eventflow produce: unknown option --" << extra.front() << "\n" << kHelp;
+    std::cerr << "eventflow produce: "
+              << unknownOption(extra.front(), {"url", "count", "duration", "concurrency", "batch", "api-key",
+                                               "invalid-every", "wait", "wait-timeout", "random-ids", "help"})
+              << "\n" << kHelp;
     return 2;
   }
   if (!args.has("url") || *concurrency < 1 || *batch < 1 || *count < 0 || *duration < 0) {

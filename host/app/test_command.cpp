@@ -302,19 +302,19 @@ int testCommand(int argc, char** argv) {
     return 2;
   }
   if (auto extra = args.unknown({"config", "help"}); !extra.empty()) {
-    std::cerr << "eventflow test: unknown option --" << extra.front() << "\n" << kHelp;
+    std::cerr << "eventflow test: " << unknownOption(extra.front(), {"config", "help"}) << "\n" << kHelp;
     return 2;
   }
   auto cfg = config::loadHostConfig(configPath(args));
-  if (!cfg) return fail("invalid configuration:\n" + cfg.error().message);
+  if (!cfg) return invalidConfiguration(cfg.error().message);
   auto registry = plugin::Registry::scan(cfg->plugin_paths);
-  if (!registry) return fail("invalid configuration:\n" + registry.error().message);
+  if (!registry) return invalidConfiguration(registry.error().message);
   auto specs = config::loadPipelines(cfg->pipeline_paths);
-  if (!specs) return fail("invalid configuration:\n" + specs.error().message);
+  if (!specs) return invalidConfiguration(specs.error().message);
   std::vector<pipeline::PipelinePtr> pipelines;
   for (auto& spec : *specs) {
     auto built = pipeline::Pipeline::build(std::move(spec), *registry);
-    if (!built) return fail("invalid configuration:\n" + built.error().message);
+    if (!built) return invalidConfiguration(built.error().message);
     pipelines.push_back(std::move(*built));
   }
   std::string error;

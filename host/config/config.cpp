@@ -2,25 +2,77 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string_view>
 
 #include <eventflow/time.hpp>
 
+#include "base/suggest.hpp"
 #include "common/copy_text.hpp"
 
 namespace eventflow::config {
 namespace fs = std::filesystem;
 namespace {
+
+// Longer than any timeout or interval means anything; far enough from the
+// int64 milliseconds that a product of two of them cannot overflow.
+constexpr std::int64_t kMaxDurationDays = 365;
+
+// parseDuration (the SDK's) reads whatever from_chars takes: "nan", "inf",
+// "1e300s". A config takes digits, an optional fraction and a unit only.
+std::optional<Millis> strictDuration(const std::string& s) {
+  static const std::regex kShape("[0-9]{1,12}(\\.[0-9]{1,9})?(ms|s|m|h|d)?");
+  if (!std::regex_match(s, kShape)) return std::nullopt;
+  const auto d = parseDuration(s);
+  if (!d || *d > std::chrono::hours(24 * kMaxDurationDays)) return std::nullopt;
+  return d;
+}
+
+// HOST:PORT as the HTTP server binds it: an IPv4 address, [IPv6], or a host
+// name, and a port 1-65535 (0: any free port, for tests). Empty when fine.
+std::string listenProblem(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return "must be HOST:PORT, such as 127.0.0.1:8000";
+  const std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535)
+    return "port '" + port + "' must be a number from 1 to 65535 (HOST:PORT, such as 127.0.0.1:8000)";
+  if (host.empty()) return "needs a host before the port: 127.0.0.1 (this machine) or 0.0.0.0 (every interface)";
+  unsigned char addr[16];
+  if (host.front() == '[') {
+    if (host.back() != ']' || ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), addr) != 1)
+      return "'" + host + "' is not an IPv6 address in brackets, such as [::1]";
+    return {};
+  }
+  if (host.find(':') != std::string::npos) return "an IPv6 address goes in brackets: [" + host + "]:" + port;
+  // All digits and dots: meant as an IPv4 address, and must be one (999.1.1.1 is not).
+  if (host.find_first_not_of("0123456789.") == std::string::npos) {
+    if (::inet_pton(AF_INET, host.c_str(), addr) != 1) return "'" + host + "' is not an IPv4 address";
+    return {};
+  }
+  static const std::regex kName("([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*");
+  if (host.size() > 253 || !std::regex_match(host, kName)) return "'" + host + "' is not a host name or address";
+  return {};
+}
 
 // Collects every problem in a file so `eventflow validate` can show them all.
 class Reader {
@@ -33,6 +85,7 @@ class Reader {
     return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
   }
   void fail(const YAML::Node& node, const std::string& message) { errors_.push_back(where(node) + ": " + message); }
+  void failText(const std::string& message) { errors_.push_back(message); }
   bool ok() const { return errors_.empty(); }
   Error error() const {
     std::string joined;
@@ -52,7 +105,28 @@ class Reader {
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        fail(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
+        fail(kv.first, "unknown key '" + key + "' in " + what + didYouMean(key, {allowed.begin(), allowed.end()}) +
+                           " (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  // Where each key and item under `node` is, by dotted path.
+  void locate(const YAML::Node& node, const std::string& path, std::map<std::string, std::string>& out) const {
+    const auto join = [&](const std::string& part) { return path.empty() ? part : path + "." + part; };
+    if (node.IsMap()) {
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) continue;
+        const std::string at = join(kv.first.Scalar());
+        out[at] = where(kv.first);
+        locate(kv.second, at, out);
+      }
+    } else if (node.IsSequence()) {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        const std::string at = join(std::to_string(i++));
+        out[at] = where(item);
+        locate(item, at, out);
       }
     }
   }
@@ -79,7 +153,7 @@ class Reader {
     const YAML::Node n = map[key];
     if (!n) return;
     double v = 0;
-    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || v < min)
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v) || v < min)
       return fail(n, std::string("'") + key + "' must be a number >= " + std::to_string(min));
     out = v;
   }
@@ -87,8 +161,10 @@ class Reader {
   void readDuration(const YAML::Node& map, const char* key, Millis& out) {
     const YAML::Node n = map[key];
     if (!n) return;
-    const auto d = n.IsScalar() ? parseDuration(n.Scalar()) : std::nullopt;
-    if (!d) return fail(n, std::string("'") + key + "' must be a duration such as 250ms, 30s, 5m");
+    const auto d = n.IsScalar() ? strictDuration(n.Scalar()) : std::nullopt;
+    if (!d)
+      return fail(n, std::string("'") + key + "' must be a duration such as 250ms, 30s, 5m (at most " +
+                         std::to_string(kMaxDurationDays) + "d)");
     out = *d;
   }
 
@@ -180,29 +256,98 @@ std::string absoluteFrom(const fs::path& base, const std::string& p) {
   return path.lexically_normal().string();
 }
 
+// Aliases let a 1 KB file name a billion nodes ("nine levels of nine
+// aliases"); every reader after the parser walks them expanded. No real
+// config comes near this many, and walking it costs a few milliseconds.
+constexpr std::size_t kMaxYamlNodes = 100'000;
+// Nesting deeper than any config needs; the readers recurse.
+constexpr std::size_t kMaxYamlDepth = 64;
+
+std::string at(const std::string& file, const YAML::Mark& mark) {
+  if (mark.is_null()) return file;
+  return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+// Walks the tree as the readers will, aliases expanded, before any of them
+// does: too many nodes, too deep, or a key that is not a scalar (which no
+// reader can take as a name) is refused with where it happens.
+Expected<void> checkShape(const std::string& file, const YAML::Node& node, std::size_t depth, std::size_t& count) {
+  if (++count > kMaxYamlNodes)
+    return makeError(at(file, node.Mark()) + ": the file expands to more than " + std::to_string(kMaxYamlNodes) +
+                     " YAML nodes (aliases counted); refusing it");
+  if (depth > kMaxYamlDepth)
+    return makeError(at(file, node.Mark()) + ": nested more than " + std::to_string(kMaxYamlDepth) + " levels deep");
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar())
+        return makeError(at(file, kv.first.Mark()) + ": a mapping key must be a plain value, not a list or mapping");
+      if (auto ok = checkShape(file, kv.second, depth + 1, count); !ok) return ok;
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node)
+      if (auto ok = checkShape(file, item, depth + 1, count); !ok) return ok;
+  }
+  return {};
+}
+
 Expected<YAML::Node> parseFile(const std::string& file) {
+  std::error_code ec;
+  const auto status = fs::status(file, ec);
+  if (ec || !fs::exists(status)) return makeError(file + ": cannot read file: no such file");
+  if (fs::is_directory(status)) return makeError(file + ": is a folder, not a YAML file");
+  if (!fs::is_regular_file(status)) return makeError(file + ": not a regular file");
   std::ifstream in(file);
   if (!in) return makeError(file + ": cannot read file");
+  YAML::Node root;
   try {
-    return YAML::Load(in);
+    root = YAML::Load(in);
   } catch (const YAML::Exception& e) {
     return makeError(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                      ": invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    return makeError(file + ": cannot read file: " + e.what());
   }
+  std::size_t count = 0;
+  if (auto ok = checkShape(file, root, 0, count); !ok) return ok.error();
+  return root;
 }
 
-std::string readSecretFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+// A secret (a store URL with its password) is small; a FIFO would block
+// start-up and /dev/zero would never end, so only regular files, and only so much.
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+
+Expected<std::string> readSecretFile(const std::string& variable, const std::string& path) {
+  const std::string who = variable + "=" + path + ": ";
+  // O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return makeError(who + "cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return makeError(who + "not a regular file");
+  }
+  if (static_cast<std::size_t>(st.st_size) > kMaxSecretFileBytes) {
+    ::close(fd);
+    return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
+  }
+  std::string s(kMaxSecretFileBytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < s.size()) {
+    const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (got > kMaxSecretFileBytes) return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
+  s.resize(got);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }
 
 // Environment overrides land in the YAML tree before it is read, so they pass
 // the same checks as the file.
-void applyEnvironment(YAML::Node& root) {
+void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
   static const struct {
     const char* env;
     const char* section;
@@ -238,7 +383,12 @@ void applyEnvironment(YAML::Node& root) {
     if (const char* v = std::getenv(o.env)) {
       value = v;
     } else if (const char* f = std::getenv((std::string(o.env) + "_FILE").c_str())) {
-      value = readSecretFile(f);
+      auto read = readSecretFile(std::string(o.env) + "_FILE", f);
+      if (!read) {
+        errors.push_back(read.error().message);
+        continue;
+      }
+      value = std::move(*read);
     } else {
       continue;
     }
@@ -264,7 +414,9 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   Reader r(path);
   if (!r.expectMap(root, "the host config")) return r.error();
-  applyEnvironment(root);
+  std::vector<std::string> env_errors;
+  applyEnvironment(root, env_errors);
+  for (const auto& e : env_errors) r.failText(e);
 
   HostConfig c;
   c.file = fs::absolute(path).lexically_normal().string();
@@ -277,7 +429,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys"},
                 "server");
     r.readString(s, "listen", c.server.listen);
-    if (c.server.listen.find(':') == std::string::npos) r.fail(s["listen"], "'listen' must be HOST:PORT");
+    if (const auto problem = listenProblem(c.server.listen); !problem.empty() && s["listen"])
+      r.fail(s["listen"], "server.listen '" + c.server.listen + "': " + problem);
     r.readUnsigned(s, "max_body_bytes", c.server.max_body_bytes, 64);
     r.readUnsigned(s, "max_batch", c.server.max_batch, 1);
     r.readUnsigned(s, "threads", c.server.threads);
@@ -300,7 +453,8 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
           if (key.sha256.size() != 64) r.fail(k, "api key needs 'sha256': the hex SHA-256 of the key");
           for (const auto& scope : key.scopes)
             if (scope != "ingest" && scope != "admin" && scope != "metrics")
-              r.fail(k, "unknown scope '" + scope + "' (ingest, admin, metrics)");
+              r.fail(k, "unknown scope '" + scope + "' (ingest, admin, metrics)" +
+                            didYouMean(scope, {"ingest", "admin", "metrics"}));
           c.server.api_keys.push_back(std::move(key));
         }
       }
@@ -455,7 +609,10 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
       has_sink = has_sink || spec.kind == Kind::sink;
       if (auto cfg = st["config"]; cfg) {
         if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
-        else if (cfg.IsMap()) spec.config = toJson(cfg);
+        else if (cfg.IsMap()) {
+          spec.config = toJson(cfg);
+          r.locate(cfg, "", spec.config_where);
+        }
       }
       if (st["path"]) {
         r.readString(st, "path", spec.path);

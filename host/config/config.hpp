@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,9 @@ struct StageSpec {
   std::string path;          // explicit .so, absolute; empty: found by name
   nlohmann::json config = nlohmann::json::object();
   std::string where;         // "file:line:col" of the stage, for messages
+  // "file:line:col" of each key and list item in `config`, by dotted path
+  // ("rules.0.value"), so a schema error can point at the key, not the stage.
+  std::map<std::string, std::string> config_where;
 };
 
 struct PipelineSpec {

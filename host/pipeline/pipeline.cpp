@@ -84,7 +84,12 @@ Expected<PipelinePtr> Pipeline::build(config::PipelineSpec spec, const plugin::R
       errors += (errors.empty() ? "" : "\n") + where + ": " + plugin.error().message;
       continue;
     }
-    if (auto ok = plugin::checkConfig(**plugin, st.config, where); !ok) {
+    // A schema error points at the key at fault, where the config has one.
+    const auto at_key = [&](const std::string& path) {
+      const auto it = st.config_where.find(path);
+      return it == st.config_where.end() ? std::string() : it->second + where.substr(st.where.size());
+    };
+    if (auto ok = plugin::checkConfig(**plugin, st.config, where, at_key); !ok) {
       errors += (errors.empty() ? "" : "\n") + ok.error().message;
       continue;
     }

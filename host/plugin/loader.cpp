@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/suggest.hpp"
+
 namespace eventflow::plugin {
 namespace fs = std::filesystem;
 namespace {
@@ -131,7 +133,13 @@ Expected<PluginPtr> Registry::resolve(const std::string& name, Kind kind, const 
   } else if (auto it = plugins_.find(name); it != plugins_.end()) {
     plugin = it->second;
   } else {
-    std::string message = std::string("no ") + kindName(kind) + " plugin named '" + name + "' in the plugin paths";
+    // Plugins of the stage's kind first: `clasify` as an enricher means classify.
+    std::vector<std::string> same_kind, others;
+    for (const auto& [n, p] : plugins_) (p->kind == kind ? same_kind : others).push_back(n);
+    std::string hint = didYouMean(name, same_kind);
+    if (hint.empty()) hint = didYouMean(name, others);
+    std::string message =
+        std::string("no ") + kindName(kind) + " plugin named '" + name + "' in the plugin paths" + hint;
     for (const auto& f : failures_) message += "\n  (not loaded: " + f + ")";
     return makeError(message);
   }
@@ -141,11 +149,18 @@ Expected<PluginPtr> Registry::resolve(const std::string& name, Kind kind, const 
   return plugin;
 }
 
-Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where) {
-  auto checked = plugin.schema.validate(config);
-  if (!checked) return makeError(where + ": config of " + kindName(plugin.kind) + " '" + plugin.name +
-                                  "' does not match its schema: " + checked.error().message);
-  return {};
+Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where,
+                           const std::function<std::string(const std::string&)>& locate) {
+  const auto problems = plugin.schema.problems(config);
+  if (problems.empty()) return {};
+  std::string message;
+  for (const auto& p : problems) {
+    std::string at = locate ? locate(p.path) : std::string();
+    if (at.empty()) at = where;
+    message += (message.empty() ? "" : "\n") + at + ": config of " + kindName(plugin.kind) + " '" + plugin.name +
+               "' does not match its schema: " + (p.path.empty() ? "(document)" : p.path) + ": " + p.message;
+  }
+  return makeError(message);
 }
 
 template <class T>

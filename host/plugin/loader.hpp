@@ -4,6 +4,7 @@
 // → dlopen(RTLD_NOW|RTLD_LOCAL) → descriptor → ABI tags and kind checked.
 // Nothing is ever unloaded: every instance holds its library.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,8 +83,11 @@ class Instance {
   T* object_;
 };
 
-/// Checks `config` against the plugin's schema. `where` prefixes the message.
-Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where);
+/// Checks `config` against the plugin's schema; one line per problem. Each
+/// line starts with locate(path of the value at fault) when that gives
+/// something (the key's file:line:col), else with `where`.
+Expected<void> checkConfig(const Plugin& plugin, const nlohmann::json& config, const std::string& where,
+                           const std::function<std::string(const std::string&)>& locate = {});
 
 /// Creates an instance through the descriptor; a throw or a null is an error.
 template <class T>

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,8 +20,20 @@ class JsonSchema {
   /// Ok, or an error naming the path of each failing value.
   Expected<void> validate(const nlohmann::json& document) const;
 
+  /// One thing wrong with a document: where (dotted path: "rules.0.value",
+  /// empty for the whole document) and what.
+  struct Problem {
+    std::string path;
+    std::string message;
+  };
+  /// Keys the schema does not allow (additionalProperties: false), each with
+  /// the nearest allowed key when one is close; else valijson's deepest error.
+  /// Empty when the document is valid.
+  std::vector<Problem> problems(const nlohmann::json& document) const;
+
  private:
   std::shared_ptr<const valijson::Schema> schema_;
+  std::shared_ptr<const nlohmann::json> document_;
 };
 
 }  // namespace eventflow::plugin

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "host_process.hpp"
 
 using namespace eventflow::testing;
 namespace fs = std::filesystem;
@@ -56,7 +57,7 @@ stages:
 )");
   const auto r = eventflow({"validate", "--config", config()});
   EXPECT_EQ(r.exit_code, 1) << r.describe();
-  EXPECT_NE(r.err.find(file.string() + ":4:5: pipeline 'orders', stage 1: config of validator 'required-fields' "
+  EXPECT_NE(r.err.find(file.string() + ":5:15: pipeline 'orders', stage 1: config of validator 'required-fields' "
                                        "does not match its schema: fields:"),
             std::string::npos)
       << r.describe();
@@ -70,6 +71,161 @@ stages:
 )");
   const auto ok = eventflow({"validate", "--config", config()});
   EXPECT_EQ(ok.exit_code, 0) << ok.describe();
+}
+
+// What `serve` refuses when it creates the stages, `validate` reports, at the stage.
+TEST_F(CliTest, ValidateCreatesEveryStageAndReportsWhatServeWouldRefuse) {
+  const fs::path not_json = dir_ / "pipelines" / "broken.schema.json";
+  std::ofstream(not_json) << "{ this is not JSON";
+  const auto file = writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - validator: json-schema
+    config: { schema: no-such.schema.json }
+  - validator: json-schema
+    config: { schema: broken.schema.json }
+  - enricher: classify
+    config:
+      field: category
+      rules:
+        - when: { field: properties.sku, op: matches, value: "([a-z" }
+          value: odd
+  - enricher: add-fields
+    config: { fields: { site: "${env:EVENTFLOW_CLI_TEST_UNSET_SITE}" } }
+  - sink: sqlite
+)");
+  ::unsetenv("EVENTFLOW_CLI_TEST_UNSET_SITE");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const std::string f = file.string();
+  EXPECT_NE(r.err.find(f + ":4:5: pipeline 'orders', stage 1: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("cannot read schema file " + (dir_ / "pipelines" / "no-such.schema.json").string()),
+            std::string::npos)
+      << r.describe();
+  EXPECT_NE(r.err.find(f + ":6:5: pipeline 'orders', stage 2: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("schema file " + not_json.string() + " is not valid JSON"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find(f + ":8:5: pipeline 'orders', stage 3: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("is not a valid regex"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find(f + ":14:5: pipeline 'orders', stage 4: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("${env:EVENTFLOW_CLI_TEST_UNSET_SITE}, but EVENTFLOW_CLI_TEST_UNSET_SITE is not set"),
+            std::string::npos)
+      << r.describe();
+  EXPECT_EQ(r.err.find("stage 5"), std::string::npos) << "the sink is fine: " << r.describe();
+
+  // With a default, or the variable set, the same stage is fine.
+  ::setenv("EVENTFLOW_CLI_TEST_SITE", "eu", 1);
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - enricher: add-fields
+    config: { fields: { site: "${env:EVENTFLOW_CLI_TEST_UNSET_SITE:-none}", region: "${env:EVENTFLOW_CLI_TEST_SITE}" } }
+  - sink: sqlite
+)");
+  const auto ok = eventflow({"validate", "--config", config()});
+  ::unsetenv("EVENTFLOW_CLI_TEST_SITE");
+  EXPECT_EQ(ok.exit_code, 0) << ok.describe();
+}
+
+// Validating creates every sink, but sinks open nothing: no database file, no connection.
+TEST_F(CliTest, ValidateOpensNoSinkForWritingAndUsesNoNetwork) {
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - sink: sqlite
+  - sink: postgres
+    config: { url: "postgresql://nobody@127.0.0.1:1/nowhere" }
+  - sink: http
+    config: { url: "http://127.0.0.1:1/hook" }
+)");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_FALSE(fs::exists(dir_ / "eventflow.db")) << "the sqlite sink opened the store";
+
+  // What a sink can check without I/O it still checks.
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - sink: postgres
+)");
+  const auto no_url = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(no_url.exit_code, 1) << no_url.describe();
+  EXPECT_NE(no_url.err.find("pipeline 'orders', stage 1: "), std::string::npos) << no_url.describe();
+  EXPECT_NE(no_url.err.find("set url in the stage config or use a PostgreSQL store"), std::string::npos)
+      << no_url.describe();
+}
+
+TEST_F(CliTest, ValidateSuggestsTheNearestPluginKeyAndFlag) {
+  const auto file = writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+retry: { max_atempts: 3 }
+stages:
+  - validator: time-window
+    config:
+      field: timestamp
+      max_futur: 0s
+  - enricher: clasify
+    config: { field: category, default: standard }
+  - sink: sqlite
+)");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const std::string f = file.string();
+  EXPECT_NE(r.err.find(f + ":3:10: unknown key 'max_atempts' in retry (did you mean 'max_attempts'?)"),
+            std::string::npos)
+      << r.describe();
+
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - validator: time-window
+    config:
+      field: timestamp
+      max_futur: 0s
+  - enricher: clasify
+    config: { field: category, default: standard }
+  - sink: sqlite
+)");
+  const auto p = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(p.exit_code, 1) << p.describe();
+  // The key's own line and column, not the stage's.
+  EXPECT_NE(p.err.find(f + ":7:7: pipeline 'orders', stage 1: config of validator 'time-window' does not match its "
+                           "schema: max_futur: unknown key 'max_futur' (did you mean 'max_future'?)"),
+            std::string::npos)
+      << p.describe();
+  EXPECT_NE(p.err.find(f + ":8:5: pipeline 'orders', stage 2: no enricher plugin named 'clasify' in the plugin "
+                           "paths (did you mean 'classify'?)"),
+            std::string::npos)
+      << p.describe();
+
+  std::ofstream(config(), std::ios::app) << "shutdown_timout: 5s\n";
+  const auto host = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(host.exit_code, 1) << host.describe();
+  EXPECT_NE(host.err.find("unknown key 'shutdown_timout' in the host config (did you mean 'shutdown_timeout'?)"),
+            std::string::npos)
+      << host.describe();
+
+  const auto flag = eventflow({"validate", "--confg", config()});
+  EXPECT_EQ(flag.exit_code, 2) << flag.describe();
+  EXPECT_NE(flag.err.find("unknown option --confg (did you mean '--config'?)"), std::string::npos) << flag.describe();
+  const auto last = eventflow({"dlq", "replay", "--dry-rn"});
+  EXPECT_EQ(last.exit_code, 2) << last.describe();
+  EXPECT_NE(last.err.find("unknown option --dry-rn (did you mean '--dry-run'?)"), std::string::npos)
+      << last.describe();
+  const auto command = eventflow({"valdate"});
+  EXPECT_EQ(command.exit_code, 2) << command.describe();
+  EXPECT_NE(command.err.find("unknown command 'valdate' (did you mean 'validate'?)"), std::string::npos)
+      << command.describe();
+  const auto far = eventflow({"validate", "--frobnicate", "x"});
+  EXPECT_NE(far.err.find("unknown option --frobnicate\n"), std::string::npos) << "nothing is close: " << far.describe();
+}
+
+TEST_F(CliTest, AConfigThatIsAFolderIsOneLineNamingIt) {
+  for (const std::string command : {"validate", "serve", "test"}) {
+    const auto r = eventflow({command, "--config", dir_.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_EQ(r.err, "eventflow: invalid configuration: " + dir_.string() + ": is a folder, not a YAML file\n")
+        << r.describe();
+  }
 }
 
 TEST_F(CliTest, PluginsShowPrintsTheDescriptorAndPrettySchema) {
@@ -111,6 +267,24 @@ TEST_F(CliTest, PluginsListJsonHasEveryBuiltInPlugin) {
   EXPECT_EQ(kinds["required-fields"], "validator");
   EXPECT_EQ(kinds["add-fields"], "enricher");
   EXPECT_EQ(kinds["sqlite"], "sink");
+}
+
+TEST_F(CliTest, PluginsListNamesAMissingFolderAndFailsWhenNothingIsFound) {
+  const fs::path missing = dir_ / "no-such-plugins";
+  std::ofstream(config()) << "plugins: { paths: [" << missing.string() << ", " << EVENTFLOW_PLUGIN_DIR << "] }\n";
+  const auto some = eventflow({"plugins", "list", "--config", config()});
+  EXPECT_EQ(some.exit_code, 0) << some.describe();
+  EXPECT_NE(some.err.find("warning: plugins.paths names " + missing.string() + ", which does not exist"),
+            std::string::npos)
+      << some.describe();
+  EXPECT_NE(some.out.find("required-fields"), std::string::npos) << some.describe();
+
+  std::ofstream(config()) << "plugins: { paths: [" << missing.string() << "] }\n";
+  const auto none = eventflow({"plugins", "list", "--config", config()});
+  EXPECT_EQ(none.exit_code, 1) << none.describe();
+  EXPECT_NE(none.err.find(missing.string() + ", which does not exist"), std::string::npos) << none.describe();
+  EXPECT_NE(none.err.find("no plugins found in plugins.paths (" + missing.string() + ")"), std::string::npos)
+      << none.describe();
 }
 
 TEST_F(CliTest, PluginNewWritesAProjectForEachKind) {
@@ -258,4 +432,55 @@ TEST_F(CliTest, TestExpectsAnUnroutedEventTypeRefusedAsIngestRefusesIt) {
   EXPECT_NE(r.out.find("no pipeline matches event_type 'refund'"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("FAIL  a routed event is not refused\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 passed, 3 failed"), std::string::npos) << r.out;
+}
+
+// The whole flow of docs/operations.md: make a key, put its line in the
+// config, post with it (202) and without it (401).
+TEST(KeysNew, PrintsAKeyOnceAndTheConfigLineThatAdmitsIt) {
+  const auto made = runCommand({EVENTFLOW_BINARY, "keys", "new", "--scope", "ingest", "--name", "producer"});
+  ASSERT_EQ(made.exit_code, 0) << made.describe();
+  const std::string key = made.out.substr(0, made.out.find('\n'));
+  EXPECT_EQ(key.size(), 3u + 64u) << made.out;
+  EXPECT_EQ(key.rfind("ef_", 0), 0u) << made.out;
+  const auto last = made.out.rfind("\n- { name: producer, sha256: \"");
+  ASSERT_NE(last, std::string::npos) << made.out;
+  const std::string line = made.out.substr(last + 1, made.out.size() - last - 2);
+  EXPECT_EQ(line.find(key), std::string::npos) << "only the hash goes into the config: " << line;
+  EXPECT_NE(line.find("scopes: [ingest] }"), std::string::npos) << line;
+
+  const auto again = runCommand({EVENTFLOW_BINARY, "keys", "new", "--scope", "ingest"});
+  ASSERT_EQ(again.exit_code, 0) << again.describe();
+  EXPECT_NE(again.out.substr(0, again.out.find('\n')), key) << "every key is new";
+
+  HostProcess host("keys-new");
+  {
+    // The config as a user edits it: the printed line under server.api_keys.
+    std::ifstream in(host.config());
+    std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    rest = rest.substr(rest.find('\n') + 1);  // the generated server line
+    std::ofstream(host.config()) << "server:\n  listen: \"127.0.0.1:" << host.port() << "\"\n  api_keys:\n    "
+                                 << line << "\n"
+                                 << rest;
+  }
+  const auto valid = runCommand({EVENTFLOW_BINARY, "validate", "--config", host.config()});
+  ASSERT_EQ(valid.exit_code, 0) << valid.describe();
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string event = R"({"event_type":"page_view","user_id":"u1"})";
+  EXPECT_EQ(http(host.port(), "POST", "/events", event, "application/json", {{"Authorization", "Bearer " + key}}).status,
+            202);
+  EXPECT_EQ(http(host.port(), "POST", "/events", event).status, 401);
+  EXPECT_EQ(http(host.port(), "POST", "/events", event, "application/json", {{"Authorization", "Bearer ef_0"}}).status,
+            401);
+  EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
+
+  for (const auto& args : std::vector<std::vector<std::string>>{{"keys", "new"},
+                                                                {"keys", "new", "--scope", "root"},
+                                                                {"keys", "new", "--scope", "ingest", "--name", "a b"},
+                                                                {"keys", "old", "--scope", "ingest"}}) {
+    std::vector<std::string> argv{EVENTFLOW_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto bad = runCommand(argv);
+    EXPECT_EQ(bad.exit_code, 2) << bad.describe();
+    EXPECT_TRUE(bad.out.empty()) << "no key printed on a usage error: " << bad.describe();
+  }
 }

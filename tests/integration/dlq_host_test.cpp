@@ -257,6 +257,12 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
   EXPECT_EQ(dry.out, "would discard 4 events\n");
   auto dry_replay = eventflow({"dlq", "replay", "--all", "--dry-run", "--limit", "3"});
   EXPECT_EQ(dry_replay.out, "would replay 3 events\n") << dry_replay.describe();
+  // FILTERS alone choose what a replay sends, as they do for purge.
+  auto dry_filtered = eventflow({"dlq", "replay", "--pipeline", "purchases", "--dry-run"});
+  EXPECT_EQ(dry_filtered.exit_code, 0) << dry_filtered.describe();
+  EXPECT_EQ(dry_filtered.out, "would replay 4 events (pipeline=purchases)\n") << dry_filtered.describe();
+  EXPECT_EQ(eventflow({"dlq", "replay", "--pipeline", "signups", "--dry-run"}).out,
+            "would replay 0 events (pipeline=signups)\n");
 
   // Embedded queue: the replay goes through the running host's API, which wants the admin key.
   auto no_key = eventflow({"dlq", "replay", ids[0]});
@@ -270,7 +276,7 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
     return j["state"] == "dead" && j["dead_letter"]["replay_count"] == 1;
   }));
   ::setenv("EVENTFLOW_API_KEY", kAdminKey.c_str(), 1);
-  auto all = eventflow({"dlq", "replay", "--all", "--pipeline", "purchases"});
+  auto all = eventflow({"dlq", "replay", "--pipeline", "purchases"});
   ::unsetenv("EVENTFLOW_API_KEY");
   ASSERT_EQ(all.exit_code, 0) << all.describe();
   EXPECT_EQ(all.out, "replayed 4 events\n");
@@ -294,6 +300,8 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
 
   // Usage errors are 2; a stopped host is a failure that says what to do.
   EXPECT_EQ(eventflow({"dlq", "replay"}).exit_code, 2);
+  EXPECT_EQ(eventflow({"dlq", "replay", "--dry-run"}).exit_code, 2) << "no id, no filters, no --all";
+  EXPECT_EQ(eventflow({"dlq", "replay", ids[0], "--pipeline", "purchases"}).exit_code, 2);
   EXPECT_EQ(eventflow({"dlq", "replay", ids[0], "--all"}).exit_code, 2);
   EXPECT_EQ(eventflow({"dlq", "list", "--limit", "0"}).exit_code, 2);
   EXPECT_EQ(eventflow({"dlq", "list", "--since", "monday"}).exit_code, 2);
@@ -301,7 +309,7 @@ TEST(DlqHost, CliListsShowsReplaysThroughTheHostAndPurges) {
   EXPECT_EQ(eventflow({"dlq", "frobnicate"}).exit_code, 2);
   auto help = eventflow({"dlq", "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  EXPECT_NE(help.out.find("eventflow dlq replay --all"), std::string::npos);
+  EXPECT_NE(help.out.find("eventflow dlq replay (--all | FILTERS)"), std::string::npos);
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
   auto down = eventflow({"dlq", "replay", ids[0], "--api-key", kAdminKey});
   EXPECT_EQ(down.exit_code, 1);

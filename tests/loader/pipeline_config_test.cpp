@@ -44,7 +44,8 @@ stages:
   auto built = pipeline::Pipeline::build(*spec, *registry);
   ASSERT_FALSE(built) << "a config with fields: 5 must be refused";
   const auto& m = built.error().message;
-  EXPECT_NE(m.find(file.string() + ":6:5"), std::string::npos) << m;
+  // The offending key's line:col (`fields`), not the stage's (6:5).
+  EXPECT_NE(m.find(file.string() + ":7:15: pipeline 'orders', stage 2"), std::string::npos) << m;
   EXPECT_NE(m.find("stage 2"), std::string::npos) << m;
   EXPECT_NE(m.find("validator 'required-fields'"), std::string::npos) << m;
   EXPECT_NE(m.find("fields:"), std::string::npos) << m;

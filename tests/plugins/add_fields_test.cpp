@@ -48,11 +48,13 @@ TEST(AddFields, ExpandsNowPerEvent) {
 TEST(AddFields, ExpandsHostAndEnvOnceAtConstruction) {
   ::setenv("EVENTFLOW_TEST_ADD_FIELDS", "blue", 1);
   ::unsetenv("EVENTFLOW_TEST_ADD_FIELDS_UNSET");
+  ::setenv("EVENTFLOW_TEST_ADD_FIELDS_EMPTY", "", 1);
   FakeContext context;
   AddFieldsEnricher enricher({{"fields",
                                {{"host", "${host}"},
                                 {"color", "${env:EVENTFLOW_TEST_ADD_FIELDS}/${host}"},
-                                {"missing", "[${env:EVENTFLOW_TEST_ADD_FIELDS_UNSET}]"}}}},
+                                {"missing", "[${env:EVENTFLOW_TEST_ADD_FIELDS_UNSET:-none}]"},
+                                {"empty", "[${env:EVENTFLOW_TEST_ADD_FIELDS_EMPTY}]"}}}},
                              context);
   ::setenv("EVENTFLOW_TEST_ADD_FIELDS", "red", 1);
 
@@ -62,8 +64,26 @@ TEST(AddFields, ExpandsHostAndEnvOnceAtConstruction) {
   ASSERT_TRUE(enricher.enrich(event).isOk());
   EXPECT_EQ(event.body["host"], host);
   EXPECT_EQ(event.body["color"], std::string("blue/") + host);
-  EXPECT_EQ(event.body["missing"], "[]");
+  EXPECT_EQ(event.body["missing"], "[none]");
+  EXPECT_EQ(event.body["empty"], "[]") << "set but empty is the empty string";
   ::unsetenv("EVENTFLOW_TEST_ADD_FIELDS");
+  ::unsetenv("EVENTFLOW_TEST_ADD_FIELDS_EMPTY");
+}
+
+TEST(AddFields, AnUnsetEnvVariableWithoutADefaultRefusesTheConfigNamingIt) {
+  ::unsetenv("EVENTFLOW_TEST_ADD_FIELDS_SITE");
+  FakeContext context;
+  try {
+    AddFieldsEnricher enricher({{"fields", {{"site", "${env:EVENTFLOW_TEST_ADD_FIELDS_SITE}"}}}}, context);
+    FAIL() << "an unset variable was taken as \"\"";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("field 'site' uses ${env:EVENTFLOW_TEST_ADD_FIELDS_SITE}, but "
+                                         "EVENTFLOW_TEST_ADD_FIELDS_SITE is not set"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("${env:EVENTFLOW_TEST_ADD_FIELDS_SITE:-default}"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(AddFields, CreatesNestedPathsAndKeepsSiblings) {

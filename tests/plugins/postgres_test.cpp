@@ -600,6 +600,16 @@ TEST_F(PostgresSinkTest, UnreachableServerFailsConstruction) {
   }
 }
 
+// `eventflow validate` creates the sink to check its config: no connection,
+// so a server nobody listens for is not an error then (see UnreachableServerFailsConstruction).
+TEST_F(PostgresSinkTest, BeingValidatedChecksTheConfigAndConnectsNowhere) {
+  FakeContext validating({}, {{"validate_only", "1"}});
+  EXPECT_NO_THROW(PostgresSink(config({{"url", "postgresql://eventflow@127.0.0.1:1/x"}}), validating));
+  EXPECT_THROW(PostgresSink(nlohmann::json{{"table", "bad name"}, {"url", url_}}, validating), std::invalid_argument);
+  FakeContext sqlite_store({}, {{"store.url", "sqlite:///x.db"}, {"validate_only", "1"}});
+  EXPECT_THROW(PostgresSink(nlohmann::json::object(), sqlite_store), std::invalid_argument);
+}
+
 TEST_F(PostgresSinkTest, StoreUrlMustBePostgresWhenNoUrlIsConfigured) {
   FakeContext sqlite({}, {{"store.url", "sqlite:///var/lib/eventflow/events.db"}});
   try {

@@ -188,6 +188,16 @@ TEST_F(SqliteSinkTest, WaitsForAnotherWriterInsteadOfFailing) {
   EXPECT_EQ(count(), 1);
 }
 
+// `eventflow validate` creates the sink to check its config, and nothing more.
+TEST_F(SqliteSinkTest, BeingValidatedChecksTheConfigAndOpensNothing) {
+  FakeContext validating({}, {{"store.url", "sqlite://" + db_}, {"validate_only", "1"}});
+  { SqliteSink sink({{"table", "checked"}}, validating); }
+  EXPECT_FALSE(std::filesystem::exists(db_)) << "the database was opened";
+  EXPECT_THROW(SqliteSink({{"table", "events; DROP TABLE x"}}, validating), std::invalid_argument);
+  FakeContext wrong_store({}, {{"store.url", "postgresql://db/x"}, {"validate_only", "1"}});
+  EXPECT_THROW(SqliteSink(nlohmann::json::object(), wrong_store), std::invalid_argument);
+}
+
 TEST_F(SqliteSinkTest, RefusesUnusableConfig) {
   FakeContext ctx = context();
   EXPECT_THROW(SqliteSink({{"table", "events; DROP TABLE x"}}, ctx), std::invalid_argument);

@@ -44,10 +44,23 @@ std::vector<std::string> parseTemplate(std::string_view text, const std::string&
       if (!host) host = hostName();
       pieces.back() += *host;
     } else if (name.starts_with("env:") && name.size() > 4) {
-      if (const char* value = std::getenv(std::string(name.substr(4)).c_str())) pieces.back() += value;
+      // As in a shell: ${env:NAME:-default} when NAME is unset or empty. A
+      // bare unset NAME is a mistake (a typo, a missing export), not "".
+      const std::string_view spec = name.substr(4);
+      const std::size_t dash = spec.find(":-");
+      const std::string var(spec.substr(0, dash));
+      const char* value = var.empty() ? nullptr : std::getenv(var.c_str());
+      if (dash != std::string_view::npos) {
+        pieces.back() += value && *value ? std::string_view(value) : spec.substr(dash + 2);
+      } else if (value) {
+        pieces.back() += value;
+      } else {
+        throw std::invalid_argument("add-fields: field '" + field + "' uses ${env:" + var + "}, but " + var +
+                                    " is not set; set it, or give a default: ${env:" + var + ":-default}");
+      }
     } else {
       throw std::invalid_argument("add-fields: field '" + field + "' uses ${" + std::string(name) +
-                                  "}; known placeholders are ${now}, ${host} and ${env:NAME}");
+                                  "}; known placeholders are ${now}, ${host}, ${env:NAME} and ${env:NAME:-default}");
     }
     pos = close + 1;
   }

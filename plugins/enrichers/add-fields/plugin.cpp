@@ -1,13 +1,13 @@
 #include "add_fields.hpp"
 
 EVENTFLOW_PLUGIN(eventflow::plugins::AddFieldsEnricher, enricher, "add-fields", "0.1.0",
-                 "Sets fields in the event body; strings expand ${now}, ${host} and ${env:NAME}.",
+                 "Sets fields in the event body; strings expand ${now}, ${host}, ${env:NAME} and ${env:NAME:-default}.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",
   "type": "object",
   "properties": {
     "fields": {
-      "description": "Dotted path to value (any JSON). Strings expand ${now} per event, ${host} and ${env:NAME} at start.",
+      "description": "Dotted path to value (any JSON). Strings expand ${now} per event, ${host} and ${env:NAME} (an error when NAME is unset) or ${env:NAME:-default} at start.",
       "type": "object",
       "minProperties": 1,
       "propertyNames": { "pattern": "^[^.]+(\\.[^.]+)*$" }

@@ -303,6 +303,9 @@ PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : con
               " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
               " attempts) FROM STDIN";
 
+  // `eventflow validate`: the config is checked; no connection is made.
+  if (context.setting("validate_only") == "1") return;
+
   // Defaults first: libpq lets later keywords, here those inside the url,
   // override earlier ones. Without a timeout an unroutable host would hold
   // start-up for minutes.

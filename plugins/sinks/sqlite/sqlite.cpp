@@ -107,6 +107,8 @@ SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
   insert_sql_ = "INSERT OR IGNORE INTO " + table +
                 " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
                 " attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  // `eventflow validate`: the config is checked; the database stays untouched.
+  if (context.setting("validate_only") == "1") return;
 
   Poco::Data::SQLite::Connector::registerConnector();
   try {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -259,4 +261,126 @@ TEST_F(ConfigTest, DlqMaxPageBytesIsReadAndChecked) {
   ASSERT_FALSE(env);
   EXPECT_NE(env.error().message.find("'max_page_bytes' must be a whole number >= 1024"), std::string::npos)
       << env.error().message;
+}
+
+// Nine levels of nine aliases is 9^9 nodes once expanded, in a 1 KB file.
+TEST_F(ConfigTest, AFileThatExpandsPastTheNodeLimitIsRefusedWithItsPlace) {
+  std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    const std::string p = "*a" + std::to_string(i - 1);
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + p + ", " + p + ", " + p + ", " + p + ", " +
+            p + ", " + p + ", " + p + ", " + p + ", " + p + "]\n";
+  }
+  const auto pipeline = write("pipelines/bomb.yaml", "pipeline: bomb\nmatch: { event_types: [x] }\nstages:\n"
+                                                     "  - sink: s\n    config:\n      " +
+                                                         [&] {
+                                                           std::string indented;
+                                                           for (char c : yaml) indented += c == '\n' ? std::string("\n      ") : std::string(1, c);
+                                                           return indented;
+                                                         }() + "\n");
+  auto spec = config::loadPipelineFile(pipeline);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.error().message.find(pipeline + ":"), std::string::npos) << spec.error().message;
+  EXPECT_NE(spec.error().message.find("expands to more than 100000 YAML nodes (aliases counted)"), std::string::npos)
+      << spec.error().message;
+
+  const auto host = write("eventflow.yaml", yaml);
+  auto cfg = config::loadHostConfig(host);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(host + ":"), std::string::npos) << cfg.error().message;
+  EXPECT_NE(cfg.error().message.find("more than 100000 YAML nodes"), std::string::npos) << cfg.error().message;
+
+  // Aliases as such are fine.
+  auto small = config::loadHostConfig(write("small.yaml", "x: &p [/a, /b]\nplugins: { paths: *p }\n"));
+  ASSERT_FALSE(small);
+  EXPECT_EQ(small.error().message.find("YAML nodes"), std::string::npos) << small.error().message;
+}
+
+TEST_F(ConfigTest, ListenNeedsAHostAndAPortThatExist) {
+  for (const std::string bad : {"127.0.0.1:99999", "999.1.1.1:80", ":", ":8000", "127.0.0.1:", "127.0.0.1:http",
+                                "::1:80", "[::zz]:80", "bad_host!:80"}) {
+    const auto file = write("eventflow.yaml", "server:\n  listen: \"" + bad + "\"\n");
+    auto cfg = config::loadHostConfig(file);
+    ASSERT_FALSE(cfg) << bad;
+    EXPECT_NE(cfg.error().message.find(file + ":2:11: server.listen '" + bad + "': "), std::string::npos)
+        << cfg.error().message;
+  }
+  for (const std::string good : {"127.0.0.1:8000", "0.0.0.0:1", "[::1]:8000", "localhost:65535", "ingest.example.org:80",
+                                 "127.0.0.1:0"}) {
+    auto cfg = config::loadHostConfig(write("eventflow.yaml", "server:\n  listen: \"" + good + "\"\n"));
+    EXPECT_TRUE(cfg) << good << ": " << cfg.error().message;
+  }
+  // An override from the environment gets the same check, naming the key.
+  ::setenv("EVENTFLOW_SERVER_LISTEN", "127.0.0.1:99999", 1);
+  auto env = config::loadHostConfig(write("env.yaml", "{}\n"));
+  ::unsetenv("EVENTFLOW_SERVER_LISTEN");
+  ASSERT_FALSE(env);
+  EXPECT_NE(env.error().message.find("(from environment): server.listen '127.0.0.1:99999': port"), std::string::npos)
+      << env.error().message;
+}
+
+TEST_F(ConfigTest, DurationsAreFiniteNumbersWithAUnitAndBounded) {
+  for (const std::string bad : {"nan", "inf", "-inf", "1e300s", "1e3s", "infs", "0x10s", "366d", "99999999999999s", "-5s"}) {
+    const auto file = write("eventflow.yaml", "shutdown_timeout: \"" + bad + "\"\nrelay: { republish_after: " + bad + " }\n");
+    auto cfg = config::loadHostConfig(file);
+    ASSERT_FALSE(cfg) << bad;
+    EXPECT_NE(cfg.error().message.find(file + ":1:19: 'shutdown_timeout' must be a duration"), std::string::npos)
+        << cfg.error().message;
+    EXPECT_NE(cfg.error().message.find("'republish_after' must be a duration"), std::string::npos)
+        << cfg.error().message;
+  }
+  auto ok = config::loadHostConfig(write("ok.yaml", "shutdown_timeout: 1.5s\nrelay: { republish_after: 365d }\n"));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->shutdown_timeout.count(), 1500);
+  const auto pipeline = write("pipelines/p.yaml", "pipeline: p\nmatch: { event_types: [x] }\n"
+                                                  "retry: { initial_backoff: nan, max_backoff: 1e300s, multiplier: .nan }\n"
+                                                  "stages: [{sink: s}]\n");
+  auto spec = config::loadPipelineFile(pipeline);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.error().message.find("'initial_backoff' must be a duration"), std::string::npos) << spec.error().message;
+  EXPECT_NE(spec.error().message.find("'max_backoff' must be a duration"), std::string::npos) << spec.error().message;
+  EXPECT_NE(spec.error().message.find("'multiplier' must be a number"), std::string::npos) << spec.error().message;
+}
+
+TEST_F(ConfigTest, FileVariablesReadOnlySmallRegularFiles) {
+  const auto file = write("eventflow.yaml", "{}\n");
+  const std::string fifo = (dir_ / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto big = write("big.txt", std::string(64 * 1024 + 1, 'x'));
+  const auto fits = write("fits.txt", "sqlite:///tmp/" + std::string(64 * 1024 - 20, 'y') + "\n");
+  const std::vector<std::pair<std::string, std::string>> cases{{fifo, "not a regular file"},
+                                                               {"/dev/zero", "not a regular file"},
+                                                               {dir_.string(), "not a regular file"},
+                                                               {big, "larger than 64 KiB"},
+                                                               {(dir_ / "nowhere").string(), "cannot open"}};
+  for (const auto& [path, why] : cases) {
+    ::setenv("EVENTFLOW_STORE_URL_FILE", path.c_str(), 1);
+    auto cfg = config::loadHostConfig(file);  // returns at once: a FIFO is not waited on
+    ::unsetenv("EVENTFLOW_STORE_URL_FILE");
+    ASSERT_FALSE(cfg) << path;
+    EXPECT_NE(cfg.error().message.find("EVENTFLOW_STORE_URL_FILE=" + path + ": " + why), std::string::npos)
+        << cfg.error().message;
+  }
+  ::setenv("EVENTFLOW_STORE_URL_FILE", fits.c_str(), 1);
+  auto cfg = config::loadHostConfig(file);
+  ::unsetenv("EVENTFLOW_STORE_URL_FILE");
+  EXPECT_TRUE(cfg) << cfg.error().message;
+}
+
+TEST_F(ConfigTest, AFolderOrANonScalarKeyIsOneMessageNamingTheFile) {
+  auto folder = config::loadHostConfig(dir_.string());
+  ASSERT_FALSE(folder);
+  EXPECT_EQ(folder.error().message, dir_.string() + ": is a folder, not a YAML file");
+
+  const auto file = write("eventflow.yaml", "server:\n  ? [listen]\n  : x\n");
+  auto cfg = config::loadHostConfig(file);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(file + ":2:5: a mapping key must be a plain value"), std::string::npos)
+      << cfg.error().message;
+  const auto pipeline = write("pipelines/p.yaml", "pipeline: p\nmatch: { event_types: [x] }\n"
+                                                  "stages:\n  - sink: s\n    config: { {a: 1}: 2 }\n");
+  auto spec = config::loadPipelineFile(pipeline);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.error().message.find(pipeline + ":5:15: a mapping key must be a plain value"), std::string::npos)
+      << spec.error().message;
 }
