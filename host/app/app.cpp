@@ -83,6 +83,15 @@ struct Loaded {
 Expected<Loaded> load(const std::string& path) {
   auto cfg = config::loadHostConfig(path);
   if (!cfg) return cfg.error();
+  // A plugin folder that is not there is a mistake to report, not a folder
+  // to skip: its plugins would otherwise be "unknown" with no reason given.
+  for (const auto& dir : cfg->plugin_paths) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec))
+      return makeError(cfg->file + ": plugins.paths names " + dir + ", which does not exist");
+    if (!std::filesystem::is_directory(dir, ec))
+      return makeError(cfg->file + ": plugins.paths names " + dir + ", which is not a folder");
+  }
   auto registry = plugin::Registry::scan(cfg->plugin_paths);
   if (!registry) return registry.error();
   auto specs = config::loadPipelines(cfg->pipeline_paths);

@@ -27,6 +27,14 @@ bool writableByOthers(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0;
 }
 
+// A folder above the plugin's own in which anyone may rename or replace
+// entries: world-writable without the sticky bit (/tmp's 1777 is fine, as
+// nobody may move another's entries there).
+bool replaceableByOthers(const fs::path& dir) {
+  struct stat st {};
+  return ::stat(dir.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0 && (st.st_mode & S_ISVTX) == 0;
+}
+
 }  // namespace
 
 Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
@@ -34,9 +42,23 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
   if (!p.is_absolute()) return refuse(path, "path", "plugin paths must be absolute");
   std::error_code ec;
   if (!fs::is_regular_file(p, ec)) return refuse(path, "path", "no such file");
-  if (writableByOthers(path)) return refuse(path, "permissions", "the file is writable by others; refusing to load it");
-  if (writableByOthers(p.parent_path().string()))
-    return refuse(path, "permissions", "its folder " + p.parent_path().string() + " is writable by others; refusing to load it");
+  // What is loaded is the file a symlink leads to: its permissions and its
+  // folders' are the ones that matter, not the link's.
+  const fs::path real = fs::canonical(p, ec);
+  if (ec) return refuse(path, "path", "cannot resolve: " + ec.message());
+  const std::string shown = real == p ? std::string() : " (" + real.string() + ")";
+  if (writableByOthers(real.string()))
+    return refuse(path, "permissions", "the file" + shown + " is writable by others; refusing to load it");
+  if (writableByOthers(real.parent_path().string()))
+    return refuse(path, "permissions", "its folder " + real.parent_path().string() + " is writable by others; refusing to load it");
+  if (real != p && writableByOthers(p.parent_path().string()))
+    return refuse(path, "permissions", "the folder of its link, " + p.parent_path().string() +
+                                           ", is writable by others; refusing to load it");
+  for (fs::path dir = real.parent_path().parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    if (replaceableByOthers(dir))
+      return refuse(path, "permissions", "the folder " + dir.string() + " above it is writable by others; refusing to load it");
+    if (dir == dir.root_path()) break;
+  }
 
   try {
     boost::dll::library_info info(p, false);

@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace eventflow::testing {
 
@@ -50,6 +53,31 @@ inline long long pgCount(const std::string& url, const std::string& sql) {
   }
   PQfinish(conn);
   return n;
+}
+
+/// Waits up to `within` until no event in `pg` is unfinished, then checks
+/// that every id in `accepted` is done with exactly one processed_events row,
+/// and that no processed_events row is for an event that is not done.
+inline void expectEveryIdDoneOnce(const std::string& pg, const std::vector<std::string>& accepted,
+                                  std::chrono::seconds within) {
+  ASSERT_FALSE(accepted.empty());
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  long long unfinished = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
+    if (unfinished == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_EQ(unfinished, 0) << "events still not terminal";
+  std::string ids = "'{";
+  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
+  ids += "}'::uuid[]";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"),
+            pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
 }
 
 }  // namespace eventflow::testing

@@ -484,3 +484,21 @@ TEST(KeysNew, PrintsAKeyOnceAndTheConfigLineThatAdmitsIt) {
     EXPECT_TRUE(bad.out.empty()) << "no key printed on a usage error: " << bad.describe();
   }
 }
+
+// Issue 11: a plugins.paths entry that is missing or not a folder was
+// skipped silently by validate and serve; it is an error naming it now.
+TEST_F(CliTest, ValidateAndServeRefuseAPluginPathThatIsMissingOrNotAFolder) {
+  const fs::path missing = dir_ / "no-such-plugins";
+  std::ofstream(dir_ / "a-file") << "x";
+  for (const auto& [path, why] : {std::pair{missing, std::string("which does not exist")},
+                                  std::pair{dir_ / "a-file", std::string("which is not a folder")}}) {
+    std::ofstream(config()) << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << ", " << path.string() << "] }\n"
+                            << "pipelines: { paths: [" << (dir_ / "pipelines").string() << "] }\n";
+    for (const std::string command : {"validate", "serve"}) {
+      const auto r = eventflow({command, "--config", config()});
+      EXPECT_EQ(r.exit_code, 1) << r.describe();
+      EXPECT_NE((r.out + r.err).find("plugins.paths names " + path.string() + ", " + why), std::string::npos)
+          << r.describe();
+    }
+  }
+}

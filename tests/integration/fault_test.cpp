@@ -63,23 +63,8 @@ void waitFor(Load& load, std::size_t n) {
 
 // Every accepted id terminal exactly once, nothing else left in flight.
 void expectAllTerminalOnce(const std::string& pg, const std::vector<std::string>& accepted, std::uint16_t api) {
-  ASSERT_FALSE(accepted.empty());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  long long unfinished = -1;
-  while (std::chrono::steady_clock::now() < deadline) {
-    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
-    if (unfinished == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  ASSERT_EQ(unfinished, 0) << "events still not terminal";
-  std::string ids = "'{";
-  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
-  ids += "}'::uuid[]";
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"), pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+  expectEveryIdDoneOnce(pg, accepted, std::chrono::seconds(90));
+  if (::testing::Test::HasFatalFailure()) return;
   auto summary = http(api, "GET", "/metrics/summary").json();
   EXPECT_EQ(summary["events_received"].get<long long>(),
             summary["events_processed"].get<long long>() + summary["events_failed"].get<long long>() +

@@ -340,21 +340,7 @@ TEST(Shutdown, ACrashedWorkersEntriesAreClaimedAndOnlyThoseInHandRunOneAtATime) 
   const auto posting = SteadyClock::now() + 10s;
   while (SteadyClock::now() < posting && load.count() < before + 500) std::this_thread::sleep_for(20ms);
   const auto accepted = load.stop();
-  long long unfinished = -1;
-  const auto deadline = SteadyClock::now() + 90s;
-  while (SteadyClock::now() < deadline) {
-    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
-    if (unfinished == 0) break;
-    std::this_thread::sleep_for(250ms);
-  }
-  EXPECT_EQ(unfinished, 0);
-  std::string ids = "'{";
-  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
-  ids += "}'::uuid[]";
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
+  expectEveryIdDoneOnce(pg, accepted, 90s);
   // The batches in hand at the crash ran alone; the retries that waited on
   // their timer had been through the chain and were claimed in batches.
   const std::string log = cluster.processes()[2]->output();
@@ -449,23 +435,7 @@ TEST(Shutdown, RollingRestartDrillTwiceLosesNothingAndAnswersOnly202Or200Or503) 
   EXPECT_EQ(unexpected, 0);
   ASSERT_FALSE(accepted.empty());
 
-  long long unfinished = -1;
-  const auto deadline = SteadyClock::now() + 60s;
-  while (SteadyClock::now() < deadline) {
-    unfinished = pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state NOT IN ('done', 'dead')");
-    if (unfinished == 0) break;
-    std::this_thread::sleep_for(250ms);
-  }
-  EXPECT_EQ(unfinished, 0);
-  std::string ids = "'{";
-  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
-  ids += "}'::uuid[]";
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"),
-            pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+  expectEveryIdDoneOnce(pg, accepted, 60s);
   std::cout << "drill: " << accepted.size() << " accepted, " << refused << " requests found their api stopped"
             << " (posted again to the other), longest wait received → done "
             << pgCount(pg, "SELECT CEIL(1000 * EXTRACT(EPOCH FROM MAX(updated_at - received_at)))::bigint FROM raw_events "

@@ -136,3 +136,35 @@ TEST(Loader, RefusesAPluginWritableByOthers) {
   EXPECT_TRUE(plugin::loadPlugin(copy.string()));
   fs::remove_all(dir);
 }
+
+// Issue 11: a link in a safe folder to a plugin in an unsafe one was loaded,
+// because only the link's folder was checked. The file a link leads to, its
+// folder, and every folder above that anyone may rewrite, are checked now.
+TEST(Loader, ChecksTheFileASymlinkLeadsToAndTheFoldersAboveIt) {
+  const fs::path root = fs::temp_directory_path() / ("eventflow-loader-link-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const fs::path safe = root / "safe", open = root / "open" / "inner";
+  fs::create_directories(safe);
+  fs::create_directories(open);
+  for (const auto& d : {root, safe, root / "open", open}) ::chmod(d.c_str(), 0755);
+  fs::copy_file(fixture("good"), open / "validator-good.so");
+  fs::create_symlink(open / "validator-good.so", safe / "validator-good.so");
+  EXPECT_TRUE(plugin::loadPlugin((safe / "validator-good.so").string())) << "all folders safe: loaded";
+
+  ::chmod(open.c_str(), 0777);  // the target's own folder
+  auto target_folder = plugin::loadPlugin((safe / "validator-good.so").string());
+  ASSERT_FALSE(target_folder);
+  EXPECT_NE(target_folder.error().message.find(open.string() + " is writable by others"), std::string::npos)
+      << target_folder.error().message;
+  ::chmod(open.c_str(), 0755);
+
+  ::chmod((root / "open").c_str(), 0777);  // a folder above it: anyone may swap `inner`
+  auto above = plugin::loadPlugin((safe / "validator-good.so").string());
+  ASSERT_FALSE(above);
+  EXPECT_NE(above.error().message.find((root / "open").string() + " above it is writable by others"), std::string::npos)
+      << above.error().message;
+  ::chmod((root / "open").c_str(), 01777);  // sticky, like /tmp: nobody may move another's entries
+  EXPECT_TRUE(plugin::loadPlugin((safe / "validator-good.so").string()));
+  ::chmod((root / "open").c_str(), 0755);
+  fs::remove_all(root);
+}
