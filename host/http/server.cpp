@@ -243,6 +243,7 @@ class Api {
         s_.metrics->queueDepth(p->name()).Set(static_cast<double>(s_.queue->depth(p->name())));
         s_.metrics->queuePending(p->name()).Set(static_cast<double>(s_.queue->pending(p->name())));
       }
+      if (s_.ingestor) s_.metrics->ingestUncommitted().Set(static_cast<double>(s_.ingestor->uncommitted()));
       return Reply{200, s_.metrics->serialize(), "text/plain; version=0.0.4; charset=utf-8", {}, {}};
     }
     if (route == "/metrics/summary") {

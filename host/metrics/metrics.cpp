@@ -42,6 +42,10 @@ Metrics::Metrics(const std::string& version, std::size_t max_label_values)
                          .Name("eventflow_queue_pending")
                          .Help("Events handed to a worker and not yet acknowledged: running, or waiting for a retry")
                          .Register(*registry_)),
+      ingest_uncommitted_(prometheus::BuildGauge()
+                              .Name("eventflow_ingest_uncommitted")
+                              .Help("Events received over HTTP whose group commit has not completed: clients waiting for their 202")
+                              .Register(*registry_)),
       http_requests_(prometheus::BuildCounter().Name("eventflow_http_requests_total").Help("HTTP requests by route and code").Register(*registry_)),
       http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)),
       resident_(prometheus::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory size in bytes").Register(*registry_).Add({})),
@@ -80,6 +84,7 @@ prometheus::Histogram& Metrics::stageDuration(const std::string& p, const std::s
 }
 prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return cached(queue_depth_, {{"pipeline", p}}); }
 prometheus::Gauge& Metrics::queuePending(const std::string& p) { return cached(queue_pending_, {{"pipeline", p}}); }
+prometheus::Gauge& Metrics::ingestUncommitted() { return cached(ingest_uncommitted_, {}); }
 prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
   return cached(http_requests_, {{"route", route}, {"code", std::to_string(code)}});
 }

@@ -36,6 +36,7 @@ class Metrics {
   prometheus::Histogram& stageDuration(const std::string& pipeline, const std::string& stage, const std::string& plugin);
   prometheus::Gauge& queueDepth(const std::string& pipeline);
   prometheus::Gauge& queuePending(const std::string& pipeline);
+  prometheus::Gauge& ingestUncommitted();
   prometheus::Counter& httpRequests(const std::string& route, int code);
   prometheus::Histogram& httpDuration(const std::string& route);
 
@@ -83,6 +84,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& stage_duration_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Gauge>& queue_pending_;
+  prometheus::Family<prometheus::Gauge>& ingest_uncommitted_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
   std::mutex plugin_mutex_;

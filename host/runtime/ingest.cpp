@@ -217,7 +217,10 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
   pending->done = std::move(done);
   if (rows.empty()) return pending->done(std::move(pending->results));
 
-  committer_.insert(std::move(rows), [this, pending](Expected<std::vector<store::InsertStatus>> statuses) {
+  const auto count = static_cast<std::int64_t>(rows.size());
+  uncommitted_ += count;
+  committer_.insert(std::move(rows), [this, pending, count](Expected<std::vector<store::InsertStatus>> statuses) {
+    uncommitted_ -= count;
     auto& results = pending->results;
     if (!statuses) {
       for (std::size_t k : pending->row_index)

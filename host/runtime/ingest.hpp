@@ -2,7 +2,9 @@
 // Ingest: envelope, routing, admission, durable record (group commit), then
 // publish. A 202 is only ever answered after the row is committed (G1).
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -45,6 +47,9 @@ class Ingestor {
   /// publishing thread. Later commits publish inline.
   void stop();
   ~Ingestor();
+  /// Events handed to the group committer whose commit has not completed:
+  /// the clients waiting for their 202 (a store that stalls shows here first).
+  std::size_t uncommitted() const { return static_cast<std::size_t>(std::max<std::int64_t>(uncommitted_.load(), 0)); }
 
  private:
   void publish(std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses);
@@ -59,6 +64,7 @@ class Ingestor {
   pipeline::EnvelopeOptions envelope_;
   long long kill_before_publish_ = 0;
   std::atomic<long long> commits_{0};
+  std::atomic<std::int64_t> uncommitted_{0};
   std::mutex publish_mutex_;
   std::condition_variable publish_cv_;
   static constexpr auto kLinger = std::chrono::milliseconds(2);

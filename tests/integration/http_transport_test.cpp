@@ -630,7 +630,14 @@ TEST(HttpTransport, IngestAnswerAfterTheServerStoppedTouchesNothingFreed) {
     waiting.push_back(std::make_unique<Connection>(host.port()));
     ASSERT_TRUE(waiting.back()->send(post("/events", validEvent(i, ids.back()).dump())));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Until all four are in the group committer, waiting on the lock: a SIGTERM
+  // before that (valgrind on a busy machine is slow to read them) would find
+  // them unread, never accepted, and the test would prove nothing.
+  const auto in_committer = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (http(host.port(), "GET", "/metrics").body.find("\neventflow_ingest_uncommitted 4\n") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), in_committer) << "the posts never reached the group committer";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   vg.signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(6500));
   lock << "ROLLBACK", Poco::Data::Keywords::now;
