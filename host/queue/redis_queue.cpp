@@ -36,6 +36,7 @@
 #include "base/threads.hpp"
 #include "base/log.hpp"
 #include "queue/queue.hpp"
+#include "queue/resp.hpp"
 
 namespace eventflow::queue {
 namespace {
@@ -91,19 +92,6 @@ class Command {
  private:
   std::string args_;
   std::size_t count_ = 0;
-};
-
-// One RESP2 reply. kind is the RESP marker: '+' simple string, '-' error
-// (text), ':' integer (number), '$' bulk string (text, or null), '*' array
-// (items, or null).
-struct Reply {
-  char kind = 0;
-  bool null = false;
-  std::string text;
-  long long number = 0;
-  std::vector<Reply> items;
-
-  bool isError() const { return kind == '-'; }
 };
 
 // The value as a string, moved out of the reply.
@@ -165,10 +153,10 @@ class Connection {
       receive_timeout_ = timeout;
     }
     write(wire);
-    if (pos_ == end_) release();
+    if (reader_.drained()) reader_.release();
     std::vector<Reply> replies;
     replies.reserve(commands);
-    for (std::size_t i = 0; i < commands; ++i) replies.push_back(read(0));
+    for (std::size_t i = 0; i < commands; ++i) replies.push_back(reader_.read());
     return replies;
   }
 
@@ -184,18 +172,13 @@ class Connection {
   void reset() {
     if (open_) socket_.close();
     open_ = false;
-    pos_ = end_ = 0;
+    reader_.clear();
     prepared = false;
   }
 
   bool prepared = false;  // the consumer group exists as far as this connection knows
 
  private:
-  static constexpr std::size_t kInitialBuffer = 64 * 1024;
-  static constexpr std::size_t kKeptBuffer = 4 * 1024 * 1024;  // a bigger one is freed once drained
-  static constexpr long long kMaxBulk = 512LL * 1024 * 1024;  // Redis's own proto-max-bulk-len
-  static constexpr std::size_t kMaxLine = 1024 * 1024;
-  static constexpr int kMaxDepth = 16;
 
   void open() {
     if (open_) return;
@@ -206,7 +189,7 @@ class Connection {
     // forever: the write fails, the connection is dropped, the relay repairs.
     socket_.setSendTimeout(Poco::Timespan(send_timeout_.count() * 1000));
     receive_timeout_ = Poco::Timespan();
-    pos_ = end_ = 0;
+    reader_.clear();
     open_ = true;
   }
 
@@ -219,120 +202,15 @@ class Connection {
     }
   }
 
-  [[noreturn]] static void protocolError(const char* what) {
-    throw Poco::Redis::RedisException(std::string("Redis protocol error: ") + what);
-  }
-
-  // Receives until `want` unread bytes are buffered. What a read brings
-  // beyond the current reply stays buffered for the next one.
-  void need(std::size_t want) {
-    while (end_ - pos_ < want) {
-      const std::size_t have = end_ - pos_;
-      if (in_.size() - end_ < want - have) {
-        // The rest would not fit after what is buffered: move the unread
-        // bytes to the front, and grow if that is not enough.
-        std::memmove(in_.data(), in_.data() + pos_, have);
-        pos_ = 0;
-        end_ = have;
-        if (in_.size() < std::max(want, kInitialBuffer)) in_.resize(std::max({want, kInitialBuffer, in_.size() * 2}));
-      }
-      const auto room = static_cast<int>(std::min<std::size_t>(in_.size() - end_, INT_MAX));
-      const int got = socket_.receiveBytes(in_.data() + end_, room);
-      if (got <= 0) throw Poco::Redis::RedisException("Redis closed the connection");
-      end_ += static_cast<std::size_t>(got);
-    }
-  }
-
-  // Drops a drained buffer's bytes; frees it if one huge reply grew it.
-  void release() {
-    pos_ = end_ = 0;
-    if (in_.size() > kKeptBuffer) std::string().swap(in_);
-  }
-
-  // The next line without its CRLF, consumed; valid until the next need().
-  std::string_view line() {
-    std::size_t scanned = 0;
-    for (;;) {
-      const std::string_view unread(in_.data() + pos_, end_ - pos_);
-      if (const auto at = unread.find("\r\n", scanned); at != std::string_view::npos) {
-        pos_ += at + 2;
-        return unread.substr(0, at);
-      }
-      if (unread.size() > kMaxLine) protocolError("line too long");
-      scanned = unread.empty() ? 0 : unread.size() - 1;
-      need(unread.size() + 1);
-    }
-  }
-
-  static long long number(std::string_view digits) {
-    long long n = 0;
-    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (error != std::errc() || end != digits.data() + digits.size()) protocolError("bad number");
-    return n;
-  }
-
-  // A bulk string's or an array's length; nullopt for RESP's null (-1).
-  static std::optional<std::size_t> length(std::string_view digits, long long max, const char* what) {
-    const long long n = number(digits);
-    if (n == -1) return std::nullopt;
-    if (n < 0 || n > max) protocolError(what);
-    return static_cast<std::size_t>(n);
-  }
-
-  Reply read(int depth) {
-    Reply r;
-    std::string_view head = line();
-    if (head.empty()) protocolError("empty line");
-    r.kind = head.front();
-    head.remove_prefix(1);
-    switch (r.kind) {
-      case '+':
-      case '-':
-        r.text.assign(head);
-        break;
-      case ':':
-        r.number = number(head);
-        break;
-      case '$': {
-        const auto n = length(head, kMaxBulk, "bad bulk string length");
-        if (!n) {
-          r.null = true;
-          break;
-        }
-        const std::size_t len = *n;
-        need(len + 2);
-        const char* p = in_.data() + pos_;
-        if (p[len] != '\r' || p[len + 1] != '\n') protocolError("bulk string without CRLF");
-        r.text.assign(p, len);
-        pos_ += len + 2;
-        break;
-      }
-      case '*': {
-        const auto n = length(head, INT_MAX, "bad array length");
-        if (!n) {
-          r.null = true;
-          break;
-        }
-        if (depth >= kMaxDepth) protocolError("arrays nested too deep");
-        r.items.reserve(std::min<std::size_t>(*n, 1024));
-        for (std::size_t i = 0; i < *n; ++i) r.items.push_back(read(depth + 1));
-        break;
-      }
-      default:
-        protocolError("unknown reply type");
-    }
-    return r;
-  }
-
   std::string host_;
   int port_;
   std::chrono::milliseconds send_timeout_;
   Poco::Net::StreamSocket socket_;
   Poco::Timespan receive_timeout_;
   std::string out_;  // call()'s encoded command, kept for its capacity
-  std::string in_;  // received bytes: [pos_, end_) not yet parsed
-  std::size_t pos_ = 0;
-  std::size_t end_ = 0;
+  RespReader reader_{[this](char* into, std::size_t room) {
+    return socket_.receiveBytes(into, static_cast<int>(std::min<std::size_t>(room, INT_MAX)));
+  }};
   bool open_ = false;
 };
 
