@@ -55,6 +55,20 @@ inline long long pgCount(const std::string& url, const std::string& sql) {
   return n;
 }
 
+/// Every id in `accepted` is done with exactly one processed_events row, and
+/// no processed_events row is for an event that is not done.
+inline void expectAcceptedDoneOnce(const std::string& pg, const std::vector<std::string>& accepted) {
+  std::string ids = "'{";
+  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
+  ids += "}'::uuid[]";
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
+            static_cast<long long>(accepted.size()));
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"),
+            pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+}
+
 /// Waits up to `within` until no event in `pg` is unfinished, then checks
 /// that every id in `accepted` is done with exactly one processed_events row,
 /// and that no processed_events row is for an event that is not done.
@@ -69,15 +83,7 @@ inline void expectEveryIdDoneOnce(const std::string& pg, const std::vector<std::
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   ASSERT_EQ(unfinished, 0) << "events still not terminal";
-  std::string ids = "'{";
-  for (std::size_t i = 0; i < accepted.size(); ++i) ids += (i ? "," : "") + accepted[i];
-  ids += "}'::uuid[]";
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events WHERE event_id = ANY(" + ids + ")"),
-            static_cast<long long>(accepted.size()));
-  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"),
-            pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"));
+  expectAcceptedDoneOnce(pg, accepted);
 }
 
 }  // namespace eventflow::testing
