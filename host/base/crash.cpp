@@ -125,19 +125,23 @@ const char* signalName(int sig) {
   }
 }
 
+void appendHex(std::uintptr_t v) {
+  char hex[19] = "0x";
+  int n = 2;
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    const unsigned nibble = static_cast<unsigned>(v >> shift) & 15u;
+    if (n == 2 && nibble == 0 && shift > 0) continue;
+    hex[n++] = "0123456789abcdef"[nibble];
+  }
+  append(hex, static_cast<std::size_t>(n));
+}
+
 int g_frames = 0;
 
 int onFrame(void*, std::uintptr_t pc, const char* file, int line, const char* function) {
   if (pc == 0 || g_frames >= 64) return 1;
   append(g_frames++ ? ",\"" : "\"");
-  char hex[19] = "0x";
-  int n = 2;
-  for (int shift = 60; shift >= 0; shift -= 4) {
-    const unsigned nibble = static_cast<unsigned>(pc >> shift) & 15u;
-    if (n == 2 && nibble == 0 && shift > 0) continue;
-    hex[n++] = "0123456789abcdef"[nibble];
-  }
-  append(hex, static_cast<std::size_t>(n));
+  appendHex(pc);
   if (function) {
     append(" ");
     appendEscaped(function, std::strlen(function));
@@ -178,15 +182,9 @@ void handler(int sig, siginfo_t* info, void*) {
   ::prctl(PR_GET_NAME, thread, 0, 0, 0);
   appendField("thread", thread, std::strlen(thread));
   if (info && (sig == SIGSEGV || sig == SIGBUS)) {
-    char address[19] = "0x";
-    int n = 2;
-    const auto a = reinterpret_cast<std::uintptr_t>(info->si_addr);
-    for (int shift = 60; shift >= 0; shift -= 4) {
-      const unsigned nibble = static_cast<unsigned>(a >> shift) & 15u;
-      if (n == 2 && nibble == 0 && shift > 0) continue;
-      address[n++] = "0123456789abcdef"[nibble];
-    }
-    appendField("fault_address", address, static_cast<std::size_t>(n));
+    append(",\"fault_address\":\"");
+    appendHex(reinterpret_cast<std::uintptr_t>(info->si_addr));
+    append("\"");
   }
   const Doing* doing = current();
   const std::string* blamed_id = nullptr;

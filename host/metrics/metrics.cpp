@@ -165,23 +165,29 @@ T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pai
   return metric;
 }
 
-std::size_t Metrics::residentBytes() {
+namespace {
+// Virtual and resident size in bytes, from /proc/self/statm; false if unreadable.
+bool memoryBytes(std::size_t& total, std::size_t& resident) {
   std::ifstream statm("/proc/self/statm");
   std::size_t pages_total = 0, pages_resident = 0;
-  if (!(statm >> pages_total >> pages_resident)) return 0;
-  return pages_resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  if (!(statm >> pages_total >> pages_resident)) return false;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  total = pages_total * page;
+  resident = pages_resident * page;
+  return true;
+}
+}  // namespace
+
+std::size_t Metrics::residentBytes() {
+  std::size_t total = 0, resident = 0;
+  return memoryBytes(total, resident) ? resident : 0;
 }
 
 void Metrics::updateProcessMetrics() {
   std::lock_guard lock(process_mutex_);
-  {
-    std::ifstream statm("/proc/self/statm");
-    std::size_t pages_total = 0, pages_resident = 0;
-    const auto page = static_cast<double>(::sysconf(_SC_PAGESIZE));
-    if (statm >> pages_total >> pages_resident) {
-      virtual_.Set(static_cast<double>(pages_total) * page);
-      resident_.Set(static_cast<double>(pages_resident) * page);
-    }
+  if (std::size_t total = 0, resident = 0; memoryBytes(total, resident)) {
+    virtual_.Set(static_cast<double>(total));
+    resident_.Set(static_cast<double>(resident));
   }
   std::error_code ec;
   std::size_t fds = 0;
