@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "app/args.hpp"
+#include "app/bootstrap.hpp"
 #include "app/cli.hpp"
 #include "base/ids.hpp"
 #include "base/crash.hpp"
@@ -56,10 +57,7 @@ commands:
 exit codes: 0 ok, 1 failure, 2 usage error.
 )";
 
-int usage(const std::string& message) {
-  std::cerr << "eventflow: " << message << "\n\n" << kUsage;
-  return 2;
-}
+int usage(const std::string& message) { return usageError(message, kUsage); }
 
 bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) {
   if (auto extra = args.unknown(known); !extra.empty()) {
@@ -73,50 +71,14 @@ bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) 
   return true;
 }
 
-// Everything `validate` and `serve` share: config, plugins, pipelines.
-struct Loaded {
-  config::HostConfig config;
-  plugin::Registry registry;
-  std::vector<pipeline::PipelinePtr> pipelines;
-};
-
-Expected<Loaded> load(const std::string& path) {
-  auto cfg = config::loadHostConfig(path);
-  if (!cfg) return cfg.error();
-  // A plugin folder that is not there is a mistake to report, not a folder
-  // to skip: its plugins would otherwise be "unknown" with no reason given.
-  for (const auto& dir : cfg->plugin_paths) {
-    std::error_code ec;
-    if (!std::filesystem::exists(dir, ec))
-      return makeError(cfg->file + ": plugins.paths names " + dir + ", which does not exist");
-    if (!std::filesystem::is_directory(dir, ec))
-      return makeError(cfg->file + ": plugins.paths names " + dir + ", which is not a folder");
-  }
-  auto registry = plugin::Registry::scan(cfg->plugin_paths);
-  if (!registry) return registry.error();
-  auto specs = config::loadPipelines(cfg->pipeline_paths);
-  if (!specs) return specs.error();
-  Loaded out{std::move(*cfg), std::move(*registry), {}};
-  std::string errors;
-  for (auto& spec : *specs) {
-    auto built = pipeline::Pipeline::build(std::move(spec), out.registry);
-    if (!built) errors += (errors.empty() ? "" : "\n") + built.error().message;
-    else out.pipelines.push_back(std::move(*built));
-  }
-  if (!errors.empty()) return makeError(errors);
-  return out;
-}
-
 // Creates and destroys one instance of every stage, as `serve` would at start,
 // so a constructor's refusal (a schema file that is not JSON, a bad regex, an
 // unset ${env:NAME}) is found now. Sinks see setting("validate_only") == "1":
 // they check their config and open nothing, so nothing is written and no
 // network is used. One stage at a time, so every bad stage is reported.
 std::string instantiateAll(const Loaded& loaded) {
-  const pipeline::Settings settings{{"store.url", loaded.config.store.url},
-                                    {"host.name", hostName()},
-                                    {"version", kVersion},
-                                    {"validate_only", "1"}};
+  pipeline::Settings settings = pluginSettings(loaded.config, kVersion);
+  settings["validate_only"] = "1";
   std::string errors;
   for (const auto& p : loaded.pipelines) {
     for (std::size_t i = 0; i < p->spec().stages.size(); ++i) {
@@ -147,7 +109,7 @@ int validate(int argc, char** argv) {
                  "connection and write nothing while validated.\n";
     return 0;
   }
-  auto loaded = load(configPath(args));
+  auto loaded = loadAll(configPath(args));
   if (!loaded) return invalidConfiguration(loaded.error().message);
   if (auto refused = instantiateAll(*loaded); !refused.empty()) return invalidConfiguration(refused);
   std::cout << "ok: " << loaded->config.file << ", " << loaded->pipelines.size() << " pipelines, "
@@ -187,7 +149,7 @@ int serve(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto loaded = load(configPath(args));
+  auto loaded = loadAll(configPath(args));
   if (!loaded) return invalidConfiguration(loaded.error().message);
   auto& cfg = loaded->config;
   log::setup(cfg.logging.level, cfg.logging.format == "text" ? log::Format::text : log::Format::json);
@@ -283,7 +245,7 @@ int serve(int argc, char** argv) {
                 {{"recovered", std::to_string(recovered)}, {"dead_no_pipeline", std::to_string(orphaned)}});
   }
 
-  pipeline::Settings settings{{"store.url", cfg.store.url}, {"host.name", hostName()}, {"version", kVersion}};
+  const pipeline::Settings settings = pluginSettings(cfg, kVersion);
   runtime::WorkerPool workers(router, queue, committer, metrics, settings);
   if (!in_hand_dir.empty()) workers.trackInHand(in_hand_dir);
   if (work) {

@@ -18,6 +18,11 @@ int fail(const std::string& message) {
   return 1;
 }
 
+int usageError(const std::string& message, std::string_view help) {
+  std::cerr << "eventflow: " << message << "\n\n" << help;
+  return 2;
+}
+
 int invalidConfiguration(const std::string& message) {
   return fail("invalid configuration:" + std::string(message.find('\n') == std::string::npos ? " " : "\n") + message);
 }

@@ -3,6 +3,7 @@
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/args.hpp"
@@ -14,6 +15,10 @@ std::string configPath(const Args& args);
 
 /// Prints "eventflow: <message>" on stderr; returns exit code 1.
 int fail(const std::string& message);
+
+/// A usage error: "eventflow: <message>", a blank line and the command's
+/// help on stderr; returns exit code 2.
+int usageError(const std::string& message, std::string_view help);
 
 /// "invalid configuration: <message>" on one line when the message is one
 /// line, else the header and then each problem on its own line; returns 1.

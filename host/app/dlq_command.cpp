@@ -19,6 +19,7 @@
 
 #include "app/app.hpp"
 #include "app/args.hpp"
+#include "app/bootstrap.hpp"
 #include "app/cli.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
@@ -67,11 +68,6 @@ FILTERS (all optional, combined with AND):
 --config defaults to $EVENTFLOW_CONFIG, else /etc/eventflow/eventflow.yaml.
 exit codes: 0 ok, 1 failure (also: no such dead event), 2 usage error.
 )";
-
-int usageError(const std::string& message) {
-  std::cerr << "eventflow: " << message << "\n\n" << kHelp;
-  return 2;
-}
 
 struct Options {
   store::DeadFilter filter;
@@ -164,23 +160,6 @@ int show(runtime::Dlq& dlq, store::Store& store, const std::string& id, bool jso
   return 0;
 }
 
-// The pipelines as serve builds them, for routing replayed events by type.
-Expected<std::vector<pipeline::PipelinePtr>> loadPipelines(const config::HostConfig& cfg) {
-  auto registry = plugin::Registry::scan(cfg.plugin_paths);
-  if (!registry) return registry.error();
-  auto specs = config::loadPipelines(cfg.pipeline_paths);
-  if (!specs) return specs.error();
-  std::vector<pipeline::PipelinePtr> out;
-  std::string errors;
-  for (auto& spec : *specs) {
-    auto built = pipeline::Pipeline::build(std::move(spec), *registry);
-    if (!built) errors += (errors.empty() ? "" : "\n") + built.error().message;
-    else out.push_back(std::move(*built));
-  }
-  if (!errors.empty()) return makeError(errors);
-  return out;
-}
-
 std::string filterSuffix(const Options& o) {
   std::string s;
   if (!o.filter.pipeline.empty()) s += " pipeline=" + o.filter.pipeline;
@@ -265,11 +244,12 @@ int replay(runtime::Dlq& dlq, store::Store& store, const config::HostConfig& cfg
     return replayOverHttp(cfg, key, "/dlq/replay", body, std::chrono::seconds(120) + 2 * expected);
   }
 
-  auto pipelines = loadPipelines(cfg);
-  if (!pipelines) return invalidConfiguration(pipelines.error().message);
-  pipeline::Router router(*pipelines);
+  // The pipelines as serve builds them, for routing replayed events by type.
+  auto loaded = loadPipelines(cfg);
+  if (!loaded) return invalidConfiguration(loaded.error().message);
+  pipeline::Router router(loaded->pipelines);
   std::vector<std::string> names;
-  for (const auto& p : *pipelines) names.push_back(p->name());
+  for (const auto& p : loaded->pipelines) names.push_back(p->name());
   queue::RedisOptions options{cfg.queue.url, cfg.queue.stream_prefix, cfg.queue.claim_idle, 1};
   auto queue = queue::makeRedisQueue(options, names);
   if (auto ping = queue->ping(); !ping) return fail("redis at " + cfg.queue.url + ": " + ping.error().message);
@@ -318,17 +298,17 @@ int dlq(int argc, char** argv) {
   const std::set<std::string> filters{"pipeline", "error-type", "since", "until"};
   const std::set<std::string> known{"config", "json", "help", "all", "dry-run", "limit", "offset", "api-key",
                                     "pipeline", "error-type", "since", "until"};
-  if (auto extra = args.unknown(known); !extra.empty()) return usageError(unknownOption(extra.front(), known));
-  if (!args.ok()) return usageError(args.error());
+  if (auto extra = args.unknown(known); !extra.empty()) return usageError(unknownOption(extra.front(), known), kHelp);
+  if (!args.ok()) return usageError(args.error(), kHelp);
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
   const auto& words = args.positional();
   const std::string sub = words.empty() ? "" : words.front();
-  if (sub.empty()) return usageError("dlq needs list, show, replay or purge");
+  if (sub.empty()) return usageError("dlq needs list, show, replay or purge", kHelp);
   if (sub != "list" && sub != "show" && sub != "replay" && sub != "purge")
-    return usageError(unknownWord("dlq command", sub, {"list", "show", "replay", "purge"}));
+    return usageError(unknownWord("dlq command", sub, {"list", "show", "replay", "purge"}), kHelp);
 
   // Which options each command takes.
   std::set<std::string> allowed{"config", "help"};
@@ -337,30 +317,30 @@ int dlq(int argc, char** argv) {
   if (sub == "replay") allowed.insert({"all", "dry-run", "limit", "api-key", "pipeline", "error-type", "since", "until"});
   if (sub == "purge") allowed.insert({"all", "dry-run", "pipeline", "error-type", "since", "until"});
   if (auto extra = args.unknown(allowed); !extra.empty())
-    return usageError("--" + extra.front() + " does not go with dlq " + sub);
+    return usageError("--" + extra.front() + " does not go with dlq " + sub, kHelp);
 
   std::string id;
   if (sub == "show") {
-    if (words.size() != 2) return usageError("dlq show needs one event id");
+    if (words.size() != 2) return usageError("dlq show needs one event id", kHelp);
     id = words[1];
   } else if (sub == "replay") {
-    if (words.size() > 2) return usageError("dlq replay takes one event id, or FILTERS, or --all");
+    if (words.size() > 2) return usageError("dlq replay takes one event id, or FILTERS, or --all", kHelp);
     if (words.size() == 2) id = words[1];
     const bool filtered = std::any_of(filters.begin(), filters.end(), [&](const auto& f) { return args.has(f); });
-    if (!id.empty() && args.has("all")) return usageError("dlq replay takes an event id or --all, not both");
+    if (!id.empty() && args.has("all")) return usageError("dlq replay takes an event id or --all, not both", kHelp);
     // Like purge: FILTERS alone choose the events; --all is the explicit "every one".
     if (id.empty() && !args.has("all") && !filtered)
-      return usageError("dlq replay needs an event id, FILTERS, or --all for every dead event");
+      return usageError("dlq replay needs an event id, FILTERS, or --all for every dead event", kHelp);
     if (!id.empty() && (args.has("limit") || filtered))
-      return usageError("filters and --limit go with dlq replay FILTERS or --all, not with an event id");
+      return usageError("filters and --limit go with dlq replay FILTERS or --all, not with an event id", kHelp);
   } else if (words.size() != 1) {
-    return usageError("dlq " + sub + " takes no arguments");
+    return usageError("dlq " + sub + " takes no arguments", kHelp);
   }
 
   Options o;
-  if (auto bad = readOptions(args, sub, o); !bad.empty()) return usageError(bad);
+  if (auto bad = readOptions(args, sub, o); !bad.empty()) return usageError(bad, kHelp);
   if (sub == "purge" && !o.filtered && !args.has("all") && !args.has("dry-run"))
-    return usageError("dlq purge discards every dead event matching the filters; give filters, or --all for all of them");
+    return usageError("dlq purge discards every dead event matching the filters; give filters, or --all for all of them", kHelp);
 
   auto cfg = config::loadHostConfig(configPath(args));
   if (!cfg) return fail(cfg.error().message);

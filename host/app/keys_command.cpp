@@ -36,11 +36,6 @@ exit codes: 0 ok, 1 failure, 2 usage error.
 // 32 bytes from the kernel's CSPRNG: 256 bits, far past guessing.
 constexpr std::size_t kKeyBytes = 32;
 
-int usageError(const std::string& message) {
-  std::cerr << "eventflow: " << message << "\n\n" << kHelp;
-  return 2;
-}
-
 bool randomBytes(unsigned char* out, std::size_t n, std::string& why) {
   std::size_t got = 0;
   while (got < n) {
@@ -74,15 +69,15 @@ bool plainName(const std::string& name) {
 }
 
 int newKey(const Args& args) {
-  if (!args.has("scope")) return usageError("keys new needs --scope (ingest, admin or metrics)");
+  if (!args.has("scope")) return usageError("keys new needs --scope (ingest, admin or metrics)", kHelp);
   static const std::set<std::string> kScopes{"ingest", "admin", "metrics"};
   std::vector<std::string> scopes;
   std::stringstream list(args.get("scope"));
   for (std::string s; std::getline(list, s, ',');) {
-    if (!kScopes.count(s)) return usageError("unknown scope '" + s + "' (ingest, admin or metrics)");
+    if (!kScopes.count(s)) return usageError("unknown scope '" + s + "' (ingest, admin or metrics)", kHelp);
     if (std::find(scopes.begin(), scopes.end(), s) == scopes.end()) scopes.push_back(s);
   }
-  if (scopes.empty()) return usageError("--scope names no scope (ingest, admin or metrics)");
+  if (scopes.empty()) return usageError("--scope names no scope (ingest, admin or metrics)", kHelp);
 
   unsigned char bytes[kKeyBytes];
   std::string why;
@@ -91,7 +86,7 @@ int newKey(const Args& args) {
   const std::string key = "ef_" + hex(bytes, sizeof bytes);
   const std::string digest = sha256Hex(key);
   const std::string name = args.get("name", scopes.front() + "-" + digest.substr(0, 8));
-  if (!plainName(name)) return usageError("--name must be 1 to 64 letters, digits, '.', '_' or '-', not '" + name + "'");
+  if (!plainName(name)) return usageError("--name must be 1 to 64 letters, digits, '.', '_' or '-', not '" + name + "'", kHelp);
 
   std::string scope_list;
   for (const auto& s : scopes) scope_list += (scope_list.empty() ? "" : ", ") + s;
@@ -107,17 +102,17 @@ int newKey(const Args& args) {
 
 int keys(int argc, char** argv) {
   Args args(argc, argv, 2, {"help"});
-  if (!args.ok()) return usageError(args.error());
+  if (!args.ok()) return usageError(args.error(), kHelp);
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
   if (auto extra = args.unknown({"scope", "name", "help"}); !extra.empty())
-    return usageError(unknownOption(extra.front(), {"scope", "name", "help"}));
+    return usageError(unknownOption(extra.front(), {"scope", "name", "help"}), kHelp);
   const auto& words = args.positional();
-  if (words.empty()) return usageError("keys needs a command: new");
-  if (words.front() != "new") return usageError(unknownWord("keys command", words.front(), {"new"}));
-  if (words.size() != 1) return usageError("keys new takes no arguments");
+  if (words.empty()) return usageError("keys needs a command: new", kHelp);
+  if (words.front() != "new") return usageError(unknownWord("keys command", words.front(), {"new"}), kHelp);
+  if (words.size() != 1) return usageError("keys new takes no arguments", kHelp);
   return newKey(args);
 }
 

@@ -24,11 +24,6 @@ show   one plugin: kind, version, ABI, file, description and the JSON Schema
        its stage config must satisfy
 )";
 
-int usageError(const std::string& message) {
-  std::cerr << "eventflow: " << message << "\n\n" << kHelp;
-  return 2;
-}
-
 std::string abi(const plugin::Plugin& p) { return std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor); }
 
 // Files that failed the gate are worth showing: the plugin asked for may be one.
@@ -77,19 +72,19 @@ int show(const plugin::Registry& registry, const std::string& name, const config
 int plugins(int argc, char** argv) {
   Args args(argc, argv, 2, {"json", "help"});
   if (auto extra = args.unknown({"config", "json", "help"}); !extra.empty())
-    return usageError(unknownOption(extra.front(), {"config", "json", "help"}));
-  if (!args.ok()) return usageError(args.error());
+    return usageError(unknownOption(extra.front(), {"config", "json", "help"}), kHelp);
+  if (!args.ok()) return usageError(args.error(), kHelp);
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
   const auto& words = args.positional();
   const std::string sub = words.empty() ? "" : words.front();
-  if (sub == "list" && words.size() != 1) return usageError("plugins list takes no arguments");
-  if (sub == "show" && words.size() != 2) return usageError("plugins show needs one plugin name");
-  if (sub.empty()) return usageError("plugins needs list or show");
-  if (sub != "list" && sub != "show") return usageError(unknownWord("plugins command", sub, {"list", "show"}));
-  if (sub == "show" && args.has("json")) return usageError("--json goes with plugins list");
+  if (sub == "list" && words.size() != 1) return usageError("plugins list takes no arguments", kHelp);
+  if (sub == "show" && words.size() != 2) return usageError("plugins show needs one plugin name", kHelp);
+  if (sub.empty()) return usageError("plugins needs list or show", kHelp);
+  if (sub != "list" && sub != "show") return usageError(unknownWord("plugins command", sub, {"list", "show"}), kHelp);
+  if (sub == "show" && args.has("json")) return usageError("--json goes with plugins list", kHelp);
 
   auto cfg = config::loadHostConfig(configPath(args));
   if (!cfg) return fail(cfg.error().message);

@@ -12,6 +12,7 @@
 
 #include "app/app.hpp"
 #include "app/args.hpp"
+#include "app/bootstrap.hpp"
 #include "app/cli.hpp"
 #include "base/ids.hpp"
 #include "config/config.hpp"
@@ -297,36 +298,19 @@ int testCommand(int argc, char** argv) {
     std::cout << kHelp;
     return 0;
   }
-  if (!args.ok()) {
-    std::cerr << "eventflow test: " << args.error() << "\n";
-    return 2;
-  }
-  if (auto extra = args.unknown({"config", "help"}); !extra.empty()) {
-    std::cerr << "eventflow test: " << unknownOption(extra.front(), {"config", "help"}) << "\n" << kHelp;
-    return 2;
-  }
-  auto cfg = config::loadHostConfig(configPath(args));
-  if (!cfg) return invalidConfiguration(cfg.error().message);
-  auto registry = plugin::Registry::scan(cfg->plugin_paths);
-  if (!registry) return invalidConfiguration(registry.error().message);
-  auto specs = config::loadPipelines(cfg->pipeline_paths);
-  if (!specs) return invalidConfiguration(specs.error().message);
-  std::vector<pipeline::PipelinePtr> pipelines;
-  for (auto& spec : *specs) {
-    auto built = pipeline::Pipeline::build(std::move(spec), *registry);
-    if (!built) return invalidConfiguration(built.error().message);
-    pipelines.push_back(std::move(*built));
-  }
+  if (auto extra = args.unknown({"config", "help"}); !extra.empty())
+    return usageError(unknownOption(extra.front(), {"config", "help"}), kHelp);
+  if (!args.ok()) return usageError(args.error(), kHelp);
+  auto loaded = loadAll(configPath(args));
+  if (!loaded) return invalidConfiguration(loaded.error().message);
+  const config::HostConfig& cfg = loaded->config;
   std::string error;
-  const auto files = fixtureFiles(args.positional(), *cfg, error);
-  if (!error.empty()) {
-    std::cerr << "eventflow test: " << error << "\n";
-    return 2;
-  }
+  const auto files = fixtureFiles(args.positional(), cfg, error);
+  if (!error.empty()) return usageError(error, kHelp);
   if (files.empty()) return fail("no fixture files: give a file or folder, or put them in a `tests` folder of a pipelines path");
-  pipeline::Router router(pipelines);
-  const pipeline::Settings settings{{"store.url", cfg->store.url}, {"host.name", hostName()}, {"version", "test"}};
-  FixtureRun run(router, *registry, settings, {.naive_timestamps_utc = cfg->ingest.naive_timestamps == "utc"});
+  pipeline::Router router(loaded->pipelines);
+  const pipeline::Settings settings = pluginSettings(cfg, "test");
+  FixtureRun run(router, loaded->registry, settings, {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
   bool ok = true;
   for (const auto& f : files) ok = run.file(f) && ok;
   std::cout << "\n" << run.passed() << " passed, " << run.failed() << " failed\n";

@@ -84,13 +84,28 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
   }
   if (d == nullptr) return refuse(path, "descriptor", "the descriptor function returned null");
 
-  // The first two fields are the only ones a different major may be trusted with.
+  // abi_major, abi_minor and struct_size are the only fields a different
+  // major, or a descriptor of unknown size, may be trusted with.
   if (d->abi_major != host.major)
     return refuse(path, "abi", "plugin ABI " + version(d->abi_major, d->abi_minor) + " but host ABI " +
                                    version(host.major, host.minor) + " (major versions differ); rebuild the plugin against this host's SDK");
   if (d->abi_minor > host.minor)
     return refuse(path, "abi", "plugin ABI " + version(d->abi_major, d->abi_minor) + " is newer than host ABI " +
                                    version(host.major, host.minor) + "; upgrade the host or rebuild the plugin");
+  if (d->struct_size < kDescriptorSizeV2 || (d->abi_minor == host.minor && d->struct_size != host.descriptor_size))
+    return refuse(path, "descriptor", "the descriptor has " + std::to_string(d->struct_size) + " bytes but ABI " +
+                                          version(d->abi_major, d->abi_minor) + "'s has " +
+                                          std::to_string(d->abi_minor == host.minor ? host.descriptor_size : kDescriptorSizeV2) +
+                                          "; rebuild the plugin against an unmodified SDK");
+  const std::string sdk_hash = d->sdk_hash ? d->sdk_hash : "";
+  const auto expected = host.sdk_hashes.find(d->abi_minor);
+  if (expected == host.sdk_hashes.end())
+    return refuse(path, "abi", "no SDK header hash is recorded for ABI " + version(d->abi_major, d->abi_minor) +
+                                   " in this host (plugin-api/abi_hash.txt)");
+  if (sdk_hash != expected->second)
+    return refuse(path, "abi", "SDK header hash '" + sdk_hash + "' but ABI " + version(d->abi_major, d->abi_minor) +
+                                   "'s headers have '" + expected->second +
+                                   "'; the plugin was built with changed SDK headers: rebuild it against this host's SDK");
   const std::string cxx = d->cxx_abi_tag ? d->cxx_abi_tag : "";
   if (cxx != host.cxx_tag)
     return refuse(path, "abi", "C++ library ABI '" + cxx + "' but host has '" + host.cxx_tag + "'");
@@ -112,7 +127,9 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
   plugin->config_schema = nlohmann::json::parse(d->config_schema ? d->config_schema : "{}", nullptr, false);
   if (plugin->config_schema.is_discarded()) return refuse(path, "schema", "the config schema is not valid JSON");
   auto schema = JsonSchema::parse(plugin->config_schema);
-  if (!schema) return refuse(path, "schema", schema.error().message);
+  if (!schema)
+    return refuse(path, "schema", "the config schema is not a JSON Schema (draft 7) the host can use: " +
+                                      schema.error().message);
   plugin->schema = *schema;
   plugin->descriptor = d;
   plugin->library = std::move(library);

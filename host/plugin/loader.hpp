@@ -1,9 +1,11 @@
 #pragma once
 // Loads plugin .so files behind the descriptor gate (DESIGN §5, STYLE.md):
 // absolute path → descriptor symbol present (read from the file, no code run)
-// → dlopen(RTLD_NOW|RTLD_LOCAL) → descriptor → ABI tags and kind checked.
+// → dlopen(RTLD_NOW|RTLD_LOCAL) → descriptor → ABI version, descriptor size,
+// SDK header hash, library tags and kind checked → config schema usable.
 // Nothing is ever unloaded: every instance holds its library.
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,13 +36,35 @@ struct Plugin {
 };
 using PluginPtr = std::shared_ptr<const Plugin>;
 
-/// The host's own tags, which a plugin's descriptor must match.
+/// The SDK header hash recorded in plugin-api/abi_hash.txt for each minor of
+/// ABI `major` (generated at build time).
+std::map<unsigned, std::string> recordedSdkHashes(unsigned major);
+
+/// The host's own ABI, which a plugin's descriptor must match. Tests make a
+/// host of another version by changing it.
 struct HostAbi {
   unsigned major = EVENTFLOW_PLUGIN_ABI_MAJOR;
   unsigned minor = EVENTFLOW_PLUGIN_ABI_MINOR;
+  /// sizeof(EventflowPluginDescriptor) in this host: a plugin of the same minor has exactly this.
+  std::uint32_t descriptor_size = sizeof(EventflowPluginDescriptor);
+  /// The header hash a plugin of each minor up to `minor` must carry: the
+  /// recorded ones, and for this host's own minor the hash it was built with.
+  std::map<unsigned, std::string> sdk_hashes = withOwn(recordedSdkHashes(major), minor, EVENTFLOW_SDK_HEADER_HASH);
   std::string cxx_tag = EVENTFLOW_CXX_ABI_TAG;
   std::string json_tag = EVENTFLOW_JSON_ABI_TAG;
+
+  static std::map<unsigned, std::string> withOwn(std::map<unsigned, std::string> recorded, unsigned own_minor,
+                                                 std::string own_hash) {
+    recorded[own_minor] = std::move(own_hash);
+    return recorded;
+  }
 };
+
+/// The end of the ABI 2.0 descriptor (its last field, `destroy`): every
+/// plugin of major 2 has at least this much. Fields a later minor appends
+/// are read only when a plugin's `struct_size` covers them.
+inline constexpr std::uint32_t kDescriptorSizeV2 =
+    offsetof(EventflowPluginDescriptor, destroy) + sizeof(eventflow_destroy_fn);
 
 /// Loads one plugin file; every refusal names the file and the failed step.
 Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host = {});

@@ -1,5 +1,11 @@
 #include "plugin/schema.hpp"
 
+// valijson must throw, never abort(): the build defines this for every user
+// (eventflow_valijson in the top CMakeLists.txt).
+#if !defined(VALIJSON_USE_EXCEPTIONS) || !VALIJSON_USE_EXCEPTIONS
+#error "link eventflow_valijson: valijson without VALIJSON_USE_EXCEPTIONS aborts on a bad schema"
+#endif
+
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>

@@ -238,7 +238,7 @@ TEST_F(CliTest, PluginsShowPrintsTheDescriptorAndPrettySchema) {
                        std::to_string(EVENTFLOW_PLUGIN_ABI_MINOR) + "\n"),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find(std::string("file         ") + EVENTFLOW_PLUGIN_DIR + "/validator-required-fields.so"),
+  EXPECT_NE(r.out.find(std::string("file         ") + EVENTFLOW_PLUGIN_DIR + "/required-fields.so"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("description  Rejects events missing"), std::string::npos) << r.out;
@@ -300,7 +300,7 @@ TEST_F(CliTest, PluginNewWritesAProjectForEachKind) {
     std::ifstream in(project / "CMakeLists.txt");
     const std::string cmake((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_NE(cmake.find("find_package(EventFlowPluginAPI CONFIG REQUIRED)"), std::string::npos) << cmake;
-    EXPECT_NE(cmake.find("eventflow_add_plugin(NAME " + name + " KIND " + kind + " SOURCES src/" + file + ".cpp)"),
+    EXPECT_NE(cmake.find("eventflow_add_plugin(NAME " + name + " SOURCES src/" + file + ".cpp)"),
               std::string::npos)
         << cmake;
     EXPECT_NE(cmake.find("gtest_discover_tests(" + file + "_test)"), std::string::npos) << cmake;
@@ -308,7 +308,7 @@ TEST_F(CliTest, PluginNewWritesAProjectForEachKind) {
     const std::string source((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
     // "my-sink" of kind sink is class MySinkSink.
     const std::string kind_class = std::string(1, static_cast<char>(kind[0] - 'a' + 'A')) + kind.substr(1);
-    EXPECT_NE(source.find("EVENTFLOW_PLUGIN(My" + kind_class + kind_class + ", " + kind + ", \"" + name + "\""),
+    EXPECT_NE(source.find("EVENTFLOW_PLUGIN(My" + kind_class + kind_class + ", \"" + name + "\""),
               std::string::npos)
         << source;
     EXPECT_EQ(source.find('@'), std::string::npos) << "an unreplaced placeholder: " << source;

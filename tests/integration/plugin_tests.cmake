@@ -3,10 +3,10 @@
 
 # Fixture plugins for the runtime-safety test, built like any plugin.
 set(integration_fixtures ${CMAKE_CURRENT_BINARY_DIR}/fixtures)
-eventflow_add_plugin(NAME concurrency-probe KIND validator SOURCES fixtures/concurrency_probe.cpp
+eventflow_add_plugin(NAME concurrency-probe SOURCES fixtures/concurrency_probe.cpp
                      OUTPUT_DIR ${integration_fixtures})
 target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
-eventflow_add_plugin(NAME explode KIND validator SOURCES fixtures/explode.cpp OUTPUT_DIR ${integration_fixtures})
+eventflow_add_plugin(NAME explode SOURCES fixtures/explode.cpp OUTPUT_DIR ${integration_fixtures})
 target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
 
 add_executable(eventflow_plugin_integration_tests plugin_runtime_test.cpp cli_test.cpp)
@@ -17,9 +17,9 @@ target_compile_definitions(eventflow_plugin_integration_tests PRIVATE
   EVENTFLOW_PLUGIN_DIR="${EVENTFLOW_PLUGIN_OUTPUT_DIR}"
   EVENTFLOW_FIXTURE_PLUGIN_DIR="${integration_fixtures}"
   EVENTFLOW_PIPELINES_DIR="${PROJECT_SOURCE_DIR}/pipelines")
-add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_validator_concurrency_probe
-                 eventflow_plugin_validator_explode eventflow_plugin_validator_required_fields
-                 eventflow_plugin_enricher_add_fields eventflow_plugin_sink_sqlite eventflow_plugin_validator_json_schema
-                 eventflow_plugin_validator_time_window eventflow_plugin_enricher_classify eventflow_plugin_sink_postgres
-                 eventflow_plugin_sink_http)
+add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_concurrency_probe
+                 eventflow_plugin_explode eventflow_plugin_required_fields
+                 eventflow_plugin_add_fields eventflow_plugin_sqlite eventflow_plugin_json_schema
+                 eventflow_plugin_time_window eventflow_plugin_classify eventflow_plugin_postgres
+                 eventflow_plugin_http)
 gtest_discover_tests(eventflow_plugin_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 30)

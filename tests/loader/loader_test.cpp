@@ -3,17 +3,17 @@
 
 #include <filesystem>
 
-#include "null_context.hpp"
+#include <eventflow/testing.hpp>
 #include "plugin/loader.hpp"
 
 using namespace eventflow;
-using eventflow::testing::NullContext;
+using eventflow::testing::FakeContext;
 namespace fs = std::filesystem;
 
 namespace {
 
 std::string fixture(const std::string& name) {
-  return std::string(FIXTURE_DIR) + "/" + name + "/validator-" + name + ".so";
+  return std::string(FIXTURE_DIR) + "/" + name + "/" + name + ".so";
 }
 
 std::string refusal(const std::string& name) {
@@ -31,7 +31,7 @@ TEST(Loader, LoadsAGoodPluginAndReadsItsDescriptor) {
   EXPECT_EQ((*loaded)->name, "good");
   EXPECT_EQ((*loaded)->version, "9.9.9");
   EXPECT_EQ((*loaded)->kind, Kind::validator);
-  NullContext ctx;
+  FakeContext ctx;
   auto instance = plugin::createInstance<Validator>(*loaded, nlohmann::json::object(), ctx);
   ASSERT_TRUE(instance) << instance.error().message;
   Event e;
@@ -64,6 +64,37 @@ TEST(Loader, RefusesMismatchedJsonAbi) {
   EXPECT_NE(m.find("JSON ABI 'nlohmann-json/2.0/diagnostics=0'"), std::string::npos) << m;
 }
 
+// ABI 2.0: struct_size. A descriptor shorter than ABI 2.0's cannot hold the
+// fields the host reads; at the host's own minor it must be exactly the host's.
+TEST(Loader, RefusesADescriptorOfTheWrongSize) {
+  const auto m = refusal("struct-size");
+  EXPECT_NE(m.find(fixture("struct-size") + ": descriptor: the descriptor has " +
+                   std::to_string(sizeof(EventflowPluginDescriptor) - 8) + " bytes but ABI "),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("'s has " + std::to_string(sizeof(EventflowPluginDescriptor))), std::string::npos) << m;
+}
+
+// ABI 2.0: the SDK header hash. A plugin built with headers that changed
+// without a version bump is refused, naming the file, what it carries and what
+// its version's headers hash to.
+TEST(Loader, RefusesAPluginBuiltWithOtherSdkHeaders) {
+  const auto m = refusal("sdk-hash");
+  EXPECT_NE(m.find(fixture("sdk-hash") + ": abi: SDK header hash '" + std::string(64, '0') + "'"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find(std::string("headers have '") + EVENTFLOW_SDK_HEADER_HASH + "'"), std::string::npos) << m;
+}
+
+// valijson is built to throw (VALIJSON_USE_EXCEPTIONS) everywhere: a config
+// schema it cannot use is a refusal, where it used to abort() the host.
+TEST(Loader, RefusesAPluginWhoseConfigSchemaIsNotAValidSchema) {
+  const auto m = refusal("bad-schema");
+  EXPECT_NE(m.find(fixture("bad-schema") + ": schema: the config schema is not a JSON Schema (draft 7) the host can "
+                   "use: invalid JSON Schema: "),
+            std::string::npos)
+      << m;
+}
+
 TEST(Loader, RefusesALibraryWithoutDescriptor) {
   const auto m = refusal("no-descriptor");
   EXPECT_NE(m.find("no exported symbol 'eventflow_plugin_descriptor'"), std::string::npos) << m;
@@ -77,7 +108,7 @@ TEST(Loader, RefusesARelativePathAndAMissingFile) {
 }
 
 TEST(Loader, CreateThatThrowsOrReturnsNullIsAnErrorNotACrash) {
-  NullContext ctx;
+  FakeContext ctx;
   auto throws = plugin::loadPlugin(fixture("create-throws"));
   ASSERT_TRUE(throws) << throws.error().message;
   auto a = plugin::createInstance<Validator>(*throws, nlohmann::json::object(), ctx);
@@ -105,8 +136,8 @@ TEST(Registry, TwoPluginsWithOneNameNameBothFiles) {
   ASSERT_FALSE(registry);
   const auto& m = registry.error().message;
   EXPECT_NE(m.find("two plugins are named 'twin'"), std::string::npos) << m;
-  EXPECT_NE(m.find("validator-dup-a.so"), std::string::npos) << m;
-  EXPECT_NE(m.find("validator-dup-b.so"), std::string::npos) << m;
+  EXPECT_NE(m.find("/dup-a.so"), std::string::npos) << m;
+  EXPECT_NE(m.find("/dup-b.so"), std::string::npos) << m;
 }
 
 TEST(Registry, AMissingPluginMentionsWhatFailedToLoad) {
@@ -121,7 +152,7 @@ TEST(Loader, RefusesAPluginWritableByOthers) {
   const fs::path dir = fs::temp_directory_path() / ("eventflow-loader-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0755);
-  const fs::path copy = dir / "validator-good.so";
+  const fs::path copy = dir / "good.so";
   fs::copy_file(fixture("good"), copy, fs::copy_options::overwrite_existing);
   ::chmod(copy.c_str(), 0646);
   auto file = plugin::loadPlugin(copy.string());
@@ -147,24 +178,24 @@ TEST(Loader, ChecksTheFileASymlinkLeadsToAndTheFoldersAboveIt) {
   fs::create_directories(safe);
   fs::create_directories(open);
   for (const auto& d : {root, safe, root / "open", open}) ::chmod(d.c_str(), 0755);
-  fs::copy_file(fixture("good"), open / "validator-good.so");
-  fs::create_symlink(open / "validator-good.so", safe / "validator-good.so");
-  EXPECT_TRUE(plugin::loadPlugin((safe / "validator-good.so").string())) << "all folders safe: loaded";
+  fs::copy_file(fixture("good"), open / "good.so");
+  fs::create_symlink(open / "good.so", safe / "good.so");
+  EXPECT_TRUE(plugin::loadPlugin((safe / "good.so").string())) << "all folders safe: loaded";
 
   ::chmod(open.c_str(), 0777);  // the target's own folder
-  auto target_folder = plugin::loadPlugin((safe / "validator-good.so").string());
+  auto target_folder = plugin::loadPlugin((safe / "good.so").string());
   ASSERT_FALSE(target_folder);
   EXPECT_NE(target_folder.error().message.find(open.string() + " is writable by others"), std::string::npos)
       << target_folder.error().message;
   ::chmod(open.c_str(), 0755);
 
   ::chmod((root / "open").c_str(), 0777);  // a folder above it: anyone may swap `inner`
-  auto above = plugin::loadPlugin((safe / "validator-good.so").string());
+  auto above = plugin::loadPlugin((safe / "good.so").string());
   ASSERT_FALSE(above);
   EXPECT_NE(above.error().message.find((root / "open").string() + " above it is writable by others"), std::string::npos)
       << above.error().message;
   ::chmod((root / "open").c_str(), 01777);  // sticky, like /tmp: nobody may move another's entries
-  EXPECT_TRUE(plugin::loadPlugin((safe / "validator-good.so").string()));
+  EXPECT_TRUE(plugin::loadPlugin((safe / "good.so").string()));
   ::chmod((root / "open").c_str(), 0755);
   fs::remove_all(root);
 }

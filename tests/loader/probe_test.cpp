@@ -7,16 +7,16 @@
 #include <thread>
 #include <vector>
 
-#include "null_context.hpp"
+#include <eventflow/testing.hpp>
 #include "plugin/loader.hpp"
 
 using namespace eventflow;
-using eventflow::testing::NullContext;
+using eventflow::testing::FakeContext;
 
 TEST(ConcurrencyProbe, RejectsTwoThreadsInOneInstance) {
-  auto plugin = plugin::loadPlugin(std::string(EVENTFLOW_INTEGRATION_FIXTURE_DIR) + "/validator-concurrency-probe.so");
+  auto plugin = plugin::loadPlugin(std::string(EVENTFLOW_INTEGRATION_FIXTURE_DIR) + "/concurrency-probe.so");
   ASSERT_TRUE(plugin) << plugin.error().message;
-  NullContext context;
+  FakeContext context;
   auto instance = plugin::createInstance<Validator>(*plugin, {{"hold_us", 2000}}, context);
   ASSERT_TRUE(instance) << instance.error().message;
 

@@ -9,13 +9,13 @@
 #include <eventflow/time.hpp>
 
 #include "add_fields.hpp"
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 
 namespace eventflow::plugins {
 namespace {
 
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 TEST(AddFields, SetsStaticValuesOfAnyType) {
   FakeContext context;

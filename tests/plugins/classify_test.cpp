@@ -1,13 +1,13 @@
 #include <gtest/gtest.h>
 
 #include "classify.hpp"
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 
 namespace eventflow::plugins {
 namespace {
 
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 nlohmann::json rule(const char* field, const char* op, nlohmann::json operand, nlohmann::json value) {
   return {{"when", {{"field", field}, {"op", op}, {"value", std::move(operand)}}}, {"value", std::move(value)}};

@@ -32,15 +32,15 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "http.hpp"
 
 namespace eventflow::plugins {
 namespace {
 
 using namespace std::chrono_literals;
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
@@ -150,18 +150,6 @@ class ScriptedFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 
  private:
   Script& script_;
-};
-
-// Keeps the log lines, to see what the sink did on the way to its answer.
-class RecordingContext final : public Context {
- public:
-  void log(LogLevel, std::string_view message) override { lines.emplace_back(message); }
-  void count(std::string_view, double) override {}
-  void observe(std::string_view, double) override {}
-  std::string resolvePath(std::string_view path) const override { return std::string(path); }
-  std::string setting(std::string_view) const override { return {}; }
-
-  std::vector<std::string> lines;
 };
 
 std::string uuid(int n) {
@@ -426,7 +414,7 @@ TEST_F(HttpSinkTest, UnreachableEndpointIsRetrySinkUnavailable) {
 
 TEST_F(HttpSinkTest, ReconnectsOnceWhenTheServerClosedAnIdleConnection) {
   startServer(Poco::Timespan(0, 100'000));
-  RecordingContext context;
+  FakeContext context;
   HttpSink sink(config(), context);
   std::vector<Event> first{purchase(1)};
   ASSERT_TRUE(writeAll(sink, first).at(0).isOk());
@@ -438,8 +426,8 @@ TEST_F(HttpSinkTest, ReconnectsOnceWhenTheServerClosedAnIdleConnection) {
   const auto seen = script_.seen();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_NE(seen[1].client_port, seen[0].client_port);
-  ASSERT_EQ(context.lines.size(), 1u);
-  EXPECT_TRUE(contains(context.lines[0], "reconnecting once"));
+  ASSERT_EQ(context.logs.size(), 1u);
+  EXPECT_TRUE(contains(context.logs[0].message, "reconnecting once"));
 }
 
 TEST_F(HttpSinkTest, RefusesUnusableConfig) {

@@ -1,13 +1,13 @@
 #include <gtest/gtest.h>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "json_schema.hpp"
 
 namespace eventflow::plugins {
 namespace {
 
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 nlohmann::json purchase(nlohmann::json properties) {
   return {{"event_type", "purchase"}, {"user_id", "u1"}, {"properties", std::move(properties)}};

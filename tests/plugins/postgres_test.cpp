@@ -14,14 +14,14 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "postgres.hpp"
 
 namespace eventflow::plugins {
 namespace {
 
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 struct ConnCloser {
   void operator()(PGconn* conn) const noexcept { PQfinish(conn); }

@@ -1,13 +1,13 @@
 #include <gtest/gtest.h>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "required_fields.hpp"
 
 namespace eventflow::plugins {
 namespace {
 
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 class RequiredFieldsTest : public ::testing::Test {
  protected:

@@ -14,7 +14,7 @@
 
 #include <eventflow/time.hpp>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "sqlite.hpp"
 
 namespace eventflow::plugins {
@@ -23,8 +23,8 @@ namespace {
 using Poco::Data::Keywords::into;
 using Poco::Data::Keywords::now;
 using Poco::Data::Keywords::use;
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 class SqliteSinkTest : public ::testing::Test {
  protected:

@@ -6,15 +6,15 @@
 
 #include <eventflow/time.hpp>
 
-#include "fake_context.hpp"
+#include <eventflow/testing.hpp>
 #include "time_window.hpp"
 
 namespace eventflow::plugins {
 namespace {
 
 using namespace std::chrono_literals;
-using test::FakeContext;
-using test::makeEvent;
+using eventflow::testing::FakeContext;
+using eventflow::testing::makeEvent;
 
 nlohmann::json at(std::chrono::system_clock::duration from_now) {
   return {{"event_type", "page_view"}, {"timestamp", formatRfc3339(std::chrono::system_clock::now() + from_now)}};

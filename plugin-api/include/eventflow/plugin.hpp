@@ -17,15 +17,42 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-/// ABI version of this header. A change that breaks existing plugins bumps the
-/// major; an addition that old plugins do not see bumps the minor. The host
-/// loads plugins with the same major and a minor not newer than its own.
-#define EVENTFLOW_PLUGIN_ABI_MAJOR 1
+#include <eventflow/sdk_hash.hpp>
+
+/// ABI version of this header. The host loads plugins with the same major and
+/// a minor not newer than its own. Which changes are which:
+///
+/// Minor (old plugins keep loading; a plugin built with the new SDK is
+/// refused by an older host):
+///  - appending a field at the end of EventflowPluginDescriptor: the host
+///    reads a field only when the plugin's `struct_size` covers it;
+///  - appending a virtual function at the end of Context: the host implements
+///    Context, so an old plugin's calls land in the slots they always did;
+///  - adding a type, constant, Kind value or inline helper that changes no
+///    existing type's layout.
+/// Major (every plugin must be rebuilt):
+///  - moving, resizing or removing a descriptor field; `abi_major`,
+///    `abi_minor` and `struct_size` never move at all, so any host can read
+///    any plugin's version and size;
+///  - changing Event, Result, LogLevel, or an existing Kind value;
+///  - adding, removing, reordering or changing a virtual function of
+///    Validator, Enricher or Sink (the plugin implements those: the host would
+///    call a slot an old plugin's vtable does not have), or changing an
+///    existing one of Context;
+///  - changing the create/destroy signatures.
+/// Every change to a hashed header needs one of the two bumps, even a comment:
+/// EVENTFLOW_SDK_HEADER_HASH (generated from the headers at build time) goes
+/// into the descriptor, and the host refuses a plugin whose hash is not the
+/// one recorded for its version in plugin-api/abi_hash.txt. time.hpp and
+/// testing.hpp are not hashed: their inline helpers are compiled into host and
+/// plugin separately and nothing of them crosses the boundary.
+#define EVENTFLOW_PLUGIN_ABI_MAJOR 2
 #define EVENTFLOW_PLUGIN_ABI_MINOR 0
 
 #define EVENTFLOW_STRINGIFY_DETAIL(x) #x
@@ -167,14 +194,17 @@ typedef void* (*eventflow_create_fn)(const nlohmann::json* config, eventflow::Co
 /// Destroys an instance made by the same library's create.
 typedef void (*eventflow_destroy_fn)(void* instance);
 
-/// The descriptor. Its first two fields never move, so any host can read the
-/// ABI version of any plugin before trusting the rest.
+/// The descriptor. Its first three fields never move, so any host can read the
+/// ABI version and size of any plugin's descriptor before trusting the rest.
+/// A minor version only appends fields (after `destroy`).
 struct EventflowPluginDescriptor {
   std::uint32_t abi_major;
   std::uint32_t abi_minor;
+  std::uint32_t struct_size;  ///< sizeof(EventflowPluginDescriptor) where the plugin was built.
+  std::uint32_t kind;         ///< eventflow::Kind, deduced from the plugin's base class.
+  const char* sdk_hash;       ///< EVENTFLOW_SDK_HEADER_HASH of the headers the plugin was built with.
   const char* cxx_abi_tag;
   const char* json_abi_tag;
-  std::uint32_t kind;         ///< eventflow::Kind
   const char* name;
   const char* version;
   const char* description;
@@ -197,16 +227,28 @@ template <> struct KindBase<Kind::sink> { using type = Sink; };
 
 namespace detail {
 
+/// The kind of a plugin class: the one base of Validator, Enricher and Sink it has.
+template <class Plugin>
+constexpr Kind kindOf() {
+  constexpr int bases = int{std::is_base_of_v<Validator, Plugin>} + int{std::is_base_of_v<Enricher, Plugin>} +
+                        int{std::is_base_of_v<Sink, Plugin>};
+  static_assert(bases == 1, "EVENTFLOW_PLUGIN: the class must derive from exactly one of eventflow::Validator, "
+                            "eventflow::Enricher and eventflow::Sink");
+  if constexpr (std::is_base_of_v<Validator, Plugin>) return Kind::validator;
+  else if constexpr (std::is_base_of_v<Enricher, Plugin>) return Kind::enricher;
+  else return Kind::sink;
+}
+
 inline void copyError(char* error, std::size_t size, const char* message) {
   if (error == nullptr || size == 0) return;
   std::strncpy(error, message, size - 1);
   error[size - 1] = '\0';
 }
 
-template <class Plugin, Kind K>
+template <class Plugin>
 void* create(const nlohmann::json* config, Context* context, char* error,
              std::size_t error_size) noexcept {
-  using Base = typename KindBase<K>::type;
+  using Base = typename KindBase<kindOf<Plugin>()>::type;
   try {
     Base* instance = new Plugin(*config, *context);
     return static_cast<void*>(instance);
@@ -226,24 +268,27 @@ void destroy(void* instance) noexcept {
 }  // namespace detail
 }  // namespace eventflow
 
-/// Declares the plugin implemented by CLASS, which derives from the base of
-/// KIND (validator, enricher or sink) and has a constructor
-/// `CLASS(const nlohmann::json& config, eventflow::Context& context)` that may
-/// throw to refuse its config. SCHEMA is the JSON Schema of that config.
-#define EVENTFLOW_PLUGIN(CLASS, KIND, NAME, VERSION, DESCRIPTION, SCHEMA)                    \
-  extern "C" __attribute__((visibility("default"))) const EventflowPluginDescriptor*         \
-  eventflow_plugin_descriptor() {                                                            \
-    static constexpr EventflowPluginDescriptor descriptor{                                   \
-        EVENTFLOW_PLUGIN_ABI_MAJOR,                                                          \
-        EVENTFLOW_PLUGIN_ABI_MINOR,                                                          \
-        EVENTFLOW_CXX_ABI_TAG,                                                               \
-        EVENTFLOW_JSON_ABI_TAG,                                                              \
-        static_cast<std::uint32_t>(::eventflow::Kind::KIND),                                 \
-        NAME,                                                                                \
-        VERSION,                                                                             \
-        DESCRIPTION,                                                                         \
-        SCHEMA,                                                                              \
-        &::eventflow::detail::create<CLASS, ::eventflow::Kind::KIND>,                        \
-        &::eventflow::detail::destroy<::eventflow::Kind::KIND>};                             \
-    return &descriptor;                                                                      \
+/// Declares the plugin implemented by CLASS, which derives from exactly one of
+/// eventflow::Validator, Enricher and Sink (that base is its kind) and has a
+/// constructor `CLASS(const nlohmann::json& config, eventflow::Context& context)`
+/// that may throw to refuse its config. SCHEMA is the JSON Schema of that
+/// config (draft 7); the host refuses a plugin whose schema it cannot use.
+#define EVENTFLOW_PLUGIN(CLASS, NAME, VERSION, DESCRIPTION, SCHEMA)                                        \
+  extern "C" __attribute__((visibility("default"))) const EventflowPluginDescriptor*                       \
+  eventflow_plugin_descriptor() {                                                                          \
+    static constexpr EventflowPluginDescriptor descriptor{                                                 \
+        .abi_major = EVENTFLOW_PLUGIN_ABI_MAJOR,                                                           \
+        .abi_minor = EVENTFLOW_PLUGIN_ABI_MINOR,                                                           \
+        .struct_size = sizeof(EventflowPluginDescriptor),                                                  \
+        .kind = static_cast<std::uint32_t>(::eventflow::detail::kindOf<CLASS>()),                          \
+        .sdk_hash = EVENTFLOW_SDK_HEADER_HASH,                                                             \
+        .cxx_abi_tag = EVENTFLOW_CXX_ABI_TAG,                                                              \
+        .json_abi_tag = EVENTFLOW_JSON_ABI_TAG,                                                            \
+        .name = NAME,                                                                                      \
+        .version = VERSION,                                                                                \
+        .description = DESCRIPTION,                                                                        \
+        .config_schema = SCHEMA,                                                                           \
+        .create = &::eventflow::detail::create<CLASS>,                                                     \
+        .destroy = &::eventflow::detail::destroy<::eventflow::detail::kindOf<CLASS>()>};                   \
+    return &descriptor;                                                                                    \
   }

@@ -3,6 +3,7 @@
 /// human durations ("250ms", "30s", "5m", "2h", "7d"). Header-only, no state.
 
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -104,11 +105,14 @@ inline std::optional<SystemTime> parseRfc3339(std::string_view s) {
 }
 
 /// Parses "250ms", "30s", "5m", "2h", "7d" (a bare number is seconds).
+/// Returns nullopt for anything else: a negative value, "nan" or "inf", or a
+/// duration of 2^63 ms (292 million years) or more, which no 64-bit count of
+/// milliseconds holds.
 inline std::optional<std::chrono::milliseconds> parseDuration(std::string_view s) {
   if (s.empty()) return std::nullopt;
   double value = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc{} || value < 0) return std::nullopt;
+  if (ec != std::errc{} || !std::isfinite(value) || value < 0) return std::nullopt;
   const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
   double factor;
   if (unit.empty() || unit == "s") factor = 1000;
@@ -117,7 +121,10 @@ inline std::optional<std::chrono::milliseconds> parseDuration(std::string_view s
   else if (unit == "h") factor = 3'600'000;
   else if (unit == "d") factor = 86'400'000;
   else return std::nullopt;
-  return std::chrono::milliseconds(static_cast<std::int64_t>(value * factor));
+  // Converting a double at or past 2^63 to int64 is undefined behaviour.
+  const double ms = value * factor;
+  if (!(ms < 9223372036854775808.0)) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 }  // namespace eventflow

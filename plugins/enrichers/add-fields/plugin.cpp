@@ -1,6 +1,6 @@
 #include "add_fields.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::AddFieldsEnricher, enricher, "add-fields", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::AddFieldsEnricher, "add-fields", "0.1.0",
                  "Sets fields in the event body; strings expand ${now}, ${host}, ${env:NAME} and ${env:NAME:-default}.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

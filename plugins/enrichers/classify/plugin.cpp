@@ -1,6 +1,6 @@
 #include "classify.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::ClassifyEnricher, enricher, "classify", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::ClassifyEnricher, "classify", "0.1.0",
                  "Sets a field from the first matching rule on other fields, else from a default.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

@@ -1,6 +1,6 @@
 #include "postgres.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::PostgresSink, sink, "postgres", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::PostgresSink, "postgres", "0.1.0",
                  "Writes events to a processed_events table in PostgreSQL (url, else the host's store.url).",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

@@ -1,6 +1,6 @@
 #include "sqlite.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::SqliteSink, sink, "sqlite", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::SqliteSink, "sqlite", "0.1.0",
                  "Writes events to a processed_events table in the host's SQLite store (store.url).",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

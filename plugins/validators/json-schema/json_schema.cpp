@@ -1,6 +1,3 @@
-// Without this valijson reports a bad schema by calling abort().
-#define VALIJSON_USE_EXCEPTIONS 1
-
 #include "json_schema.hpp"
 
 #include <fstream>
@@ -8,6 +5,12 @@
 #include <stdexcept>
 #include <string_view>
 #include <vector>
+
+// valijson must throw, never abort(): the build defines this for every user
+// (eventflow_valijson in the top CMakeLists.txt).
+#if !defined(VALIJSON_USE_EXCEPTIONS) || !VALIJSON_USE_EXCEPTIONS
+#error "link eventflow_valijson: valijson without VALIJSON_USE_EXCEPTIONS aborts on a bad schema"
+#endif
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>

@@ -1,6 +1,6 @@
 #include "json_schema.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::JsonSchemaValidator, validator, "json-schema", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::JsonSchemaValidator, "json-schema", "0.1.0",
                  "Validates the event body against a JSON Schema (draft 7) file.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

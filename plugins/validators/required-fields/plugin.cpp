@@ -1,6 +1,6 @@
 #include "required_fields.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::RequiredFieldsValidator, validator, "required-fields", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::RequiredFieldsValidator, "required-fields", "0.1.0",
                  "Rejects events missing any of the listed (dotted) body fields, or holding null there.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

@@ -1,6 +1,6 @@
 #include "time_window.hpp"
 
-EVENTFLOW_PLUGIN(eventflow::plugins::TimeWindowValidator, validator, "time-window", "0.1.0",
+EVENTFLOW_PLUGIN(eventflow::plugins::TimeWindowValidator, "time-window", "0.1.0",
                  "Rejects events whose RFC 3339 timestamp is missing, too old or in the future.",
                  R"json({
   "$schema": "http://json-schema.org/draft-07/schema#",

@@ -24,6 +24,6 @@ class Stamp final : public eventflow::Enricher {
 
 }  // namespace
 
-EVENTFLOW_PLUGIN(Stamp, enricher, "stamp", "1.0.0", "Sets a configured field of the body to a configured string.",
+EVENTFLOW_PLUGIN(Stamp, "stamp", "1.0.0", "Sets a configured field of the body to a configured string.",
                  R"({"type":"object","properties":{"field":{"type":"string"},"value":{"type":"string"}},
                      "additionalProperties":false})")
