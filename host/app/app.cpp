@@ -224,7 +224,7 @@ int serve(int argc, char** argv) {
       // Route by type as ingest would now: the event's pipeline may be gone or renamed.
       const auto* p = router.route(e.type);
       if (!p) {
-        committer.transition({store::Transition::Kind::dead, e.id, e.attempts, "no_pipeline",
+        committer.transition({store::Transition::Kind::dead, e.id, e.attempts, error_type::kNoPipeline,
                               "no pipeline matches event_type '" + e.type + "' after restart", "", ""});
         ++orphaned;
         continue;

@@ -13,8 +13,10 @@ struct Error {
   std::string message;
 };
 
+// [[nodiscard]]: a dropped Expected is a failure nobody sees. Where dropping
+// one is right, say why and cast it away: `(void)queue.publish(...)`.
 template <class T>
-class Expected {
+class [[nodiscard]] Expected {
  public:
   Expected(T value) : data_(std::in_place_index<0>, std::move(value)) {}
   Expected(Error error) : data_(std::in_place_index<1>, std::move(error)) {}
@@ -34,7 +36,7 @@ class Expected {
 };
 
 template <>
-class Expected<void> {
+class [[nodiscard]] Expected<void> {
  public:
   Expected() = default;
   Expected(Error error) : error_(std::move(error)), ok_(false) {}

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <eventflow/plugin.hpp>
+
 namespace eventflow::metrics {
 namespace {
 
@@ -101,8 +103,9 @@ void Metrics::declarePipeline(const std::string& pipeline, const std::vector<std
   // What the host itself gives (a reject or retry without a type, a throwing
   // plugin, a sink's missing result, a poison event) and the built-in
   // validators' "validation". Types a plugin makes up appear with their first use.
-  for (const char* error_type : {"validation", "rejected", "transient", "plugin_exception", "sink_protocol", "poison"})
-    failed(pipeline, error_type);
+  for (const char* type : {error_type::kValidation, error_type::kRejected, error_type::kTransient,
+                           error_type::kPluginException, error_type::kSinkProtocol, error_type::kPoison})
+    failed(pipeline, type);
   retried(pipeline);
   deadLettered(pipeline);
   duplicate(pipeline);

@@ -50,7 +50,7 @@ class PluginContext final : public Context {
 Outcome failure(const Result& r, const Stage& stage) {
   Outcome o;
   o.kind = r.status() == Result::Status::reject ? Outcome::Kind::dead : Outcome::Kind::retry;
-  o.error_type = r.errorType().empty() ? (o.kind == Outcome::Kind::dead ? "rejected" : "transient") : r.errorType();
+  o.error_type = r.errorType().empty() ? (o.kind == Outcome::Kind::dead ? error_type::kRejected : error_type::kTransient) : r.errorType();
   o.message = r.reason();
   o.stage = stage.label;
   o.plugin = stage.plugin->name;
@@ -64,9 +64,9 @@ Result guarded(F&& call) {
   try {
     return call();
   } catch (const std::exception& e) {
-    return Result::retry(std::string("plugin threw: ") + e.what(), "plugin_exception");
+    return Result::retry(std::string("plugin threw: ") + e.what(), error_type::kPluginException);
   } catch (...) {
-    return Result::retry("plugin threw a non-standard exception", "plugin_exception");
+    return Result::retry("plugin threw a non-standard exception", error_type::kPluginException);
   }
 }
 
@@ -210,14 +210,14 @@ void Runner::run(std::span<Work> batch) {
         try {
           results = slot.sink->get().write(std::span<Event* const>(events.data(), events.size()));
         } catch (const std::exception& e) {
-          results.assign(events.size(), Result::retry(std::string("plugin threw: ") + e.what(), "plugin_exception"));
+          results.assign(events.size(), Result::retry(std::string("plugin threw: ") + e.what(), error_type::kPluginException));
         } catch (...) {
-          results.assign(events.size(), Result::retry("plugin threw a non-standard exception", "plugin_exception"));
+          results.assign(events.size(), Result::retry("plugin threw a non-standard exception", error_type::kPluginException));
         }
         const Result flushed = guarded([&] { return slot.sink->get().flush(); });
         for (std::size_t k = 0; k < index.size(); ++k) {
           Work& w = batch[index[k]];
-          Result r = k < results.size() ? results[k] : Result::retry("sink returned no result for the event", "sink_protocol");
+          Result r = k < results.size() ? results[k] : Result::retry("sink returned no result for the event", error_type::kSinkProtocol);
           if (r.isOk() && !flushed.isOk()) r = flushed;
           if (r.isOk()) {
             w.sinks_done |= bit;

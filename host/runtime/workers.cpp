@@ -262,7 +262,7 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
         metrics_.failed(spec.name, o.error_type).Increment();
         metrics_.deadLettered(spec.name).Increment();
         metrics_.processingDuration(spec.name).Observe(std::chrono::duration<double>(now - m.received_at).count());
-        log::write(o.error_type == "validation" ? spdlog::level::debug : spdlog::level::warn, "event dead-lettered",
+        log::write(o.error_type == error_type::kValidation ? spdlog::level::debug : spdlog::level::warn, "event dead-lettered",
                    {{"event_id", m.id}, {"correlation_id", m.correlation_id}, {"pipeline", spec.name},
                     {"stage", o.stage}, {"error_type", o.error_type}, {"error", o.message}});
         acks.push_back(m.token);
@@ -360,9 +360,9 @@ void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::M
   for (auto& m : poison) {
     const std::string why = "delivered " + std::to_string(m.deliveries) + " times without finishing (max_deliveries " +
                             std::to_string(spec.max_deliveries) + "); it crashed or stalled the workers that took it";
-    changes.push_back({.kind = store::Transition::Kind::dead, .id = m.id, .attempts = m.attempts, .error_type = "poison",
+    changes.push_back({.kind = store::Transition::Kind::dead, .id = m.id, .attempts = m.attempts, .error_type = error_type::kPoison,
                        .error_message = why, .stage = m.crashed_stage, .plugin = m.crashed_plugin});
-    metrics_.failed(spec.name, "poison").Increment();
+    metrics_.failed(spec.name, error_type::kPoison).Increment();
     metrics_.deadLettered(spec.name).Increment();
     log::warn("poison event dead-lettered", {{"event_id", m.id}, {"correlation_id", m.correlation_id},
                                               {"pipeline", spec.name}, {"error", why}});

@@ -94,6 +94,28 @@ struct Event {
   nlohmann::json body;         ///< the whole event document, mutable in place.
 };
 
+/// The error_type values the host gives a meaning to, shown in the DLQ and as
+/// the `error_type` label of eventflow_events_failed_total. A plugin may use
+/// any other string as well.
+namespace error_type {
+/// The event breaks a rule (validators): dead at once, logged at debug, since
+/// refusing bad input is the validator doing its job, not a fault.
+inline constexpr char kValidation[] = "validation";
+/// Result::reject without a type.
+inline constexpr char kRejected[] = "rejected";
+/// Result::retry without a type.
+inline constexpr char kTransient[] = "transient";
+/// The plugin threw: counted as a retry.
+inline constexpr char kPluginException[] = "plugin_exception";
+/// A sink returned fewer results than events: each missing one is a retry.
+inline constexpr char kSinkProtocol[] = "sink_protocol";
+/// Delivered max_deliveries times without finishing (it crashed the worker):
+/// dead without running the chain again.
+inline constexpr char kPoison[] = "poison";
+/// No pipeline takes the event's type any more (after a restart or on replay).
+inline constexpr char kNoPipeline[] = "no_pipeline";
+}  // namespace error_type
+
 /// What a stage says about one event.
 class Result {
  public:
@@ -102,11 +124,11 @@ class Result {
   /// The event passes this stage.
   static Result ok() { return Result(Status::ok, {}, {}); }
   /// Permanent failure: the event goes to the dead-letter queue, never retried.
-  static Result reject(std::string reason, std::string error_type = "rejected") {
+  static Result reject(std::string reason, std::string error_type = error_type::kRejected) {
     return Result(Status::reject, std::move(reason), std::move(error_type));
   }
   /// Transient failure: the host retries the event later with backoff.
-  static Result retry(std::string reason, std::string error_type = "transient") {
+  static Result retry(std::string reason, std::string error_type = error_type::kTransient) {
     return Result(Status::retry, std::move(reason), std::move(error_type));
   }
 

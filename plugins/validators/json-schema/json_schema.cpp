@@ -88,11 +88,11 @@ Result JsonSchemaValidator::check(const Event& event) {
       return Result::ok();
   } catch (const std::exception& e) {
     // A schema valijson accepted but cannot apply (e.g. a bad regex) fails every event alike.
-    return Result::reject("schema " + file_ + " cannot be applied: " + e.what(), "validation");
+    return Result::reject("schema " + file_ + " cannot be applied: " + e.what(), error_type::kValidation);
   }
   valijson::ValidationResults::Error first;
-  if (!results.popError(first)) return Result::reject("does not match schema " + file_, "validation");
-  return Result::reject(errorPath(first.context, event.body) + ": " + first.description, "validation");
+  if (!results.popError(first)) return Result::reject("does not match schema " + file_, error_type::kValidation);
+  return Result::reject(errorPath(first.context, event.body) + ": " + first.description, error_type::kValidation);
 }
 
 }  // namespace eventflow::plugins

@@ -25,7 +25,7 @@ Result RequiredFieldsValidator::check(const Event& event) {
   for (const auto& field : fields_) {
     const nlohmann::json* value = findField(event.body, field.path);
     if (value == nullptr || value->is_null())
-      return Result::reject("missing required field '" + field.name + "'", "validation");
+      return Result::reject("missing required field '" + field.name + "'", error_type::kValidation);
   }
   return Result::ok();
 }

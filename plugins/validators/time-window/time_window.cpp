@@ -39,11 +39,11 @@ TimeWindowValidator::TimeWindowValidator(const nlohmann::json& config, Context&)
 
 Result TimeWindowValidator::check(const Event& event) {
   const nlohmann::json* value = findField(event.body, field_);
-  if (value == nullptr || value->is_null()) return Result::reject(field_name_ + " is missing", "validation");
-  if (!value->is_string()) return Result::reject(field_name_ + " is not a string", "validation");
+  if (value == nullptr || value->is_null()) return Result::reject(field_name_ + " is missing", error_type::kValidation);
+  if (!value->is_string()) return Result::reject(field_name_ + " is not a string", error_type::kValidation);
   const auto& text = value->get_ref<const std::string&>();
   const auto when = parseRfc3339(text);
-  if (!when) return Result::reject(field_name_ + " '" + text + "' is not an RFC 3339 timestamp", "validation");
+  if (!when) return Result::reject(field_name_ + " '" + text + "' is not an RFC 3339 timestamp", error_type::kValidation);
   // max_age counts from receipt, so a retry or a DLQ replay days later is not
   // refused for its age; max_future counts from now, which only grows, so it
   // never flags a timestamp the host defaulted to the receipt time.
@@ -51,10 +51,10 @@ Result TimeWindowValidator::check(const Event& event) {
   const SystemTime received = event.received_at != SystemTime{} ? event.received_at : now;
   if (max_age_ && *when < received - max_age_->duration)
     return Result::reject(field_name_ + " " + text + " is older than max_age " + max_age_->text + " at receipt",
-                          "validation");
+                          error_type::kValidation);
   if (max_future_ && *when > now + max_future_->duration)
     return Result::reject(field_name_ + " " + text + " is later than now + max_future " + max_future_->text,
-                          "validation");
+                          error_type::kValidation);
   return Result::ok();
 }
 
