@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "config/config.hpp"
 #include "pipeline/pipeline.hpp"
@@ -68,5 +69,46 @@ stages:
   auto built = pipeline::Pipeline::build(*spec, *registry);
   ASSERT_TRUE(built) << built.error().message;
   EXPECT_EQ((*built)->stages().size(), 2u);
+  fs::remove_all(file.parent_path());
+}
+
+// Issue 12: the host does not apply a schema's `default`s, so a built-in
+// plugin's schema declares none (each default is in its description and in
+// the plugin's code, the one place that applies it), and accepts no key it
+// ignores: the sqlite sink's batch_size did nothing and is refused now.
+TEST(PipelineConfig, BuiltInSchemasDeclareNoDefaultTheHostWouldNotApply) {
+  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
+  ASSERT_TRUE(registry) << registry.error().message;
+  ASSERT_FALSE(registry->plugins().empty());
+  for (const auto& [name, p] : registry->plugins()) {
+    std::vector<std::string> found;
+    const std::function<void(const nlohmann::json&, const std::string&)> walk = [&](const nlohmann::json& schema,
+                                                                                    const std::string& at) {
+      if (!schema.is_object()) return;
+      if (schema.contains("default")) found.push_back(at.empty() ? "(top)" : at);
+      if (const auto props = schema.find("properties"); props != schema.end() && props->is_object())
+        for (const auto& [key, sub] : props->items()) walk(sub, at.empty() ? key : at + "." + key);
+      if (const auto items = schema.find("items"); items != schema.end()) walk(*items, at + "[]");
+    };
+    walk(p->config_schema, "");
+    EXPECT_TRUE(found.empty()) << name << " declares a default at " << found.front();
+  }
+}
+
+TEST(PipelineConfig, TheSqliteSinkRefusesTheBatchSizeItWouldIgnore) {
+  const auto file = writePipeline("batch", R"(pipeline: batch
+match: { event_types: [batch] }
+stages:
+  - sink: sqlite
+    config: { table: processed_events, batch_size: 100 }
+)");
+  auto spec = config::loadPipelineFile(file.string());
+  ASSERT_TRUE(spec) << spec.error().message;
+  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
+  ASSERT_TRUE(registry) << registry.error().message;
+  auto built = pipeline::Pipeline::build(*spec, *registry);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message.find("batch_size: unknown key 'batch_size'"), std::string::npos)
+      << built.error().message;
   fs::remove_all(file.parent_path());
 }

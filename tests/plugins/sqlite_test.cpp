@@ -135,7 +135,7 @@ TEST_F(SqliteSinkTest, AbsentFieldsBecomeNull) {
 
 TEST_F(SqliteSinkTest, WritesConfiguredTable) {
   FakeContext ctx = context();
-  SqliteSink sink({{"table", "audit_copy"}, {"batch_size", 10}}, ctx);
+  SqliteSink sink({{"table", "audit_copy"}}, ctx);
   std::vector<Event> events{purchase("id-1", "u-1")};
   ASSERT_TRUE(writeAll(sink, events).front().isOk());
   EXPECT_EQ(count("audit_copy"), 1);

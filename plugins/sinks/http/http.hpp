@@ -27,15 +27,13 @@ inline constexpr char kHttpSinkConfigSchema[] = R"json({
       "pattern": "^https?://[^/?#]+"
     },
     "timeout": {
-      "description": "Limit on connecting and on each wait for the server to accept or send bytes (\"250ms\", \"5s\", \"1m\"; at most 1h). A server that answers slowly but steadily may take longer in total.",
+      "description": "Limit on connecting and on each wait for the server to accept or send bytes (\"250ms\", \"5s\", \"1m\"; at most 1h; default 10s). A server that answers slowly but steadily may take longer in total.",
       "type": "string",
-      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
-      "default": "10s"
+      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$"
     },
     "method": {
-      "description": "HTTP method of each request.",
-      "enum": ["POST", "PUT"],
-      "default": "POST"
+      "description": "HTTP method of each request (default POST).",
+      "enum": ["POST", "PUT"]
     },
     "headers": {
       "description": "Headers added to every request, e.g. Authorization. Content-Type (application/json) may be replaced; Idempotency-Key, X-Correlation-ID, Host, Content-Length, Transfer-Encoding and Connection are set by the sink.",

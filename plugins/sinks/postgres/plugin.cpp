@@ -7,16 +7,14 @@ EVENTFLOW_PLUGIN(eventflow::plugins::PostgresSink, "postgres", "0.1.0",
   "type": "object",
   "properties": {
     "table": {
-      "description": "Table to write; created with the processed_events columns when missing.",
+      "description": "Table to write (default processed_events); created with the processed_events columns when missing.",
       "type": "string",
-      "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-      "default": "processed_events"
+      "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
     },
     "batch_size": {
-      "description": "Rows per INSERT statement; a larger write() runs several statements in one transaction. A write() of 32 rows or more with distinct ids goes whole as one COPY first.",
+      "description": "Rows per INSERT statement (default 500); a larger write() runs several statements in one transaction. A write() of 32 rows or more with distinct ids goes whole as one COPY first.",
       "type": "integer",
-      "minimum": 1,
-      "default": 500
+      "minimum": 1
     },
     "url": {
       "description": "libpq connection URL (postgresql://user:password@host:port/db). Defaults to the host's store.url, which must then be a PostgreSQL url.",

@@ -7,15 +7,9 @@ EVENTFLOW_PLUGIN(eventflow::plugins::SqliteSink, "sqlite", "0.1.0",
   "type": "object",
   "properties": {
     "table": {
-      "description": "Table to write; created with the processed_events columns when missing.",
+      "description": "Table to write (default processed_events); created with the processed_events columns when missing.",
       "type": "string",
-      "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-      "default": "processed_events"
-    },
-    "batch_size": {
-      "description": "A hint only: the host decides how many events reach one write().",
-      "type": "integer",
-      "minimum": 1
+      "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
     }
   },
   "additionalProperties": false

@@ -100,9 +100,6 @@ SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
       throw std::invalid_argument("sqlite: table " + it->dump() + " is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
     table = it->get<std::string>();
   }
-  if (const auto it = config.find("batch_size");
-      it != config.end() && (!it->is_number_integer() || it->get<std::int64_t>() < 1))
-    throw std::invalid_argument("sqlite: batch_size must be a positive integer");
   path_ = databasePath(context.setting("store.url"));
   insert_sql_ = "INSERT OR IGNORE INTO " + table +
                 " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"

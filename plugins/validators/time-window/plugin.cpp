@@ -7,10 +7,9 @@ EVENTFLOW_PLUGIN(eventflow::plugins::TimeWindowValidator, "time-window", "0.1.0"
   "type": "object",
   "properties": {
     "field": {
-      "description": "Dotted path of the timestamp field in the event body.",
+      "description": "Dotted path of the timestamp field in the event body (default timestamp).",
       "type": "string",
-      "pattern": "^[^.]+(\\.[^.]+)*$",
-      "default": "timestamp"
+      "pattern": "^[^.]+(\\.[^.]+)*$"
     },
     "max_age": {
       "description": "Reject timestamps older than the receipt time minus this (e.g. 7d); unbounded when absent.",
