@@ -372,14 +372,19 @@ void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::M
       .wait();
 }
 
-std::chrono::milliseconds WorkerPool::backoff(const config::RetrySpec& retry, unsigned attempt) {
+std::chrono::milliseconds retryDelay(const config::RetrySpec& retry, unsigned attempt, double unit) {
   const double base = static_cast<double>(retry.initial_backoff.count()) *
                       std::pow(retry.multiplier, static_cast<double>(attempt > 0 ? attempt - 1 : 0));
+  // min() also tames a power that overflowed to infinity (multiplier 2, attempt 2000).
   const double cap = std::min(base, static_cast<double>(retry.max_backoff.count()));
-  if (!retry.full_jitter) return std::chrono::milliseconds(static_cast<std::int64_t>(cap));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(retry.full_jitter ? cap * unit : cap));
+}
+
+std::chrono::milliseconds WorkerPool::backoff(const config::RetrySpec& retry, unsigned attempt) {
+  if (!retry.full_jitter) return retryDelay(retry, attempt, 1.0);
   std::lock_guard lock(rng_mutex_);
-  std::uniform_real_distribution<double> dist(0.0, cap);
-  return std::chrono::milliseconds(static_cast<std::int64_t>(dist(rng_)));
+  std::uniform_real_distribution<double> dist(0.0, 1.0);
+  return retryDelay(retry, attempt, dist(rng_));
 }
 
 }  // namespace eventflow::runtime

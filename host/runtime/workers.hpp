@@ -26,6 +26,11 @@ namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
 
+/// The wait before the attempt after `attempt` (G4): initial_backoff ×
+/// multiplier^(attempt − 1), capped at max_backoff; with full jitter, `unit`
+/// (a uniform draw from [0, 1)) times that. Pure, for the unit tests.
+std::chrono::milliseconds retryDelay(const config::RetrySpec& retry, unsigned attempt, double unit);
+
 /// The ids the workers had in hand when the process last stopped, read from
 /// `dir` (see WorkerPool::trackInHand); the files are removed.
 std::vector<std::string> takeInHand(const std::string& dir);
