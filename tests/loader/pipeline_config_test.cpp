@@ -25,6 +25,15 @@ fs::path writePipeline(const std::string& name, const std::string& yaml) {
   return file;
 }
 
+// The pipeline file, built against the built-in plugins.
+Expected<pipeline::PipelinePtr> buildWithBuiltIns(const fs::path& file) {
+  auto spec = config::loadPipelineFile(file.string());
+  if (!spec) return spec.error();
+  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
+  if (!registry) return registry.error();
+  return pipeline::Pipeline::build(std::move(*spec), *registry);
+}
+
 }  // namespace
 
 TEST(PipelineConfig, StageConfigFailingThePluginSchemaNamesFileStagePluginAndField) {
@@ -37,12 +46,7 @@ stages:
     config: { fields: 5 }
   - sink: sqlite
 )");
-  auto spec = config::loadPipelineFile(file.string());
-  ASSERT_TRUE(spec) << spec.error().message;
-  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
-  ASSERT_TRUE(registry) << registry.error().message;
-
-  auto built = pipeline::Pipeline::build(*spec, *registry);
+  auto built = buildWithBuiltIns(file);
   ASSERT_FALSE(built) << "a config with fields: 5 must be refused";
   const auto& m = built.error().message;
   // The offending key's line:col (`fields`), not the stage's (6:5).
@@ -62,11 +66,7 @@ stages:
     config: { fields: [user_id] }
   - sink: sqlite
 )");
-  auto spec = config::loadPipelineFile(file.string());
-  ASSERT_TRUE(spec) << spec.error().message;
-  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
-  ASSERT_TRUE(registry) << registry.error().message;
-  auto built = pipeline::Pipeline::build(*spec, *registry);
+  auto built = buildWithBuiltIns(file);
   ASSERT_TRUE(built) << built.error().message;
   EXPECT_EQ((*built)->stages().size(), 2u);
   fs::remove_all(file.parent_path());
@@ -102,11 +102,7 @@ stages:
   - sink: sqlite
     config: { table: processed_events, batch_size: 100 }
 )");
-  auto spec = config::loadPipelineFile(file.string());
-  ASSERT_TRUE(spec) << spec.error().message;
-  auto registry = plugin::Registry::scan({EVENTFLOW_PLUGIN_DIR});
-  ASSERT_TRUE(registry) << registry.error().message;
-  auto built = pipeline::Pipeline::build(*spec, *registry);
+  auto built = buildWithBuiltIns(file);
   ASSERT_FALSE(built);
   EXPECT_NE(built.error().message.find("batch_size: unknown key 'batch_size'"), std::string::npos)
       << built.error().message;
