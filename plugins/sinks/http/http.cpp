@@ -66,9 +66,8 @@ bool isToken(std::string_view name) {
   });
 }
 
-// parseDuration takes what from_chars takes ("1e3", "inf") and converts
-// without a range check; the schema's shape with a bounded number of digits
-// keeps it to what a person writes.
+// parseDuration takes what from_chars takes ("1e3s"); the schema's shape,
+// with a bounded number of digits, keeps it to what a person writes.
 bool looksLikeDuration(std::string_view text) {
   std::size_t i = 0;
   std::size_t digits = 0;
