@@ -486,15 +486,17 @@ TEST(KeysNew, PrintsAKeyOnceAndTheConfigLineThatAdmitsIt) {
 }
 
 // Issue 11: a plugins.paths entry that is missing or not a folder was
-// skipped silently by validate and serve; it is an error naming it now.
-TEST_F(CliTest, ValidateAndServeRefuseAPluginPathThatIsMissingOrNotAFolder) {
+// skipped silently by validate and serve; it is an error naming it now. Issue
+// 12: `test` starts from the same bootstrap (host/app/bootstrap.cpp), so it
+// refuses it the same way.
+TEST_F(CliTest, ValidateServeAndTestRefuseAPluginPathThatIsMissingOrNotAFolder) {
   const fs::path missing = dir_ / "no-such-plugins";
   std::ofstream(dir_ / "a-file") << "x";
   for (const auto& [path, why] : {std::pair{missing, std::string("which does not exist")},
                                   std::pair{dir_ / "a-file", std::string("which is not a folder")}}) {
     std::ofstream(config()) << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << ", " << path.string() << "] }\n"
                             << "pipelines: { paths: [" << (dir_ / "pipelines").string() << "] }\n";
-    for (const std::string command : {"validate", "serve"}) {
+    for (const std::string command : {"validate", "serve", "test"}) {
       const auto r = eventflow({command, "--config", config()});
       EXPECT_EQ(r.exit_code, 1) << r.describe();
       EXPECT_NE((r.out + r.err).find("plugins.paths names " + path.string() + ", " + why), std::string::npos)
