@@ -351,6 +351,56 @@ TEST_F(CliTest, TestRunsTheShippedFixturesWithoutAServerOrAStore) {
   EXPECT_FALSE(fs::exists(dir_ / "eventflow.db")) << "sinks and the store stay untouched";
 }
 
+TEST_F(CliTest, TestRunsTheLuaExamplePipelinesFixtures) {
+  // pipelines/examples holds the lua versions of the shipped enrichment; its
+  // own tests/ folder holds their fixtures, found through pipelines.paths.
+  {
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << EVENTFLOW_PIPELINES_DIR << "/examples] }\n";
+  }
+  const auto r = eventflow({"test", "--config", config()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("ok    lua - a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok    lua - a signup starts a session\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("6 passed, 0 failed"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, ValidateNamesTheLineOfALuaScriptThatCannotStart) {
+  const auto file = writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - enricher: lua
+    config:
+      script: |
+        function process(event)
+          event.total = event.price *
+        end
+  - enricher: lua
+    config: { script: "function handle(event) end" }
+  - sink: sqlite
+)");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const std::string f = file.string();
+  EXPECT_NE(r.err.find(f + ":4:5: pipeline 'orders', stage 1: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("create: lua: script:3: unexpected symbol near 'end'"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find(f + ":10:5: pipeline 'orders', stage 2: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("lua: the script defines no function process(event)"), std::string::npos) << r.describe();
+
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - enricher: lua
+    config: { script: "function process(event) end", file: x.lua, max_instructions: 10 }
+  - sink: sqlite
+)");
+  const auto schema = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(schema.exit_code, 1) << schema.describe();
+  EXPECT_NE(schema.err.find(f + ":5:"), std::string::npos) << schema.describe();
+  EXPECT_NE(schema.err.find("max_instructions"), std::string::npos) << schema.describe();
+}
+
 TEST_F(CliTest, TestNamesTheCaseThatFailedAndWhy) {
   writePipeline(R"(pipeline: orders
 match: { event_types: [order] }
