@@ -2,7 +2,6 @@
 // created through its descriptor. Every hostile script must end as a reject
 // of its own event, and the next event on the same instance must pass.
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,42 +12,25 @@
 #include <gtest/gtest.h>
 
 #include "fake_context.hpp"
+#include "plugin_module.hpp"
 
 namespace eventflow {
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-using test::FakeContext;
 using test::makeEvent;
 
 const EventflowPluginDescriptor& descriptor() {
-  // Never closed: the host keeps every plugin loaded, and so does this test.
-  static void* const handle = ::dlopen(EVENTFLOW_LUA_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) throw std::runtime_error(::dlerror());
-  auto* symbol = reinterpret_cast<eventflow_descriptor_fn>(::dlsym(handle, kDescriptorSymbol));
-  if (symbol == nullptr) throw std::runtime_error("no descriptor in " EVENTFLOW_LUA_PLUGIN);
-  return *symbol();
+  static const EventflowPluginDescriptor& loaded = test::moduleDescriptor(EVENTFLOW_LUA_PLUGIN);
+  return loaded;
 }
 
-// One instance of the module, or the message its create refused with.
-class Lua {
+// The module's enricher, with a shorthand for running one body.
+class Lua : public test::EnricherModule {
  public:
-  explicit Lua(const Json& config, fs::path base = {}) : context_(std::move(base)) {
-    char error[1024] = {};
-    instance_ = descriptor().create(&config, &context_, error, sizeof error);
-    error_ = error;
-  }
-  ~Lua() {
-    if (instance_ != nullptr) descriptor().destroy(instance_);
-  }
-  Lua(const Lua&) = delete;
-  Lua& operator=(const Lua&) = delete;
-
-  bool created() const { return instance_ != nullptr; }
-  const std::string& error() const { return error_; }
-
-  Result run(Event& event) { return static_cast<Enricher*>(instance_)->enrich(event); }
+  explicit Lua(const Json& config, fs::path base = {}) : EnricherModule(descriptor(), config, std::move(base)) {}
+  using EnricherModule::run;
   // Runs `body` and hands back what the script made of it.
   Result run(const Json& body, Json* out = nullptr) {
     Event event = makeEvent(body);
@@ -56,11 +38,6 @@ class Lua {
     if (out != nullptr) *out = event.body;
     return result;
   }
-
- private:
-  FakeContext context_;
-  void* instance_ = nullptr;
-  std::string error_;
 };
 
 Json script(const std::string& text, Json extra = Json::object()) {

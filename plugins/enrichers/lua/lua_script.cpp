@@ -283,6 +283,7 @@ std::string readScript(const std::string& path) {
 LuaEnricher::LuaEnricher(const nlohmann::json& config, Context& context) : context_(context) {
   if (!config.is_object()) throw std::invalid_argument("lua: config must be an object");
   const bool inline_script = config.contains("script");
+  // Checked here, not with oneOf in the schema, whose refusal names neither key.
   if (inline_script == config.contains("file"))
     throw std::invalid_argument("lua: give the script either inline as 'script' or as a 'file', not both");
   if (inline_script) {

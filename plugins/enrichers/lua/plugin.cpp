@@ -33,9 +33,5 @@ EVENTFLOW_PLUGIN(eventflow::plugins::LuaEnricher, enricher, "lua", "0.1.0",
       "pattern": "^[0-9]{1,12}(KiB|MiB|GiB)?$"
     }
   },
-  "oneOf": [
-    { "required": ["script"], "not": { "required": ["file"] } },
-    { "required": ["file"], "not": { "required": ["script"] } }
-  ],
   "additionalProperties": false
 })json")
