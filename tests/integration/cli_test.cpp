@@ -24,14 +24,18 @@ class CliTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("eventflow-cli-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "pipelines");
-    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
-                            << "pipelines: { paths: [" << (dir_ / "pipelines").string() << "] }\n";
+    writeConfig((dir_ / "pipelines").string());
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);
   }
   std::string config() const { return (dir_ / "eventflow.yaml").string(); }
+  // The host config over the built plugins and the pipelines in `pipelines`.
+  void writeConfig(const std::string& pipelines) const {
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << pipelines << "] }\n";
+  }
   fs::path writePipeline(const std::string& yaml) const {
     const fs::path file = dir_ / "pipelines" / "orders.yaml";
     std::ofstream(file) << yaml;
@@ -339,11 +343,7 @@ TEST_F(CliTest, PluginNewRefusesAnExistingFolderABadNameOrKind) {
 }
 
 TEST_F(CliTest, TestRunsTheShippedFixturesWithoutAServerOrAStore) {
-  {
-    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
-                            << "pipelines: { paths: [" << EVENTFLOW_PIPELINES_DIR << "] }\n";
-  }
+  writeConfig(EVENTFLOW_PIPELINES_DIR);
   const auto r = eventflow({"test", "--config", config()});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_NE(r.out.find("ok    a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
@@ -354,11 +354,7 @@ TEST_F(CliTest, TestRunsTheShippedFixturesWithoutAServerOrAStore) {
 TEST_F(CliTest, TestRunsTheLuaExamplePipelinesFixtures) {
   // pipelines/examples holds the lua versions of the shipped enrichment; its
   // own tests/ folder holds their fixtures, found through pipelines.paths.
-  {
-    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
-                            << "pipelines: { paths: [" << EVENTFLOW_PIPELINES_DIR << "/examples] }\n";
-  }
+  writeConfig(EVENTFLOW_PIPELINES_DIR "/examples");
   const auto r = eventflow({"test", "--config", config()});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_NE(r.out.find("ok    lua - a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
