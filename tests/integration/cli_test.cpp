@@ -24,14 +24,18 @@ class CliTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("eventflow-cli-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "pipelines");
-    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
-                            << "pipelines: { paths: [" << (dir_ / "pipelines").string() << "] }\n";
+    writeConfig((dir_ / "pipelines").string());
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);
   }
   std::string config() const { return (dir_ / "eventflow.yaml").string(); }
+  // The host config over the built plugins and the pipelines in `pipelines`.
+  void writeConfig(const std::string& pipelines) const {
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << pipelines << "] }\n";
+  }
   fs::path writePipeline(const std::string& yaml) const {
     const fs::path file = dir_ / "pipelines" / "orders.yaml";
     std::ofstream(file) << yaml;
@@ -339,16 +343,58 @@ TEST_F(CliTest, PluginNewRefusesAnExistingFolderABadNameOrKind) {
 }
 
 TEST_F(CliTest, TestRunsTheShippedFixturesWithoutAServerOrAStore) {
-  {
-    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
-                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
-                            << "pipelines: { paths: [" << EVENTFLOW_PIPELINES_DIR << "] }\n";
-  }
+  writeConfig(EVENTFLOW_PIPELINES_DIR);
   const auto r = eventflow({"test", "--config", config()});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_NE(r.out.find("ok    a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("7 passed, 0 failed"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ / "eventflow.db")) << "sinks and the store stay untouched";
+}
+
+TEST_F(CliTest, TestRunsTheLuaExamplePipelinesFixtures) {
+  // pipelines/examples holds the lua versions of the shipped enrichment; its
+  // own tests/ folder holds their fixtures, found through pipelines.paths.
+  writeConfig(EVENTFLOW_PIPELINES_DIR "/examples");
+  const auto r = eventflow({"test", "--config", config()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("ok    lua - a large purchase is classified high_value and stamped\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok    lua - a signup starts a session\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("6 passed, 0 failed"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, ValidateNamesTheLineOfALuaScriptThatCannotStart) {
+  const auto file = writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - enricher: lua
+    config:
+      script: |
+        function process(event)
+          event.total = event.price *
+        end
+  - enricher: lua
+    config: { script: "function handle(event) end" }
+  - sink: sqlite
+)");
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const std::string f = file.string();
+  EXPECT_NE(r.err.find(f + ":4:5: pipeline 'orders', stage 1: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("create: lua: script:3: unexpected symbol near 'end'"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find(f + ":10:5: pipeline 'orders', stage 2: "), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("lua: the script defines no function process(event)"), std::string::npos) << r.describe();
+
+  writePipeline(R"(pipeline: orders
+match: { event_types: [order] }
+stages:
+  - enricher: lua
+    config: { script: "function process(event) end", file: x.lua, max_instructions: 10 }
+  - sink: sqlite
+)");
+  const auto schema = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(schema.exit_code, 1) << schema.describe();
+  EXPECT_NE(schema.err.find(f + ":5:"), std::string::npos) << schema.describe();
+  EXPECT_NE(schema.err.find("max_instructions"), std::string::npos) << schema.describe();
 }
 
 TEST_F(CliTest, TestNamesTheCaseThatFailedAndWhy) {
