@@ -18,7 +18,9 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 # itself, which CPack shows it only through DESTDIR staging.
 set(CPACK_SET_DESTDIR ON)
 set(CPACK_INSTALL_PREFIX /usr)
-set(CPACK_STRIP_FILES ON)
+# CPack's own stripping (CPACK_STRIP_FILES) is off: the packaging install in
+# packaging/CMakeLists.txt strips, keeping the plugins' symbol tables.
+set(CPACK_STRIP_FILES OFF)
 set(CPACK_COMPONENTS_ALL runtime dev)
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_BINARY_DIR}/cpack_options.cmake)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/cpack_options.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/cpack_options.cmake @ONLY)
@@ -108,7 +110,7 @@ set(CPACK_RPM_RUNTIME_USER_FILELIST ${_rpm_config})
 set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
   /etc /usr/lib/systemd /usr/lib/systemd/system /usr/lib/sysusers.d /usr/lib/tmpfiles.d /usr/share/cmake
   /usr/share/bash-completion /usr/share/bash-completion/completions
-  /usr/share/man /usr/share/man/man1 /usr/include)
+  /usr/share/man /usr/share/man/man1 /usr/share/lintian /usr/share/lintian/overrides /usr/include)
 set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none\n%define packager ${CPACK_PACKAGE_CONTACT}")
 
 include(CPack)
