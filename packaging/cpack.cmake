@@ -52,9 +52,10 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME eventflow-dev)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# The shared libraries' packages, computed by dpkg-shlibdeps; adduser for postinst.
+# The shared libraries' packages, computed by dpkg-shlibdeps; adduser for postinst,
+# procps for the unit's ExecReload=/bin/kill.
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser, procps")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 # The scaffold's project needs a compiler, CMake and GoogleTest (its test);
 # the SDK itself only nlohmann-json.
