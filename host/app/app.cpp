@@ -14,6 +14,7 @@
 #include "app/args.hpp"
 #include "app/bootstrap.hpp"
 #include "app/cli.hpp"
+#include "app/service_notify.hpp"
 #include "base/ids.hpp"
 #include "base/crash.hpp"
 #include "base/log.hpp"
@@ -266,7 +267,12 @@ int serve(int argc, char** argv) {
   }
   ready = true;
   const std::string host = cfg.server.listen.substr(0, cfg.server.listen.rfind(':'));
-  log::info("eventflow started", {{"listen", host + ":" + std::to_string(server.port())},
+  const std::string listening = host + ":" + std::to_string(server.port());
+  // Store migrated, plugins loaded, workers running, port bound: what a unit
+  // ordered After=eventflow.service may rely on.
+  ServiceNotifier service;
+  service.ready("serving on " + listening + ", role " + role);
+  log::info("eventflow started", {{"listen", listening},
                                   {"role", role},
                                   {"version", kVersion},
                                   {"store", (*store)->backend()},
@@ -281,6 +287,7 @@ int serve(int argc, char** argv) {
       continue;
     }
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    service.stopping();
     break;
   }
   // shutdown_timeout is a promise to the supervisor (systemd's

@@ -159,6 +159,9 @@ class HostProcess {
     pid_ = -1;
   }
 
+  /// Sends `sig` to the running host; false if it is not running.
+  bool signal(int sig) const { return pid_ > 0 && ::kill(pid_, sig) == 0; }
+
   /// Sends SIGTERM; returns the exit status, or -1 if it did not exit in time.
   int terminate(std::chrono::seconds within) {
     ::kill(pid_, SIGTERM);
