@@ -1,13 +1,16 @@
 #pragma once
 // A Context for constructing plugin classes directly in tests: paths resolve
-// under a base folder, settings come from a map, logs and metrics go nowhere.
+// under a base folder, settings come from a map; log lines and counters are
+// kept for tests to read.
 
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <eventflow/plugin.hpp>
 
@@ -18,8 +21,14 @@ class FakeContext final : public Context {
   explicit FakeContext(std::filesystem::path base = {}, std::map<std::string, std::string, std::less<>> settings = {})
       : base_(std::move(base)), settings_(std::move(settings)) {}
 
-  void log(LogLevel, std::string_view) override {}
-  void count(std::string_view, double) override {}
+  void log(LogLevel level, std::string_view message) override {
+    const std::lock_guard lock(mutex_);
+    logs_.emplace_back(level, std::string(message));
+  }
+  void count(std::string_view name, double value) override {
+    const std::lock_guard lock(mutex_);
+    counts_[std::string(name)] += value;
+  }
   void observe(std::string_view, double) override {}
   std::string resolvePath(std::string_view path) const override {
     const std::filesystem::path p(path);
@@ -30,9 +39,22 @@ class FakeContext final : public Context {
     return it == settings_.end() ? std::string() : it->second;
   }
 
+  std::vector<std::pair<LogLevel, std::string>> logs() const {
+    const std::lock_guard lock(mutex_);
+    return logs_;
+  }
+  double counted(const std::string& name) const {
+    const std::lock_guard lock(mutex_);
+    const auto it = counts_.find(name);
+    return it == counts_.end() ? 0 : it->second;
+  }
+
  private:
   std::filesystem::path base_;
   std::map<std::string, std::string, std::less<>> settings_;
+  mutable std::mutex mutex_;
+  std::vector<std::pair<LogLevel, std::string>> logs_;
+  std::map<std::string, double> counts_;
 };
 
 /// An event as the host would hand it to a plugin.
