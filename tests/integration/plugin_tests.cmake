@@ -21,5 +21,7 @@ add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_v
                  eventflow_plugin_validator_explode eventflow_plugin_validator_required_fields
                  eventflow_plugin_enricher_add_fields eventflow_plugin_sink_sqlite eventflow_plugin_validator_json_schema
                  eventflow_plugin_validator_time_window eventflow_plugin_enricher_classify eventflow_plugin_sink_postgres
-                 eventflow_plugin_sink_http)
+                 eventflow_plugin_sink_http eventflow_plugin_enricher_rename_drop eventflow_plugin_enricher_hash_fields
+                 eventflow_plugin_enricher_lookup eventflow_plugin_sink_file eventflow_plugin_sink_stdout
+                 eventflow_plugin_sink_redis_stream)
 gtest_discover_tests(eventflow_plugin_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 30)

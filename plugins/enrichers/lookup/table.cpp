@@ -109,7 +109,6 @@ Table Table::parse(const TableSpec& spec, std::string_view bytes) {
     throw broken(spec, "is " + std::to_string(bytes.size()) + " bytes; at most 4 GiB is supported");
   Table table;
   table.columns_ = 1 + spec.fields.size();
-  table.text_.reserve(bytes.size());
   if (spec.format == Format::csv) {
     CsvReader reader(bytes);
     std::vector<std::string> cells;

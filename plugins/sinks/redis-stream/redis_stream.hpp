@@ -42,7 +42,7 @@ inline constexpr char kRedisStreamConfigSchema[] = R"json({
       "default": false
     },
     "dedupe_window": {
-      "description": "How long an event_id is remembered after its add, so a redelivered event is not added again (\"1h\"; 1s to 30d). Each remembered id is one Redis key of about 100 bytes.",
+      "description": "How long an event_id is remembered after its add, so a redelivered event is not added again (\"1h\"; 1s to 30d). Each remembered id is one Redis key of about 200 bytes.",
       "type": "string",
       "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
       "default": "1h"
