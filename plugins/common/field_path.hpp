@@ -28,6 +28,15 @@ inline FieldPath parseFieldPath(std::string_view dotted) {
   }
 }
 
+/// parseFieldPath with `what` ("lookup: key") in front of its error.
+inline FieldPath parseFieldPath(std::string_view dotted, const std::string& what) {
+  try {
+    return parseFieldPath(dotted);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(what + ": " + e.what());
+  }
+}
+
 /// The value at `path`, or null when any step is missing or not an object.
 inline const nlohmann::json* findField(const nlohmann::json& root, const FieldPath& path) {
   const nlohmann::json* node = &root;
@@ -77,11 +86,7 @@ inline std::vector<FieldPath> parseFieldPaths(const nlohmann::json& list, const 
   std::vector<FieldPath> paths;
   for (const auto& item : list) {
     if (!item.is_string()) throw std::invalid_argument(what + ": " + item.dump() + " is not a dotted path");
-    try {
-      paths.push_back(parseFieldPath(item.get_ref<const std::string&>()));
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(what + ": " + e.what());
-    }
+    paths.push_back(parseFieldPath(item.get_ref<const std::string&>(), what));
   }
   return paths;
 }

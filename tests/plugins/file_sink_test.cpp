@@ -16,14 +16,10 @@ namespace eventflow::plugins {
 namespace {
 
 using test::FakeContext;
+using test::eventId;
 using test::makeEvent;
+using test::writeBatch;
 namespace fs = std::filesystem;
-
-std::string eventId(int n) {
-  char id[37];
-  std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", n);
-  return id;
-}
 
 // Events n..n+count-1, each about 90 bytes as a line.
 std::vector<Event> events(int first, int count) {
@@ -31,12 +27,6 @@ std::vector<Event> events(int first, int count) {
   for (int n = first; n < first + count; ++n)
     out.push_back(makeEvent({{"event_type", "t"}, {"n", n}}, eventId(n)));
   return out;
-}
-
-std::vector<Result> write(FileSink& sink, std::vector<Event>& batch) {
-  std::vector<Event*> pointers;
-  for (auto& e : batch) pointers.push_back(&e);
-  return sink.write(std::span<Event* const>(pointers.data(), pointers.size()));
 }
 
 std::vector<std::string> lines(const fs::path& file) {
@@ -84,14 +74,7 @@ class FileSinkTest : public ::testing::Test {
       for (const auto& line : lines(f)) out.push_back(nlohmann::json::parse(line).at("n").get<int>());
     return out;
   }
-  std::string refused(const nlohmann::json& c) {
-    try {
-      FileSink sink(c, context_);
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "accepted";
-  }
+  std::string refused(const nlohmann::json& c) { return test::refusal<FileSink>(c, context_); }
 
   test::TempDir dir_;
   FakeContext context_{dir_.path()};
@@ -101,7 +84,7 @@ TEST_F(FileSinkTest, WritesOneJsonLinePerEventAndCreatesTheFolder) {
   FileSink sink(config(), context_);
   auto batch = events(0, 3);
   batch[1].body["text"] = "line\nbreak \xff";  // a newline stays escaped; a bad byte becomes U+FFFD
-  for (const auto& r : write(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
   ASSERT_TRUE(sink.flush().isOk());
   const auto written = lines(active());
   ASSERT_EQ(written.size(), 3u);
@@ -115,7 +98,7 @@ TEST_F(FileSinkTest, RotatesBySizeIntoTimestampedFilesWithoutLosingOrSplittingLi
   FileSink sink(config({{"max_bytes", 300}}), context_);
   for (int batch = 0; batch < 5; ++batch) {
     auto some = events(batch * 7, 7);
-    for (const auto& r : write(sink, some)) ASSERT_TRUE(r.isOk()) << r.reason();
+    for (const auto& r : writeBatch(sink, some)) ASSERT_TRUE(r.isOk()) << r.reason();
     ASSERT_TRUE(sink.flush().isOk());
   }
   const auto rotated = rotatedFiles(dir_ / "out");
@@ -131,7 +114,7 @@ TEST_F(FileSinkTest, KeepsOnlyTheNewestRotatedFiles) {
   FileSink sink(config({{"max_bytes", 100}, {"keep", 2}}), context_);
   for (int n = 0; n < 12; ++n) {
     auto one = events(n, 1);
-    ASSERT_TRUE(write(sink, one).front().isOk());
+    ASSERT_TRUE(writeBatch(sink, one).front().isOk());
   }
   const auto rotated = rotatedFiles(dir_ / "out");
   ASSERT_EQ(rotated.size(), 2u);
@@ -146,7 +129,7 @@ TEST_F(FileSinkTest, RotatesByAgeAtTheNextWrite) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (rotatedFiles(dir_ / "out").empty() && std::chrono::steady_clock::now() < deadline) {
     auto one = events(n++, 1);
-    ASSERT_TRUE(write(sink, one).front().isOk());
+    ASSERT_TRUE(writeBatch(sink, one).front().isOk());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(rotatedFiles(dir_ / "out").size(), 1u);
@@ -169,7 +152,7 @@ TEST_F(FileSinkTest, InstancesOnOneFileNeverInterleaveLines) {
     threads.emplace_back([&, t] {
       for (int b = 0; b < 25; ++b) {
         auto batch = events(t * 1000 + b * 20, 20);
-        for (const auto& r : write(*sinks[t], batch)) EXPECT_TRUE(r.isOk());
+        for (const auto& r : writeBatch(*sinks[t], batch)) EXPECT_TRUE(r.isOk());
         EXPECT_TRUE(sinks[t]->flush().isOk());
       }
     });
@@ -190,7 +173,7 @@ TEST_F(FileSinkTest, AFailedWriteOkaysTheWholeLinesAndCutsATornOneOff) {
   rlimit small = old;
   small.rlim_cur = 1000;
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const auto results = write(sink, batch);
+  const auto results = writeBatch(sink, batch);
   ::setrlimit(RLIMIT_FSIZE, &old);
   std::size_t ok = 0;
   while (ok < results.size() && results[ok].isOk()) ++ok;
@@ -204,7 +187,7 @@ TEST_F(FileSinkTest, AFailedWriteOkaysTheWholeLinesAndCutsATornOneOff) {
   EXPECT_EQ(lines(active()).size(), ok) << "no torn line left";
   // The retry of the rest appends after the last whole line.
   std::vector<Event> rest(batch.begin() + static_cast<long>(ok), batch.end());
-  for (const auto& r : write(sink, rest)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, rest)) EXPECT_TRUE(r.isOk()) << r.reason();
   std::vector<int> expected(20);
   std::iota(expected.begin(), expected.end(), 0);
   EXPECT_EQ(numbersOnDisk(), expected);

@@ -33,14 +33,7 @@ class HashFieldsTest : public ::testing::Test {
     c.update(extra);
     return c;
   }
-  std::string refused(const nlohmann::json& c) {
-    try {
-      HashFieldsEnricher enricher(c, context_);
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "accepted";
-  }
+  std::string refused(const nlohmann::json& c) { return test::refusal<HashFieldsEnricher>(c, context_); }
 
   test::TempDir dir_;
   FakeContext context_{dir_.path()};

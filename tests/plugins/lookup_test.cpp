@@ -36,14 +36,7 @@ class LookupTest : public ::testing::Test {
     else EXPECT_TRUE(r.isOk()) << r.reason();
     return event.body;
   }
-  std::string refused(const nlohmann::json& c) {
-    try {
-      LookupEnricher enricher(c, context_);
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "accepted";
-  }
+  std::string refused(const nlohmann::json& c) { return test::refusal<LookupEnricher>(c, context_); }
   // Polls `enricher` with `body` until `check` holds; the table is looked at
   // again once a second, so this waits a second or two, never on a sleep alone.
   template <class Check>

@@ -18,20 +18,10 @@ namespace eventflow::plugins {
 namespace {
 
 using test::FakeContext;
+using test::eventId;
 using test::makeEvent;
+using test::writeBatch;
 using Poco::Redis::Array;
-
-std::string eventId(int n) {
-  char id[37];
-  std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", n);
-  return id;
-}
-
-std::vector<Result> write(RedisStreamSink& sink, std::vector<Event>& batch) {
-  std::vector<Event*> pointers;
-  for (auto& e : batch) pointers.push_back(&e);
-  return sink.write(std::span<Event* const>(pointers.data(), pointers.size()));
-}
 
 std::vector<Event> events(int first, int count) {
   std::vector<Event> out;
@@ -79,14 +69,7 @@ class RedisStreamTest : public ::testing::Test {
     xlen << "XLEN" << stream_;
     return admin_.execute<Poco::Int64>(xlen);
   }
-  std::string refused(const nlohmann::json& c) {
-    try {
-      RedisStreamSink sink(c, context_);
-    } catch (const std::invalid_argument& e) {
-      return e.what();
-    }
-    return "accepted";
-  }
+  std::string refused(const nlohmann::json& c) { return test::refusal<RedisStreamSink>(c, context_); }
 
   std::string url_;
   std::string stream_;
@@ -97,7 +80,7 @@ class RedisStreamTest : public ::testing::Test {
 TEST_F(RedisStreamTest, AddsEachEventWithItsIdTypePipelineAndBody) {
   RedisStreamSink sink(config(), context_);
   auto batch = events(0, 3);
-  for (const auto& r : write(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
   Array range;
   range << "XRANGE" << stream_ << "-" << "+";
   const auto entries = admin_.execute<Array>(range);
@@ -119,9 +102,9 @@ TEST_F(RedisStreamTest, ARedeliveredEventIsNotAddedAgainWithinTheWindow) {
   RedisStreamSink first(config({{"dedupe_window", "10m"}}), context_);
   RedisStreamSink second(config({{"dedupe_window", "10m"}}), context_);  // another worker
   auto batch = events(0, 5);
-  for (const auto& r : write(first, batch)) EXPECT_TRUE(r.isOk());
+  for (const auto& r : writeBatch(first, batch)) EXPECT_TRUE(r.isOk());
   auto again = events(3, 4);  // 3 and 4 again, 5 and 6 new
-  for (const auto& r : write(second, again)) EXPECT_TRUE(r.isOk());
+  for (const auto& r : writeBatch(second, again)) EXPECT_TRUE(r.isOk());
   EXPECT_EQ(length(), 7);
   EXPECT_EQ(context_.counted("redis_stream_duplicates"), 2);
   Array ttl;
@@ -134,12 +117,12 @@ TEST_F(RedisStreamTest, ARedeliveredEventIsNotAddedAgainWithinTheWindow) {
 TEST_F(RedisStreamTest, MaxlenTrimsAboutOrExactly) {
   RedisStreamSink about(config({{"maxlen", 100}}), context_);
   auto batch = events(0, 1000);
-  for (const auto& r : write(about, batch)) ASSERT_TRUE(r.isOk());
+  for (const auto& r : writeBatch(about, batch)) ASSERT_TRUE(r.isOk());
   EXPECT_GE(length(), 100);
   EXPECT_LT(length(), 1000);
   RedisStreamSink exact(config({{"maxlen", 100}, {"exact_maxlen", true}}), context_);
   auto more = events(1000, 10);
-  for (const auto& r : write(exact, more)) ASSERT_TRUE(r.isOk());
+  for (const auto& r : writeBatch(exact, more)) ASSERT_TRUE(r.isOk());
   EXPECT_EQ(length(), 100);
 }
 
@@ -152,7 +135,7 @@ TEST_F(RedisStreamTest, RedisDownIsARetryNamingTheServer) {
   RedisStreamSink sink(config({{"url", "redis://:secret@127.0.0.1:" + std::to_string(port)}, {"timeout", "1s"}}),
                        context_);
   auto batch = events(0, 2);
-  const auto results = write(sink, batch);
+  const auto results = writeBatch(sink, batch);
   ASSERT_EQ(results.size(), 2u);
   for (const auto& r : results) {
     EXPECT_EQ(r.status(), Result::Status::retry);
@@ -165,17 +148,17 @@ TEST_F(RedisStreamTest, RedisDownIsARetryNamingTheServer) {
 TEST_F(RedisStreamTest, ADroppedConnectionOrAFlushedScriptIsRecoveredWithinTheWrite) {
   RedisStreamSink sink(config(), context_);
   auto batch = events(0, 2);
-  for (const auto& r : write(sink, batch)) ASSERT_TRUE(r.isOk());
+  for (const auto& r : writeBatch(sink, batch)) ASSERT_TRUE(r.isOk());
   Array kill;
   kill << "CLIENT" << "KILL" << "TYPE" << "normal" << "SKIPME" << "yes";
   admin_.execute<Poco::Int64>(kill);
   auto next = events(2, 2);
-  for (const auto& r : write(sink, next)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, next)) EXPECT_TRUE(r.isOk()) << r.reason();
   Array flush;
   flush << "SCRIPT" << "FLUSH";
   admin_.execute<std::string>(flush);
   auto last = events(3, 2);  // 3 again, and 4
-  for (const auto& r : write(sink, last)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, last)) EXPECT_TRUE(r.isOk()) << r.reason();
   EXPECT_EQ(length(), 5);
 }
 
@@ -185,7 +168,7 @@ TEST_F(RedisStreamTest, AnErrorReplyIsARetryOfItsEvent) {
   admin_.execute<std::string>(set);
   RedisStreamSink sink(config(), context_);
   auto batch = events(0, 1);
-  const auto results = write(sink, batch);
+  const auto results = writeBatch(sink, batch);
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].status(), Result::Status::retry);
   EXPECT_EQ(results[0].errorType(), "sink_error");

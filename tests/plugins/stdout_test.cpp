@@ -15,12 +15,7 @@ namespace {
 
 using test::FakeContext;
 using test::makeEvent;
-
-std::vector<Result> write(StdoutSink& sink, std::vector<Event>& batch) {
-  std::vector<Event*> pointers;
-  for (auto& e : batch) pointers.push_back(&e);
-  return sink.write(std::span<Event* const>(pointers.data(), pointers.size()));
-}
+using test::writeBatch;
 
 // A pipe standing in for standard output, drained by a thread.
 class Pipe {
@@ -58,7 +53,7 @@ TEST(StdoutSink, WritesOneJsonLinePerEvent) {
   sink.setDescriptor(pipe.writeEnd());
   std::vector<Event> batch;
   for (int n = 0; n < 3; ++n) batch.push_back(makeEvent({{"event_type", "t"}, {"n", n}, {"s", "a\nb"}}));
-  for (const auto& r : write(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
+  for (const auto& r : writeBatch(sink, batch)) EXPECT_TRUE(r.isOk()) << r.reason();
   EXPECT_TRUE(sink.flush().isOk());
   std::istringstream lines(pipe.close());
   int n = 0;
@@ -82,7 +77,7 @@ TEST(StdoutSink, InstancesOnSeveralThreadsNeverInterleaveLines) {
         std::vector<Event> batch;
         for (int i = 0; i < 20; ++i)
           batch.push_back(makeEvent({{"event_type", "t"}, {"n", t * 1000 + b * 20 + i}, {"pad", std::string(300, 'x')}}));
-        for (const auto& r : write(sink, batch)) EXPECT_TRUE(r.isOk());
+        for (const auto& r : writeBatch(sink, batch)) EXPECT_TRUE(r.isOk());
       }
     });
   for (auto& t : threads) t.join();
@@ -101,7 +96,7 @@ TEST(StdoutSink, AClosedOutputIsARetryNotACrash) {
   ::close(fds[0]);
   sink.setDescriptor(fds[1]);
   std::vector<Event> batch{makeEvent({{"event_type", "t"}})};
-  const auto results = write(sink, batch);
+  const auto results = writeBatch(sink, batch);
   ::close(fds[1]);
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].status(), Result::Status::retry);

@@ -3,17 +3,6 @@
 #include <stdexcept>
 
 namespace eventflow::plugins {
-namespace {
-
-FieldPath parsePath(const std::string& dotted, const char* what) {
-  try {
-    return parseFieldPath(dotted);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("lookup: ") + what + ": " + e.what());
-  }
-}
-
-}  // namespace
 
 LookupEnricher::LookupEnricher(const nlohmann::json& config, Context& context) : context_(context) {
   if (!config.is_object()) throw std::invalid_argument("lookup: config must be an object");
@@ -28,8 +17,8 @@ LookupEnricher::LookupEnricher(const nlohmann::json& config, Context& context) :
   if (file_name_.empty()) throw std::invalid_argument("lookup: file is required (a .csv or .json file)");
   key_name_ = text("key");
   if (key_name_.empty()) throw std::invalid_argument("lookup: key is required (the dotted path of the event's key)");
-  key_ = parsePath(key_name_, "key");
-  if (const std::string into = text("into"); !into.empty()) into_ = parsePath(into, "into");
+  key_ = parseFieldPath(key_name_, "lookup: key");
+  if (const std::string into = text("into"); !into.empty()) into_ = parseFieldPath(into, "lookup: into");
 
   lookup::TableSpec spec;
   spec.path = context.resolvePath(file_name_);

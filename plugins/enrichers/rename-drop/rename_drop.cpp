@@ -15,14 +15,6 @@ void refuseEnvelopeKey(const FieldPath& path, const std::string& name, const cha
                                 "' is not allowed: the host identifies and routes the event by it");
 }
 
-FieldPath parsePath(const std::string& dotted, const char* what) {
-  try {
-    return parseFieldPath(dotted);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("rename-drop: ") + what + ": " + e.what());
-  }
-}
-
 }  // namespace
 
 RenameDropEnricher::RenameDropEnricher(const nlohmann::json& config, Context&) {
@@ -37,7 +29,8 @@ RenameDropEnricher::RenameDropEnricher(const nlohmann::json& config, Context&) {
     for (const auto& [from, to] : rename->items()) {
       if (!to.is_string())
         throw std::invalid_argument("rename-drop: rename '" + from + "' must name a target path, not " + to.dump());
-      Rename r{from, to.get<std::string>(), parsePath(from, "rename"), parsePath(to.get<std::string>(), "rename")};
+      Rename r{from, to.get<std::string>(), parseFieldPath(from, "rename-drop: rename"),
+                parseFieldPath(to.get<std::string>(), "rename-drop: rename")};
       refuseEnvelopeKey(r.from, from, "renaming");
       refuseEnvelopeKey(r.to, r.to_name, "renaming onto");
       if (r.from == r.to) throw std::invalid_argument("rename-drop: rename '" + from + "' names itself as target");
