@@ -28,6 +28,15 @@ inline FieldPath parseFieldPath(std::string_view dotted) {
   }
 }
 
+/// parseFieldPath with `what` ("lookup: key") in front of its error.
+inline FieldPath parseFieldPath(std::string_view dotted, const std::string& what) {
+  try {
+    return parseFieldPath(dotted);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(what + ": " + e.what());
+  }
+}
+
 /// The value at `path`, or null when any step is missing or not an object.
 inline const nlohmann::json* findField(const nlohmann::json& root, const FieldPath& path) {
   const nlohmann::json* node = &root;
@@ -40,6 +49,10 @@ inline const nlohmann::json* findField(const nlohmann::json& root, const FieldPa
   return node;
 }
 
+inline nlohmann::json* findField(nlohmann::json& root, const FieldPath& path) {
+  return const_cast<nlohmann::json*>(findField(static_cast<const nlohmann::json&>(root), path));
+}
+
 /// The slot at `path`, creating missing objects on the way; null when a step
 /// exists but is not an object, since overwriting it would lose data.
 inline nlohmann::json* makeField(nlohmann::json& root, const FieldPath& path) {
@@ -50,6 +63,32 @@ inline nlohmann::json* makeField(nlohmann::json& root, const FieldPath& path) {
     node = &(*node)[key];
   }
   return node;
+}
+
+/// Removes the value at `path`; false when there was none.
+inline bool eraseField(nlohmann::json& root, const FieldPath& path) {
+  if (path.empty()) return false;
+  nlohmann::json* parent = &root;
+  for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+    if (!parent->is_object()) return false;
+    const auto it = parent->find(path[i]);
+    if (it == parent->end()) return false;
+    parent = &*it;
+  }
+  return parent->is_object() && parent->erase(path.back()) > 0;
+}
+
+/// Parses each dotted path of a config list, naming the plugin and the key in
+/// the error: `what` is e.g. "hash-fields: fields".
+inline std::vector<FieldPath> parseFieldPaths(const nlohmann::json& list, const std::string& what) {
+  if (!list.is_array() || list.empty())
+    throw std::invalid_argument(what + " must be a non-empty list of dotted paths");
+  std::vector<FieldPath> paths;
+  for (const auto& item : list) {
+    if (!item.is_string()) throw std::invalid_argument(what + ": " + item.dump() + " is not a dotted path");
+    paths.push_back(parseFieldPath(item.get_ref<const std::string&>(), what));
+  }
+  return paths;
 }
 
 }  // namespace eventflow::plugins

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
+#include <vector>
 
 #include <eventflow/plugin.hpp>
 #include <nlohmann/json.hpp>
@@ -267,10 +269,106 @@ TEST_F(CliTest, PluginsListJsonHasEveryBuiltInPlugin) {
   const auto list = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_TRUE(list.is_array()) << r.out;
   std::map<std::string, std::string> kinds;
-  for (const auto& p : list) kinds[p["name"]] = p["kind"];
+  std::map<std::string, std::string> versions;
+  for (const auto& p : list) {
+    kinds[p["name"]] = p["kind"];
+    versions[p["name"]] = p.value("version", "");
+  }
   EXPECT_EQ(kinds["required-fields"], "validator");
   EXPECT_EQ(kinds["add-fields"], "enricher");
   EXPECT_EQ(kinds["sqlite"], "sink");
+  for (const std::string name : {"rename-drop", "hash-fields", "lookup"}) {
+    EXPECT_EQ(kinds[name], "enricher") << name;
+    EXPECT_EQ(versions[name], "0.1.0") << name;
+  }
+  for (const std::string name : {"file", "stdout", "redis-stream"}) {
+    EXPECT_EQ(kinds[name], "sink") << name;
+    EXPECT_EQ(versions[name], "0.1.0") << name;
+  }
+  EXPECT_GE(list.size(), 14u);
+}
+
+TEST_F(CliTest, PluginsShowPrintsTheConfigSchemaOfEachNewBuiltIn) {
+  const std::map<std::string, std::string> required{{"rename-drop", ""},   {"hash-fields", "key_file"},
+                                                    {"lookup", "file"},    {"file", "path"},
+                                                    {"stdout", ""},        {"redis-stream", "stream"}};
+  for (const auto& [name, field] : required) {
+    const auto r = eventflow({"plugins", "show", name, "--config", config()});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("name         " + name + "\n"), std::string::npos) << r.out;
+    const auto schema_at = r.out.find("config schema:\n");
+    ASSERT_NE(schema_at, std::string::npos) << r.out;
+    const auto schema = nlohmann::json::parse(r.out.substr(schema_at + 15), nullptr, false);
+    ASSERT_TRUE(schema.is_object()) << r.out;
+    EXPECT_EQ(schema["additionalProperties"], false) << name;
+    if (!field.empty()) {
+      EXPECT_NE(schema["required"].dump().find("\"" + field + "\""), std::string::npos) << name;
+    }
+  }
+}
+
+TEST_F(CliTest, ValidateRefusesABadConfigOfEachNewBuiltInNamingTheField) {
+  // stage, its bad config, and the field the error must name
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases{
+      {"enricher: rename-drop", "{ drop: [a], rnaem: { a: b } }", "rnaem"},
+      {"enricher: hash-fields", "{ fields: [user_id], key_file: k, encoding: md5 }", "encoding"},
+      {"enricher: lookup", "{ file: a.csv, key: user_id, fields: [plan], on_miss: ignore }", "on_miss"},
+      {"sink: file", "{ path: out.ndjson, max_bytes: 10MB }", "max_bytes"},
+      {"sink: stdout", "{ pretty: true }", "pretty"},
+      {"sink: redis-stream", "{ url: \"redis://127.0.0.1:1\", stream: s, maxlen: \"~1000\" }", "maxlen"},
+  };
+  for (const auto& [stage, bad, field] : cases) {
+    const std::string kind = stage.substr(0, stage.find(':'));
+    const std::string name = stage.substr(stage.find(' ') + 1);
+    const auto file = writePipeline("pipeline: orders\nmatch: { event_types: [order] }\nstages:\n  - " + stage +
+                                    "\n    config: " + bad + "\n" + (kind == "sink" ? "" : "  - sink: sqlite\n"));
+    const auto r = eventflow({"validate", "--config", config()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    const std::string prefix = "config of " + kind + " '" + name + "' does not match its schema: ";
+    const auto at = r.err.find(prefix);
+    ASSERT_NE(at, std::string::npos) << r.describe();
+    EXPECT_NE(r.err.find(field, at + prefix.size()), std::string::npos) << r.describe();
+  }
+}
+
+// The example pipelines of the new built-ins, with their fixtures, as a user
+// would set them up: the hash key written by its owner, mode 0600.
+class BuiltinExamples : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    examples_ = dir_ / "builtins";
+    fs::copy(fs::path(EVENTFLOW_PIPELINES_DIR) / "examples" / "builtins", examples_, fs::copy_options::recursive);
+    fs::create_directories(examples_ / "keys");
+    std::ofstream(examples_ / "keys" / "hash.key") << "eventflow-example-key-0001\n";
+    fs::permissions(examples_ / "keys" / "hash.key", fs::perms::owner_read | fs::perms::owner_write);
+    std::ofstream(config()) << "store: { url: \"sqlite://" << (dir_ / "eventflow.db").string() << "\" }\n"
+                            << "plugins: { paths: [" << EVENTFLOW_PLUGIN_DIR << "] }\n"
+                            << "pipelines: { paths: [" << examples_.string() << "] }\n";
+  }
+  fs::path examples_;
+};
+
+TEST_F(BuiltinExamples, ValidateAcceptsThemAndTestPassesTheirFixtures) {
+  const auto valid = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(valid.exit_code, 0) << valid.describe();
+  EXPECT_FALSE(fs::exists(examples_ / "out")) << "validate opens no sink file";
+  const auto r = eventflow({"test", "--config", config()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("ok    a profile update is renamed, joined with its account and pseudonymised\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("5 passed, 0 failed"), std::string::npos) << r.out;
+}
+
+TEST_F(BuiltinExamples, ValidateRefusesAHashKeyOthersCanRead) {
+  const fs::path key = examples_ / "keys" / "hash.key";
+  fs::permissions(key, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  const auto r = eventflow({"validate", "--config", config()});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.err.find("key_file " + key.string() + ": has mode 0644, which lets group or others read or change the key; chmod 600"),
+            std::string::npos)
+      << r.describe();
 }
 
 TEST_F(CliTest, PluginsListNamesAMissingFolderAndFailsWhenNothingIsFound) {

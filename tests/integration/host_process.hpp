@@ -117,6 +117,9 @@ class HostProcess {
   std::string config() const { return (dir_ / "eventflow.yaml").string(); }
   std::string db() const { return (dir_ / "eventflow.db").string(); }
   std::string logFile() const { return (dir_ / "host.log").string(); }
+  /// Where standard output goes after splitStdout(); else it shares logFile().
+  std::string stdoutFile() const { return (dir_ / "stdout.log").string(); }
+  void splitStdout() { split_stdout_ = true; }
 
   /// Starts the host and waits until /health/ready answers 200.
   bool start() {
@@ -126,7 +129,8 @@ class HostProcess {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const std::string out = split_stdout_ ? stdoutFile() : log;
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("serve"), const_cast<char*>("--config"),
                             const_cast<char*>(cfg.c_str()), nullptr};
     const int rc = posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv.data(), environ);
@@ -205,6 +209,7 @@ class HostProcess {
   }
 
  private:
+  bool split_stdout_ = false;
   fs::path dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

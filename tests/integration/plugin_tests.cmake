@@ -21,5 +21,6 @@ add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_c
                  eventflow_plugin_explode eventflow_plugin_required_fields
                  eventflow_plugin_add_fields eventflow_plugin_sqlite eventflow_plugin_json_schema
                  eventflow_plugin_time_window eventflow_plugin_classify eventflow_plugin_postgres
-                 eventflow_plugin_http eventflow_plugin_lua)
+                 eventflow_plugin_http eventflow_plugin_lua eventflow_plugin_rename_drop eventflow_plugin_hash_fields
+                 eventflow_plugin_lookup eventflow_plugin_file eventflow_plugin_stdout eventflow_plugin_redis_stream)
 gtest_discover_tests(eventflow_plugin_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 30)

@@ -258,7 +258,7 @@ TEST(Install, WritesOnlyUnderThePrefixItIsGiven) {
   ASSERT_TRUE(fs::is_regular_file(prefix / "etc" / "eventflow" / "pipelines" / "purchases.yaml"));
   const auto valid = runCommand({(prefix / "bin" / "eventflow").string(), "validate", "--config", config.string()});
   EXPECT_EQ(valid.exit_code, 0) << valid.describe();
-  EXPECT_NE(valid.out.find("3 pipelines, 8 plugins"), std::string::npos) << valid.describe();
+  EXPECT_NE(valid.out.find("3 pipelines, 15 plugins"), std::string::npos) << valid.describe();
 
   // The prefix /usr keeps its config in /etc, as GNUInstallDirs has it; staged
   // with DESTDIR, everything still lands under DESTDIR.

@@ -27,13 +27,10 @@
 #include <Poco/Timespan.h>
 #include <Poco/Timestamp.h>
 #include <gtest/gtest.h>
-#include <valijson/adapters/nlohmann_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validator.hpp>
 
 #include <eventflow/testing.hpp>
 #include "http.hpp"
+#include "schema_check.hpp"
 
 namespace eventflow::plugins {
 namespace {
@@ -457,16 +454,8 @@ TEST_F(HttpSinkTest, RefusesUnusableConfig) {
 }
 
 TEST(HttpSinkSchemaTest, AcceptsGoodConfigsAndRefusesBadOnes) {
-  const nlohmann::json document = nlohmann::json::parse(kHttpSinkConfigSchema);
-  valijson::Schema schema;
-  valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-  valijson::adapters::NlohmannJsonAdapter schema_adapter(document);
-  parser.populateSchema(schema_adapter, schema);
-  const auto valid = [&](const nlohmann::json& config) {
-    valijson::Validator validator;
-    valijson::adapters::NlohmannJsonAdapter adapter(config);
-    return validator.validate(schema, adapter, nullptr);
-  };
+  const test::SchemaCheck schema(kHttpSinkConfigSchema);
+  const auto valid = [&](const nlohmann::json& config) { return schema.valid(config); };
 
   EXPECT_TRUE(valid({{"url", "http://hooks.example.com/events"}}));
   EXPECT_TRUE(valid({{"url", "http://127.0.0.1:8080"},

@@ -24,6 +24,8 @@
 
 #include <eventflow/time.hpp>
 
+#include "common/duration.hpp"
+
 namespace eventflow::plugins {
 
 struct HttpSink::Reply {
@@ -64,22 +66,6 @@ bool isToken(std::string_view name) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            kSymbols.find(c) != std::string_view::npos;
   });
-}
-
-// parseDuration takes what from_chars takes ("1e3s"); the schema's shape,
-// with a bounded number of digits, keeps it to what a person writes.
-bool looksLikeDuration(std::string_view text) {
-  std::size_t i = 0;
-  std::size_t digits = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i, ++digits;
-  if (digits == 0 || digits > 9) return false;
-  if (i < text.size() && text[i] == '.') {
-    const std::size_t start = ++i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-    if (i == start || i - start > 9) return false;
-  }
-  const std::string_view unit = text.substr(i);
-  return unit.empty() || unit == "ms" || unit == "s" || unit == "m" || unit == "h" || unit == "d";
 }
 
 bool isRetryStatus(int status) { return status == 408 || status == 429 || (status >= 500 && status <= 599); }
@@ -180,8 +166,8 @@ HttpSink::HttpSink(const nlohmann::json& config, Context& context) : context_(co
     timeout_text_ = it->get<std::string>();
   }
   const std::optional<std::chrono::milliseconds> timeout =
-      looksLikeDuration(timeout_text_) ? parseDuration(timeout_text_) : std::nullopt;
-  if (!timeout || *timeout <= std::chrono::milliseconds::zero() || *timeout > kMaxTimeout)
+      parseConfigDuration(timeout_text_, std::chrono::milliseconds(1), kMaxTimeout);
+  if (!timeout)
     throw std::invalid_argument("http: timeout \"" + timeout_text_ +
                                 "\" is not a duration between 1ms and 1h (\"250ms\", \"5s\", \"1m\")");
 
