@@ -62,6 +62,8 @@ v1=$(sed -n 's/^set(CPACK_PACKAGE_VERSION "\(.*\)")$/\1/p' "$build/CPackConfig.c
 v2="$v1.1"
 EVENTFLOW_BUILD_DIR="$build" EVENTFLOW_PACKAGE_DIR="$work/v2" EVENTFLOW_PACKAGE_VERSION="$v2" EVENTFLOW_PACKAGE_LINT=0 \
   "$src/scripts/package" >"$work/package2.log" 2>&1 || { cat "$work/package2.log"; fail "scripts/package $v2"; }
+refused=$(EVENTFLOW_PACKAGE_VERSION='1.0-2 bad' "$src/scripts/package" 2>&1) && fail "a bad version was packaged"
+grep -q "EVENTFLOW_PACKAGE_VERSION '1.0-2 bad' is not a package version" <<<"$refused" || fail "bad version: $refused"
 arch=$(dpkg --print-architecture)
 deb="$work/v1/eventflow_${v1}_$arch.deb"
 deb_dev="$work/v1/eventflow-dev_${v1}_$arch.deb"
@@ -127,6 +129,37 @@ done < <(rpm -qpR "$rpm_rt")
 validated=$(as_eventflow /usr/bin/eventflow validate) || fail "eventflow validate as eventflow: $validated"
 grep -q "3 pipelines, 8 plugins" <<<"$validated" || fail "validate: $validated"
 step "eventflow user, /var/lib/eventflow 0750, conffiles, rpm requirements, validate"
+
+# --- 4b. The man page renders without warnings and names every command; the
+# bash completion offers the subcommands and every flag each --help names.
+man_warnings=$(MANWIDTH=80 man --warnings -l "$root/usr/share/man/man1/eventflow.1.gz" 2>&1 >/dev/null)
+[ -z "$man_warnings" ] || fail "man eventflow: $man_warnings"
+commands=$(in_root eventflow help | sed -n 's/^  \([a-z]*\) .*/\1/p' | sort -u)
+for c in $commands; do
+  zcat "$root/usr/share/man/man1/eventflow.1.gz" | grep -q "^\.B eventflow $c" || fail "man eventflow has no '$c'"
+done
+apt_in_root install --no-install-recommends bash-completion
+cp "$src/tests/package/complete.sh" "$root/tmp/complete.sh"
+completes() { in_root bash /tmp/complete.sh "$@"; }
+[ "$(completes eventflow '')" = "serve validate test dlq plugins plugin keys produce version help" ] ||
+  fail "completion of commands: $(completes eventflow '')"
+[ "$(completes eventflow serve --role '')" = "all api worker" ] || fail "completion of --role"
+[ "$(completes eventflow plugin new demo --kind '')" = "validator enricher sink" ] || fail "completion of --kind"
+for c in serve validate test "dlq list" "dlq show" "dlq replay" "dlq purge" "plugins list" "plugins show" "plugin new" \
+  "keys new" produce; do
+  read -ra words <<<"eventflow $c"
+  offered=" $(completes "${words[@]}" --) "
+  help=$(in_root eventflow "${words[@]:1}" --help 2>&1 || true)
+  # dlq and plugins share one help page: their usage lines for this subcommand.
+  if [ "${c%% *}" = dlq ] || [ "${c%% *}" = plugins ]; then
+    help=$(in_root eventflow "${c%% *}" --help 2>&1 | grep -E "^(usage:| ) +eventflow $c( |$)" || true)
+  fi
+  for flag in $(grep -oE -- '--[a-z][a-z-]+' <<<"$help" | sort -u); do
+    [ "$flag" = --help ] && continue
+    [[ $offered == *" $flag "* ]] || fail "completion of 'eventflow $c --' lacks $flag (its --help names it): $offered"
+  done
+done
+step "man page renders and names every command; bash completion offers commands and every --help flag"
 
 # --- 5. serve on the shipped config, in a network namespace of its own
 # (127.0.0.1:8000 is the shipped port, maybe in use on this machine).
