@@ -11,13 +11,16 @@
 namespace eventflow::runtime {
 namespace {
 
-// Beside an SQLite database (one host per file); otherwise per config file,
-// in the temporary folder.
-std::string noteDir(const RecoverOptions& o, const char* what) {
+// Beside an SQLite database (one host per file). Otherwise in the
+// temporary folder: per config file for the embedded queue's one process;
+// with a shared queue per store, so that whichever process of that
+// deployment starts next on this machine (a supervisor may give each its
+// own config file) takes the note of one that crashed.
+std::string noteDir(const RecoverOptions& o, bool embedded) {
   if (o.store_url.rfind("sqlite://", 0) == 0) return o.store_url.substr(9) + ".inhand";
-  return (std::filesystem::temp_directory_path() /
-          (std::string("eventflow-") + what + "-" + sha256Hex(o.config_file).substr(0, 12)))
-      .string();
+  const std::string name = embedded ? "eventflow-inhand-" + sha256Hex(o.config_file).substr(0, 12)
+                                    : "eventflow-crash-" + sha256Hex(o.store_url).substr(0, 12);
+  return (std::filesystem::temp_directory_path() / name).string();
 }
 
 }  // namespace
@@ -36,7 +39,7 @@ Expected<Recovery> recover(store::Store& store, queue::Queue& queue, const pipel
                            store::GroupCommitter& committer, const RecoverOptions& options) {
   Recovery out;
   const bool embedded = queue.kind() == "embedded";
-  const std::string dir = embedded ? noteDir(options, "inhand") : noteDir(options, "crash");
+  const std::string dir = noteDir(options, embedded);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return makeError("cannot create " + dir + ": " + ec.message());

@@ -18,7 +18,7 @@ queue::Message messageOf(store::PendingEvent&& event, const std::string& pipelin
 
 struct RecoverOptions {
   std::string store_url{};
-  std::string config_file{};  // names the crash-note folder when the store is not a file
+  std::string config_file{};  // names the embedded queue's note folder when the store is not a file
 };
 
 struct Recovery {
