@@ -72,11 +72,13 @@ Status copyIn(PGconn* conn, const std::string& sql, std::string_view data);
 /// Rows in one write from which COPY is used instead of an INSERT, by the
 /// store (raw_events, a group commit) and the postgres sink
 /// (processed_events, a worker's batch). COPY costs a second round trip (the
-/// server answers the COPY command before the data goes); from 64 rows on it
-/// made the raw_events insert 2.2–2.7× cheaper on the server
-/// (docs/benchmarks.md). A worker takes at most 64 messages at a time
-/// (XREADGROUP COUNT 64), so a sink's full batch still copies.
-inline constexpr std::size_t kCopyFromRows = 64;
+/// server answers the COPY command before the data goes) but far less server
+/// CPU per row: from 32 rows on the sink's COPY took end to end from 21.4k to
+/// 23.8k events/s with a quarter less PostgreSQL CPU per event, and raw_events
+/// went 2.2-2.7x cheaper on the server (docs/benchmarks.md). 64 for both
+/// measured 16% slower end to end than 32 for the sink: a worker's batch
+/// (up to 64) is often smaller than 64 (docs/benchmarks.md, issue 12).
+inline constexpr std::size_t kCopyFromRows = 32;
 
 /// One connection for a caller's statements: prepared statements kept per
 /// session, and a statement that finds the connection broken outside a

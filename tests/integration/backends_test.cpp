@@ -33,7 +33,7 @@ store::RawEvent raw(const std::string& id, const std::string& body = R"({"event_
 }
 
 // Rows of another pipeline that make a batch big enough for PostgreSQL's COPY
-// path (it copies group commits of 64 rows or more, inserts smaller ones).
+// path (it copies group commits of pg::kCopyFromRows rows or more, inserts smaller ones).
 std::vector<store::RawEvent> padded(std::vector<store::RawEvent> rows) {
   while (rows.size() < 64) {
     auto filler = raw(uuid());
@@ -149,7 +149,7 @@ TEST_P(StoreContract, ABatchWithAStoredIdStillRecordsItsNewEvents) {
 }
 
 TEST_P(StoreContract, TextKeepsEscapesControlCharactersAndUnicode) {
-  // Both ways PostgreSQL takes a group commit: COPY (64 rows or more) and
+  // Both ways PostgreSQL takes a group commit: COPY (pg::kCopyFromRows or more) and
   // the INSERT over column arrays (fewer).
   for (const bool big : {true, false}) {
     SCOPED_TRACE(big ? "COPY" : "INSERT");

@@ -13,7 +13,7 @@ EVENTFLOW_PLUGIN(eventflow::plugins::PostgresSink, sink, "postgres", "0.1.0",
       "default": "processed_events"
     },
     "batch_size": {
-      "description": "Rows per INSERT statement; a larger write() runs several statements in one transaction. A write() of 64 rows or more with distinct ids goes whole as one COPY first.",
+      "description": "Rows per INSERT statement; a larger write() runs several statements in one transaction. A write() of 32 rows or more with distinct ids goes whole as one COPY first.",
       "type": "integer",
       "minimum": 1,
       "default": 500

@@ -17,7 +17,7 @@ namespace eventflow::plugins {
 /// libpq connection of its own (config url, else the host's store.url).
 /// One transaction per write(), batch_size rows per INSERT, ON CONFLICT
 /// (event_id) DO NOTHING so a redelivered event never adds a row. A call of
-/// pg::kCopyFromRows (64) rows or more with distinct ids first goes as one COPY, which is all or
+/// pg::kCopyFromRows (32) rows or more with distinct ids first goes as one COPY, which is all or
 /// nothing: when it fails for a row's sake (an id already stored, a refused
 /// value) the call takes the INSERT path instead. A row the server refuses
 /// for its values (SQLSTATE class 22 or 23) is rejected alone; any other
