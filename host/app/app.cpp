@@ -16,7 +16,6 @@
 #include "app/cli.hpp"
 #include "app/service_notify.hpp"
 #include "base/ids.hpp"
-#include "base/crash.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
 #include "http/server.hpp"
@@ -26,6 +25,7 @@
 #include "queue/queue.hpp"
 #include "runtime/dlq.hpp"
 #include "runtime/ingest.hpp"
+#include "runtime/recover.hpp"
 #include "runtime/relay.hpp"
 #include "runtime/workers.hpp"
 #include "store/group_commit.hpp"
@@ -179,7 +179,8 @@ int serve(int argc, char** argv) {
   }
   std::unique_ptr<queue::Queue> queue_owner;
   if (cfg.queue.type == "redis") {
-    queue::RedisOptions options{cfg.queue.url, cfg.queue.stream_prefix, cfg.queue.claim_idle, 16};
+    queue::RedisOptions options{
+        .url = cfg.queue.url, .prefix = cfg.queue.stream_prefix, .claim_idle = cfg.queue.claim_idle, .connections = 16};
     queue_owner = queue::makeRedisQueue(options, names);
   } else {
     queue_owner = std::make_unique<queue::EmbeddedQueue>(names);
@@ -187,64 +188,9 @@ int serve(int argc, char** argv) {
   queue::Queue& queue = *queue_owner;
   store::GroupCommitter committer(**store);
 
-  // The store is the queue's source of truth. The embedded queue starts empty,
-  // so it is refilled with every event accepted but not terminal (a crash, a
-  // kill -9, a retry in wait); a shared queue is repaired by the relay instead.
-  // Where the embedded queue's workers note what they have in hand, so a
-  // crash can be pinned on the events it happened with.
-  std::string in_hand_dir;
-  crash::Note crashed;
-  if (queue.kind() != "embedded") crash::install();
-  if (queue.kind() == "embedded") {
-    in_hand_dir = (cfg.store.url.rfind("sqlite://", 0) == 0
-                       ? std::filesystem::path(cfg.store.url.substr(9) + ".inhand")
-                       : std::filesystem::temp_directory_path() / ("eventflow-inhand-" + sha256Hex(cfg.file).substr(0, 12)))
-                      .string();
-    std::error_code ec;
-    std::filesystem::create_directories(in_hand_dir, ec);
-    if (ec) return fail("cannot create " + in_hand_dir + ": " + ec.message());
-    // A crash names its event, stage and plugin in crash.note; the poison
-    // record that event may get at this start names them too.
-    const std::string note_file = in_hand_dir + "/crash.note";
-    crashed = crash::takeNote(note_file);
-    crash::install(note_file);
-    // Events in hand at a crash count one more delivery; from the second on
-    // they run alone, and past max_deliveries they are dead as poison.
-    std::map<std::string, unsigned> delivered;
-    if (auto in_hand = runtime::takeInHand(in_hand_dir); !in_hand.empty()) {
-      auto counted = (*store)->recordDeliveries(in_hand);
-      if (!counted) return fail(counted.error().message);
-      delivered = std::move(*counted);
-      log::warn("events were in hand when the host last stopped", {{"count", std::to_string(delivered.size())}});
-    }
-    auto pending = (*store)->unfinished();
-    if (!pending) return fail(pending.error().message);
-    std::size_t recovered = 0, orphaned = 0;
-    std::map<std::string, std::vector<queue::Message>> refill;
-    for (auto& e : *pending) {
-      // Route by type as ingest would now: the event's pipeline may be gone or renamed.
-      const auto* p = router.route(e.type);
-      if (!p) {
-        committer.transition({store::Transition::Kind::dead, e.id, e.attempts, error_type::kNoPipeline,
-                              "no pipeline matches event_type '" + e.type + "' after restart", "", ""});
-        ++orphaned;
-        continue;
-      }
-      const auto d = delivered.find(e.id);
-      auto& m = refill[p->name()].emplace_back(queue::Message{e.id, e.type, p->name(), std::move(e.payload),
-                                                              e.correlation_id, e.received_at, e.attempts, 0, {},
-                                                              d == delivered.end() ? 1u : d->second + 1});
-      if (e.id == crashed.event_id) {
-        m.crashed_stage = crashed.stage;
-        m.crashed_plugin = crashed.plugin;
-      }
-      ++recovered;
-    }
-    for (auto& [name, messages] : refill) (void)queue.publish(name, std::move(messages));
-    if (recovered || orphaned)
-      log::info("recovered unfinished events from the store",
-                {{"recovered", std::to_string(recovered)}, {"dead_no_pipeline", std::to_string(orphaned)}});
-  }
+  auto recovered = runtime::recover(**store, queue, router, committer, {.store_url = cfg.store.url, .config_file = cfg.file});
+  if (!recovered) return fail(recovered.error().message);
+  const std::string in_hand_dir = recovered->in_hand_dir;
 
   const pipeline::Settings settings = pluginSettings(cfg, kVersion);
   runtime::WorkerPool workers(router, queue, committer, metrics, settings);
@@ -259,8 +205,15 @@ int serve(int argc, char** argv) {
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
   runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes);
   std::atomic<bool> ready{false};
-  http::Server server({&cfg, &router, store->get(), &queue, &metrics, ingest ? &ingestor : nullptr, kVersion, &ready,
-                       ingest ? &dlq : nullptr});
+  http::Server server({.config = &cfg,
+                       .router = &router,
+                       .store = store->get(),
+                       .queue = &queue,
+                       .metrics = &metrics,
+                       .ingestor = ingest ? &ingestor : nullptr,
+                       .version = kVersion,
+                       .ready = &ready,
+                       .dlq = ingest ? &dlq : nullptr});
   if (auto started = server.start(); !started) {
     workers.stop(std::chrono::steady_clock::now());
     return fail(started.error().message);

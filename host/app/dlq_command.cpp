@@ -128,8 +128,8 @@ int list(runtime::Dlq& dlq, const Options& o, bool json) {
 int notInDlq(store::Store& store, const std::string& id) {
   auto journey = store.journey(id);
   if (!journey) return fail(journey.error().message);
-  if (journey->is_null()) return fail("no event " + id);
-  return fail("event " + id + " is " + journey->value("state", "?") + ", not in the DLQ");
+  if (!*journey) return fail("no event " + id);
+  return fail("event " + id + " is " + store::toString((*journey)->state) + ", not in the DLQ");
 }
 
 int show(runtime::Dlq& dlq, store::Store& store, const std::string& id, bool json) {

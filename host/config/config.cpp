@@ -26,7 +26,7 @@
 #include <eventflow/time.hpp>
 
 #include "base/suggest.hpp"
-#include "common/copy_text.hpp"
+#include "base/utf8.hpp"
 
 namespace eventflow::config {
 namespace fs = std::filesystem;
@@ -548,7 +548,7 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
   // answer: bytes that are not UTF-8 would come back from PostgreSQL as
   // U+FFFD and no longer match the pipeline they named.
   const bool control = std::any_of(p.name.begin(), p.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
-  if (!p.name.empty() && (control || !copy_text::valid(p.name)))
+  if (!p.name.empty() && (control || !utf8::valid(p.name)))
     r.fail(root["pipeline"], "'pipeline' must be UTF-8 text without control characters (is the file saved as UTF-8?)");
   if (auto m = root["match"]; !m) {
     r.fail(root, "missing 'match': which event types this pipeline takes");

@@ -32,12 +32,14 @@
 #include "base/ids.hpp"
 #include "base/threads.hpp"
 #include "http/api_docs.hpp"
+#include "http/journey_json.hpp"
 #include "http/json_scan.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
 #include "queue/queue.hpp"
 #include "runtime/dlq.hpp"
+#include "runtime/ledger.hpp"
 #include "runtime/ingest.hpp"
 #include "store/store.hpp"
 
@@ -214,8 +216,8 @@ class Api {
       if (!isUuid(id)) return error(404, "not_found", "no event " + id);
       auto j = s_.store->journey(id);
       if (!j) return unavailable(j.error().message);
-      if (j->is_null()) return error(404, "not_found", "no event " + id);
-      return json(200, *j);
+      if (!*j) return error(404, "not_found", "no event " + id);
+      return json(200, journeyJson(**j));
     }
     if (route == "/health") return health();
     if (route == "/health/live") return json(200, {{"status", "alive"}});
@@ -580,38 +582,23 @@ class Api {
   }
 
   Reply summary() {
-    auto counts = s_.store->counts();
-    if (!counts) return unavailable(counts.error().message);
+    auto books = runtime::ledger(*s_.store, *s_.queue, *s_.router);
+    if (!books) return unavailable(books.error().message);
     nlohmann::json per = nlohmann::json::object();
-    std::uint64_t received = 0, processed = 0, dead = 0, discarded = 0, in_flight = 0, finished = 0;
-    double processing_ms = 0;
-    std::size_t queued = 0;
-    // First delivery to done or dead, over the events finished in the store's
-    // window (5 minutes); 0 when none did.
-    auto average = [](double sum, std::uint64_t n) { return n ? std::round(sum / static_cast<double>(n) * 10) / 10 : 0.0; };
-    for (const auto& p : s_.router->pipelines()) (void)(*counts)[p->name()];
-    for (const auto& [name, c] : *counts) {
-      const std::size_t depth = s_.queue->depth(name);
-      queued += depth;
-      per[name] = {{"events_received", c.received}, {"events_processed", c.processed}, {"events_failed", c.dead},
-                   {"events_discarded", c.discarded}, {"events_in_flight", c.in_flight}, {"queue_length", depth},
-                   {"avg_processing_time_ms", average(c.processing_ms_sum, c.finished_recently)}};
-      finished += c.finished_recently;
-      processing_ms += c.processing_ms_sum;
-      received += c.received;
-      processed += c.processed;
-      dead += c.dead;
-      discarded += c.discarded;
-      in_flight += c.in_flight;
-    }
-    return json(200, {{"queue_length", queued},
-                      {"pending_messages", in_flight},
-                      {"events_received", received},
-                      {"events_processed", processed},
-                      {"events_failed", dead},
-                      {"events_discarded", discarded},
-                      {"events_in_flight", in_flight},
-                      {"avg_processing_time_ms", average(processing_ms, finished)},
+    for (const auto& [name, b] : books->pipelines)
+      per[name] = {{"events_received", b.counts.received},   {"events_processed", b.counts.processed},
+                   {"events_failed", b.counts.dead},         {"events_discarded", b.counts.discarded},
+                   {"events_in_flight", b.counts.in_flight}, {"queue_length", b.queue_length},
+                   {"avg_processing_time_ms", b.avg_processing_time_ms}};
+    const runtime::Books& t = books->total;
+    return json(200, {{"queue_length", t.queue_length},
+                      {"pending_messages", t.counts.in_flight},
+                      {"events_received", t.counts.received},
+                      {"events_processed", t.counts.processed},
+                      {"events_failed", t.counts.dead},
+                      {"events_discarded", t.counts.discarded},
+                      {"events_in_flight", t.counts.in_flight},
+                      {"avg_processing_time_ms", t.avg_processing_time_ms},
                       {"timestamp", formatRfc3339(std::chrono::system_clock::now())},
                       {"pipelines", per}});
   }

@@ -20,22 +20,22 @@
 namespace eventflow::queue {
 
 struct Message {
-  std::string id;
-  std::string type;
-  std::string pipeline;
-  std::string payload;
-  std::string correlation_id;
-  SystemTime received_at;
+  std::string id{};
+  std::string type{};
+  std::string pipeline{};
+  std::string payload{};
+  std::string correlation_id{};
+  SystemTime received_at{};
   unsigned attempts = 0;         // attempts already made
   std::uint32_t sinks_done = 0;  // bit i: sink i already took it (kept across retries)
-  std::string token;             // the transport's handle for ack (a stream entry id)
+  std::string token{};             // the transport's handle for ack (a stream entry id)
   unsigned deliveries = 1;       // times the transport handed it out (poison detection)
   SystemTime not_before{};       // a retry handed back while it waited: not to run before then
   /// When a worker of this process first ran it (kept across retries): the
   /// start of its processing time. Unset until then.
   std::chrono::steady_clock::time_point first_started{};
-  /// The stage and plugin a crash report last named for this event (embedded
-  /// queue), for its poison record.
+  /// The stage and plugin a crash report last named for this event
+  /// (noteCrash), for its poison record.
   std::string crashed_stage{};
   std::string crashed_plugin{};
 };
@@ -77,6 +77,16 @@ class Queue {
   virtual void handBack(const std::string& pipeline, std::vector<Message> messages) {
     (void)pipeline;
     (void)messages;
+  }
+  /// A crash note a restarted process found (crash::takeNote): the event
+  /// that was running and the stage and plugin it was in, for the poison
+  /// record it may get. A shared queue keeps it for whichever consumer
+  /// dead-letters the event (Message::crashed_stage); the embedded queue's
+  /// recovery puts it on the message itself.
+  virtual void noteCrash(const std::string& event_id, const std::string& stage, const std::string& plugin) {
+    (void)event_id;
+    (void)stage;
+    (void)plugin;
   }
   /// Wakes every waiting take(); later takes return what is left, then nothing.
   /// A shared queue hands back what it holds for this process's workers.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace eventflow::queue {
@@ -13,6 +14,20 @@ namespace {
   throw Poco::Redis::RedisException(std::string("Redis protocol error: ") + what);
 }
 }  // namespace
+
+std::string bulk(Reply&& value) {
+  if (value.kind == '$' || value.kind == '+') return std::move(value.text);
+  if (value.kind == ':') return std::to_string(value.number);
+  return {};
+}
+
+long long integer(const Reply& value) {
+  if (value.kind == ':') return value.number;
+  if (value.kind == '$' || value.kind == '+') return std::atoll(value.text.c_str());
+  return 0;
+}
+
+Reply* array(Reply& value) { return value.kind == '*' && !value.null ? &value : nullptr; }
 
 // Receives until `want` unread bytes are buffered.
 void RespReader::need(std::size_t want) {

@@ -7,6 +7,7 @@
 #include "base/log.hpp"
 #include "pipeline/pipeline.hpp"
 #include "queue/queue.hpp"
+#include "runtime/recover.hpp"
 
 namespace eventflow::runtime {
 
@@ -83,8 +84,8 @@ bool Dlq::waitFor(std::chrono::steady_clock::time_point until) {
 Expected<DlqAnswer> Dlq::notDead(const std::string& id) {
   auto journey = store_.journey(id);
   if (!journey) return journey.error();
-  if (journey->is_null()) return DlqAnswer{DlqStatus::not_found, {}};
-  return DlqAnswer{DlqStatus::not_dead, journey->value("state", "")};
+  if (!*journey) return DlqAnswer{DlqStatus::not_found, {}};
+  return DlqAnswer{DlqStatus::not_dead, store::toString((*journey)->state)};
 }
 
 Expected<std::size_t> Dlq::publish(std::vector<store::PendingEvent> events) {
@@ -93,8 +94,7 @@ Expected<std::size_t> Dlq::publish(std::vector<store::PendingEvent> events) {
     // Routed by type as ingest would route it now, like recovery at start.
     const auto* p = router_->route(e.type);
     if (!p) continue;  // checked before the replay; the store keeps it queued for recovery
-    out[p->name()].push_back(
-        {e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at, 0, 0, {}, 1});
+    out[p->name()].push_back(messageOf(std::move(e), p->name()));
   }
   std::size_t sent = 0;
   for (auto& [name, messages] : out) {

@@ -117,8 +117,12 @@ void Ingestor::publish(std::vector<store::RawEvent>& rows, const std::vector<sto
   for (std::size_t k = 0; k < rows.size(); ++k) {
     if (statuses[k] != store::InsertStatus::inserted) continue;
     auto& row = rows[k];
-    out[row.pipeline].push_back(queue::Message{row.id, row.type, row.pipeline, std::move(row.payload),
-                                               row.correlation_id, row.received_at, 0, 0, {}, 1});
+    out[row.pipeline].push_back({.id = row.id,
+                                 .type = row.type,
+                                 .pipeline = row.pipeline,
+                                 .payload = std::move(row.payload),
+                                 .correlation_id = row.correlation_id,
+                                 .received_at = row.received_at});
   }
   if (out.empty()) return;
   {

@@ -6,6 +6,7 @@
 #include "base/threads.hpp"
 #include "metrics/metrics.hpp"
 #include "queue/queue.hpp"
+#include "runtime/recover.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::runtime {
@@ -63,8 +64,7 @@ std::size_t Relay::runOnce() {
   for (auto& e : *stale) {
     const auto* p = router_.route(e.type);
     if (!p) continue;  // no pipeline takes it any more; recovery at start dead-letters it
-    out[p->name()].push_back({e.id, e.type, p->name(), std::move(e.payload), e.correlation_id, e.received_at,
-                              e.attempts, 0, {}, 1});
+    out[p->name()].push_back(messageOf(std::move(e), p->name()));
   }
   std::size_t sent = 0;
   for (auto& [name, messages] : out) {

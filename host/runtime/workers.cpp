@@ -268,7 +268,9 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
         acks.push_back(m.token);
         break;
       case Outcome::Kind::retry:
-        changes.push_back({store::Transition::Kind::retrying, m.id, attempt, o.error_type, o.message, o.stage, o.plugin});
+        changes.push_back({.kind = store::Transition::Kind::retrying, .id = m.id, .attempts = attempt,
+                           .error_type = o.error_type, .error_message = o.message, .stage = o.stage,
+                           .plugin = o.plugin});
         metrics_.failed(spec.name, o.error_type).Increment();
         metrics_.retried(spec.name).Increment();
         log::debug("event will be retried", {{"event_id", m.id}, {"correlation_id", m.correlation_id},

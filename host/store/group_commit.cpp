@@ -132,7 +132,10 @@ void GroupCommitter::run() {
     // Ingest callers get the error now (they answer 503); state changes wait
     // for the store to come back, since the events are already accepted.
     for (auto& r : batch) r.done(result.error());
-    log::error("store commit failed", {{"error", result.error().message}});
+    // Every 200 ms while the store is down: once a few seconds in the log.
+    if (std::uint64_t suppressed = 0; commit_failures_.allow(suppressed))
+      log::error("store commit failed",
+                 {{"error", result.error().message}, {"failures_not_logged", std::to_string(suppressed)}});
     {
       std::lock_guard lock(mutex_);
       transitions_.insert(transitions_.begin(), std::make_move_iterator(transitions.begin()),

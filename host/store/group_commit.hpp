@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/throttle.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store {
@@ -64,6 +65,7 @@ class GroupCommitter {
   std::vector<Waiter> waiters_;
   bool stopping_ = false;
   AfterCommit after_commit_;
+  Throttle commit_failures_;
   std::vector<std::thread> threads_;
 };
 

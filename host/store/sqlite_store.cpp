@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
+#include "base/tables.hpp"
+#include "store/queries.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store {
@@ -17,6 +20,8 @@ using Poco::Data::Keywords::into;
 using Poco::Data::Keywords::now;
 
 // Each entry is one schema version; never edit one that has shipped.
+// Version 1 also creates processed_events (tables::processedEventsDdl), which
+// journeys read.
 const char* const kMigrations[] = {
     R"(
 CREATE TABLE raw_events (
@@ -35,17 +40,6 @@ CREATE TABLE raw_events (
 CREATE INDEX raw_events_unfinished ON raw_events(state, updated_at)
   WHERE state IN ('received', 'queued', 'processing', 'retrying');
 CREATE INDEX raw_events_pipeline_state ON raw_events(pipeline, state);
-CREATE TABLE IF NOT EXISTS processed_events (
-  event_id TEXT PRIMARY KEY,
-  event_type TEXT NOT NULL,
-  user_id TEXT,
-  timestamp TEXT,
-  properties TEXT,
-  enriched_data TEXT,
-  pipeline TEXT NOT NULL,
-  processed_at TEXT NOT NULL,
-  attempts INTEGER NOT NULL
-);
 CREATE TABLE failed_events (
   event_id TEXT PRIMARY KEY,
   pipeline TEXT NOT NULL,
@@ -78,7 +72,7 @@ ALTER TABLE raw_events ADD COLUMN processing_us integer;
 
 std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, private SqlDialect {
  public:
   explicit SqliteStore(const std::string& path) : path_(path), writer_(open()), reader_(open()) {}
 
@@ -98,6 +92,7 @@ class SqliteStore final : public Store {
         writer_.begin();
         // Poco runs one statement per call; split the migration on ';'.
         std::string script = kMigrations[v - 1];
+        if (v == 1) script += tables::processedEventsDdl(tables::Engine::sqlite) + ";";
         std::size_t start = 0;
         while (start < script.size()) {
           std::size_t end = script.find(';', start);
@@ -125,9 +120,12 @@ class SqliteStore final : public Store {
       writer_.begin();
       const std::string stamp = nowText();
       for (const auto& e : inserts) {
+        static const std::string kInsert =
+            "INSERT OR IGNORE INTO raw_events(event_id, event_type, pipeline, payload, payload_sha256, "
+            "correlation_id, received_at, state, attempts, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, " +
+            sql(State::queued) + ", 0, ?)";
         Poco::Data::Statement insert(writer_);
-        insert << "INSERT OR IGNORE INTO raw_events(event_id, event_type, pipeline, payload, payload_sha256, "
-                  "correlation_id, received_at, state, attempts, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?)",
+        insert << kInsert,
             bind(e.id), bind(e.type), bind(e.pipeline), bind(e.payload), bind(e.sha256), bind(e.correlation_id),
             bind(formatRfc3339(e.received_at)), bind(stamp);
         if (insert.execute() == 1) {
@@ -147,20 +145,7 @@ class SqliteStore final : public Store {
     return statuses;
   }
 
-  Expected<std::vector<PendingEvent>> unfinished() override {
-    std::lock_guard lock(read_mutex_);
-    std::vector<PendingEvent> out;
-    try {
-      Poco::Data::Statement select(reader_);
-      select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
-                "FROM raw_events WHERE state IN ('received', 'queued', 'processing', 'retrying') ORDER BY received_at",
-          now;
-      out = pending(select);
-    } catch (const Poco::Exception& e) {
-      return makeError("sqlite unfinished: " + e.displayText());
-    }
-    return out;
-  }
+  Expected<std::vector<PendingEvent>> unfinished() override { return readUnfinished(*this); }
 
   Expected<std::map<std::string, unsigned>> recordDeliveries(const std::vector<std::string>& ids) override {
     std::lock_guard lock(write_mutex_);
@@ -188,11 +173,10 @@ class SqliteStore final : public Store {
       const std::string cutoff = formatRfc3339(std::chrono::system_clock::now() - older_than);
       writer_.begin();
       Poco::Data::Statement select(writer_);
-      select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
-                "FROM raw_events WHERE state IN ('received', 'queued', 'processing', 'retrying') AND updated_at < ? "
-                "ORDER BY updated_at LIMIT ?",
+      select << "SELECT " + pendingColumns(*this) + " FROM raw_events WHERE state IN " + unfinishedStatesSql() +
+                    " AND updated_at < ? ORDER BY updated_at LIMIT ?",
           bind(cutoff), bind(static_cast<int>(limit)), now;
-      out = pending(select);
+      out = pendingFrom(rowsOf(select));
       const std::string stamp = nowText();
       for (const auto& e : out)
         writer_ << "UPDATE raw_events SET updated_at = ? WHERE event_id = ?", bind(stamp), bind(e.id), now;
@@ -204,121 +188,10 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Expected<nlohmann::json> journey(const std::string& id) override {
-    std::lock_guard lock(read_mutex_);
-    try {
-      Poco::Data::Statement select(reader_);
-      select << "SELECT event_id, event_type, pipeline, state, attempts, received_at, updated_at, last_error, "
-                "correlation_id, payload FROM raw_events WHERE event_id = ?",
-          bind(id), now;
-      Poco::Data::RecordSet rs(select);
-      if (!rs.moveFirst()) return nlohmann::json(nullptr);
-      auto text = [&](std::size_t col) -> nlohmann::json {
-        if (rs[col].isEmpty()) return nullptr;
-        return rs[col].convert<std::string>();
-      };
-      nlohmann::json j{{"event_id", text(0)},     {"event_type", text(1)}, {"pipeline", text(2)},
-                       {"state", text(3)},        {"attempts", rs[4].convert<int>()},
-                       {"received_at", text(5)},  {"updated_at", text(6)}, {"last_error", text(7)},
-                       {"correlation_id", text(8)}};
-      j["event"] = nlohmann::json::parse(rs[9].convert<std::string>(), nullptr, false);
-      Poco::Data::Statement failed(reader_);
-      failed << "SELECT error_type, error_message, stage, plugin, attempts, first_failed_at, failed_at, replay_count "
-                "FROM failed_events WHERE event_id = ?",
-          bind(id), now;
-      Poco::Data::RecordSet fs(failed);
-      if (fs.moveFirst()) {
-        auto ftext = [&](std::size_t col) -> nlohmann::json {
-          if (fs[col].isEmpty()) return nullptr;
-          return fs[col].convert<std::string>();
-        };
-        j["dead_letter"] = {{"error_type", ftext(0)}, {"error_message", ftext(1)}, {"stage", ftext(2)},
-                            {"plugin", ftext(3)},     {"attempts", fs[4].convert<int>()},
-                            {"first_failed_at", ftext(5)}, {"failed_at", ftext(6)},
-                            {"replay_count", fs[7].convert<int>()}};
-      }
-      Poco::Data::Statement processed(reader_);
-      processed << "SELECT processed_at, enriched_data FROM processed_events WHERE event_id = ?", bind(id), now;
-      Poco::Data::RecordSet ps(processed);
-      if (ps.moveFirst())
-        j["processed"] = {{"processed_at", ps[0].convert<std::string>()},
-                          {"enriched_data", nlohmann::json::parse(ps[1].isEmpty() ? "null" : ps[1].convert<std::string>(),
-                                                                  nullptr, false)}};
-      addHistory(j);
-      return j;
-    } catch (const Poco::Exception& e) {
-      return makeError("sqlite journey: " + e.displayText());
-    }
-  }
-
-  Expected<std::map<std::string, StateCounts>> counts() override {
-    std::lock_guard lock(read_mutex_);
-    std::map<std::string, StateCounts> out;
-    try {
-      Poco::Data::Statement select(reader_);
-      // One scan for the counts and the recent processing times: updated_at
-      // is RFC 3339 text of one width, so it compares as text.
-      const std::string since = formatRfc3339(std::chrono::system_clock::now() - kProcessingWindow);
-      select << "SELECT pipeline, state, COUNT(*), "
-                "COUNT(CASE WHEN updated_at >= ? THEN processing_us END), "
-                "COALESCE(SUM(CASE WHEN updated_at >= ? THEN processing_us END), 0) "
-                "FROM raw_events GROUP BY pipeline, state",
-          bind(since), bind(since), now;
-      Poco::Data::RecordSet rs(select);
-      for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
-        auto& c = out[rs[0].convert<std::string>()];
-        const auto state = rs[1].convert<std::string>();
-        const auto n = rs[2].convert<std::uint64_t>();
-        c.received += n;
-        if (state == "done") c.processed += n;
-        else if (state == "dead") c.dead += n;
-        else if (state == "discarded") c.discarded += n;
-        else c.in_flight += n;
-        if (state == "done" || state == "dead") {
-          c.finished_recently += rs[3].convert<std::uint64_t>();
-          c.processing_ms_sum += rs[4].convert<double>() / 1000;
-        }
-      }
-    } catch (const Poco::Exception& e) {
-      return makeError("sqlite counts: " + e.displayText());
-    }
-    return out;
-  }
-
-  Expected<DeadPage> listDead(const DeadFilter& filter) override {
-    std::lock_guard lock(read_mutex_);
-    DeadPage page;
-    try {
-      std::vector<std::string> params;
-      const std::string where = deadWhere(filter, params);
-      Poco::Data::Statement count(reader_);
-      count << "SELECT COUNT(*) FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where;
-      for (const auto& p : params) count, bind(p);
-      count, into(page.total), now;
-      if (filter.limit == 0) return page;
-      Poco::Data::Statement select(reader_);
-      select << std::string(kDeadColumns) + where + " ORDER BY f.failed_at, f.event_id LIMIT ? OFFSET ?";
-      for (const auto& p : params) select, bind(p);
-      select, bind(static_cast<Poco::Int64>(filter.limit)), bind(static_cast<Poco::Int64>(filter.offset)), now;
-      page.items = deadEvents(select);
-    } catch (const Poco::Exception& e) {
-      return makeError("sqlite listDead: " + e.displayText());
-    }
-    return page;
-  }
-
-  Expected<std::optional<DeadEvent>> getDead(const std::string& id) override {
-    std::lock_guard lock(read_mutex_);
-    try {
-      Poco::Data::Statement select(reader_);
-      select << std::string(kDeadColumns) + " WHERE r.state = 'dead' AND f.event_id = ?", bind(id), now;
-      auto items = deadEvents(select);
-      if (items.empty()) return std::optional<DeadEvent>();
-      return std::optional<DeadEvent>(std::move(items.front()));
-    } catch (const Poco::Exception& e) {
-      return makeError("sqlite getDead: " + e.displayText());
-    }
-  }
+  Expected<std::optional<Journey>> journey(const std::string& id) override { return readJourney(*this, id); }
+  Expected<std::map<std::string, StateCounts>> counts() override { return readCounts(*this); }
+  Expected<DeadPage> listDead(const DeadFilter& filter) override { return readDead(*this, filter); }
+  Expected<std::optional<DeadEvent>> getDead(const std::string& id) override { return readOneDead(*this, id); }
 
   Expected<ReplayResult> replay(std::span<const std::string> ids) override {
     std::lock_guard lock(write_mutex_);
@@ -328,8 +201,9 @@ class SqliteStore final : public Store {
       const std::string stamp = nowText();
       for (const auto& id : ids) {
         Poco::Data::Statement update(writer_);
-        update << "UPDATE raw_events SET state = 'queued', attempts = 0, last_error = NULL, updated_at = ? "
-                  "WHERE event_id = ? AND state = 'dead'",
+        update << "UPDATE raw_events SET state = " + sql(State::queued) +
+                      ", attempts = 0, last_error = NULL, updated_at = ? WHERE event_id = ? AND state = " +
+                      sql(State::dead),
             bind(stamp), bind(id);
         if (update.execute() != 1) {
           out.skipped.push_back(id);
@@ -337,10 +211,8 @@ class SqliteStore final : public Store {
         }
         writer_ << "UPDATE failed_events SET replay_count = replay_count + 1 WHERE event_id = ?", bind(id), now;
         Poco::Data::Statement select(writer_);
-        select << "SELECT event_id, event_type, pipeline, payload, COALESCE(correlation_id, ''), received_at, attempts "
-                  "FROM raw_events WHERE event_id = ?",
-            bind(id), now;
-        auto row = pending(select);
+        select << "SELECT " + pendingColumns(*this) + " FROM raw_events WHERE event_id = ?", bind(id), now;
+        auto row = pendingFrom(rowsOf(select));
         out.replayed.insert(out.replayed.end(), row.begin(), row.end());
       }
       writer_.commit();
@@ -355,7 +227,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(write_mutex_);
     try {
       Poco::Data::Statement update(writer_);
-      update << "UPDATE raw_events SET state = 'discarded', updated_at = ? WHERE event_id = ? AND state = 'dead'",
+      update << "UPDATE raw_events SET state = " + sql(State::discarded) +
+                    ", updated_at = ? WHERE event_id = ? AND state = " + sql(State::dead),
           bind(nowText()), bind(id);
       return update.execute() == 1;
     } catch (const Poco::Exception& e) {
@@ -367,11 +240,12 @@ class SqliteStore final : public Store {
     std::lock_guard lock(write_mutex_);
     try {
       std::vector<std::string> params;
-      const std::string where = deadWhere(filter, params);
+      const std::string stamp = nowText();
+      const std::string where = deadWhere(*this, filter, params);
       Poco::Data::Statement update(writer_);
-      update << "UPDATE raw_events SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND event_id IN "
-                "(SELECT f.event_id FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id" + where + ")",
-          bind(nowText());
+      update << "UPDATE raw_events SET state = " + sql(State::discarded) + ", updated_at = ? WHERE state = " +
+                    sql(State::dead) + " AND event_id IN (SELECT f.event_id" + kDeadFrom + where + ")",
+          bind(stamp);
       for (const auto& p : params) update, bind(p);
       return static_cast<std::uint64_t>(update.execute());
     } catch (const Poco::Exception& e) {
@@ -403,84 +277,58 @@ class SqliteStore final : public Store {
     return s;
   }
 
-  static std::vector<PendingEvent> pending(Poco::Data::Statement& select) {
-    std::vector<PendingEvent> out;
-    Poco::Data::RecordSet rs(select);
-    for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
-      PendingEvent e;
-      e.id = rs[0].convert<std::string>();
-      e.type = rs[1].convert<std::string>();
-      e.pipeline = rs[2].convert<std::string>();
-      e.payload = rs[3].convert<std::string>();
-      e.correlation_id = rs[4].convert<std::string>();
-      e.received_at = parseRfc3339(rs[5].convert<std::string>()).value_or(std::chrono::system_clock::now());
-      e.attempts = rs[6].convert<unsigned>();
-      out.push_back(std::move(e));
+  // SqlDialect: the shared reads, on the reader connection.
+  Expected<Rows> query(const std::string& sql, const std::vector<std::string>& params) override {
+    std::lock_guard lock(read_mutex_);
+    try {
+      Poco::Data::Statement select(reader_);
+      select << sql;
+      for (const auto& p : params) select, bind(p);
+      select, now;
+      return rowsOf(select);
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite: " + e.displayText());
     }
-    return out;
   }
-
-  static constexpr const char* kDeadColumns =
-      "SELECT f.event_id, f.pipeline, r.event_type, f.error_type, COALESCE(f.error_message, ''), COALESCE(f.stage, ''), "
-      "COALESCE(f.plugin, ''), f.attempts, f.first_failed_at, f.failed_at, f.replay_count, f.payload, "
-      "COALESCE(r.correlation_id, ''), r.received_at FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id";
-
+  std::string param(std::vector<std::string>& params, std::string value, const char*) const override {
+    params.push_back(std::move(value));
+    return "?";
+  }
   // Times are stored as fixed-width RFC 3339 text, so they compare as text.
-  static std::string deadWhere(const DeadFilter& filter, std::vector<std::string>& params) {
-    std::string where = " WHERE r.state = 'dead'";
-    if (!filter.pipeline.empty()) {
-      where += " AND f.pipeline = ?";
-      params.push_back(filter.pipeline);
-    }
-    if (!filter.error_type.empty()) {
-      where += " AND f.error_type = ?";
-      params.push_back(filter.error_type);
-    }
-    if (filter.since) {
-      where += " AND f.failed_at >= ?";
-      params.push_back(formatRfc3339(*filter.since));
-    }
-    if (filter.until) {
-      where += " AND f.failed_at <= ?";
-      params.push_back(formatRfc3339(*filter.until));
-    }
-    return where;
+  std::string time(const std::string& column) const override { return column; }
+  std::string jsonText(const std::string& column) const override { return column; }
+  std::string failedUntil(std::vector<std::string>& params, SystemTime until) const override {
+    return "f.failed_at <= " + param(params, formatRfc3339(until), nullptr);
   }
+  std::string recentlyUpdated(std::vector<std::string>& params) const override {
+    return "updated_at >= " + param(params, formatRfc3339(std::chrono::system_clock::now() - kProcessingWindow), nullptr);
+  }
+  bool uuidIdsOnly() const override { return false; }
 
-  static std::vector<DeadEvent> deadEvents(Poco::Data::Statement& select) {
-    std::vector<DeadEvent> out;
+  static Rows rowsOf(Poco::Data::Statement& select) {
+    Rows out;
     Poco::Data::RecordSet rs(select);
+    const std::size_t columns = rs.columnCount();
     for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
-      DeadEvent e;
-      e.event_id = rs[0].convert<std::string>();
-      e.pipeline = rs[1].convert<std::string>();
-      e.event_type = rs[2].convert<std::string>();
-      e.error_type = rs[3].convert<std::string>();
-      e.error_message = rs[4].convert<std::string>();
-      e.stage = rs[5].convert<std::string>();
-      e.plugin = rs[6].convert<std::string>();
-      e.attempts = rs[7].convert<unsigned>();
-      e.first_failed_at = rs[8].convert<std::string>();
-      e.failed_at = rs[9].convert<std::string>();
-      e.replay_count = rs[10].convert<unsigned>();
-      e.payload = rs[11].convert<std::string>();
-      e.correlation_id = rs[12].convert<std::string>();
-      e.received_at = rs[13].convert<std::string>();
-      out.push_back(std::move(e));
+      Row& row = out.emplace_back();
+      row.reserve(columns);
+      for (std::size_t c = 0; c < columns; ++c)
+        row.push_back(rs[c].isEmpty() ? std::nullopt : std::optional<std::string>(rs[c].convert<std::string>()));
     }
     return out;
   }
 
   void apply(const Transition& t, const std::string& stamp) {
     const std::string state = toString(t.kind);
-    const std::string last_error = t.error_message.empty() ? "" : t.error_type + ": " + t.error_message;
+    const std::string last_error = lastError(t);
     Poco::Data::Statement update(writer_);
     // A terminal event never changes state again (G2, G3).
     const Poco::Int64 us = t.processing_us;
-    update << "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
-              "processing_us = CASE WHEN ? >= 0 THEN ? ELSE processing_us END "
-              "WHERE event_id = ? AND state NOT IN ('done', 'dead', 'discarded')",
-        bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(us), bind(us), bind(t.id);
+    static const std::string kUpdate =
+        "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
+        "processing_us = CASE WHEN ? >= 0 THEN ? ELSE processing_us END WHERE event_id = ? AND state NOT IN " +
+        terminalStatesSql();
+    update << kUpdate, bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(us), bind(us), bind(t.id);
     if (update.execute() != 1 || t.kind != Transition::Kind::dead) return;
     writer_ << "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "
                "plugin, attempts, first_failed_at, failed_at, replay_count) "
@@ -499,15 +347,6 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
-
-const char* toString(Transition::Kind kind) {
-  switch (kind) {
-    case Transition::Kind::done: return "done";
-    case Transition::Kind::dead: return "dead";
-    case Transition::Kind::retrying: return "retrying";
-  }
-  return "unknown";
-}
 
 Expected<std::unique_ptr<Store>> openStore(const std::string& url) {
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return openPostgresStore(url);

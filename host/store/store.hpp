@@ -11,22 +11,22 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <eventflow/time.hpp>
 
 #include "base/expected.hpp"
+#include "store/state.hpp"
 
 namespace eventflow::store {
 
 /// One accepted event as ingest records it.
 struct RawEvent {
-  std::string id;
-  std::string type;
-  std::string pipeline;
-  std::string payload;  // the event document as stored (defaults filled in)
-  std::string sha256;   // of the document as the client sent it
-  std::string correlation_id;
-  SystemTime received_at;
+  std::string id{};
+  std::string type{};
+  std::string pipeline{};
+  std::string payload{};  // the event document as stored (defaults filled in)
+  std::string sha256{};   // of the document as the client sent it
+  std::string correlation_id{};
+  SystemTime received_at{};
 };
 
 enum class InsertStatus { inserted, duplicate, conflict };
@@ -47,12 +47,12 @@ struct Transition {
 
 /// A recorded event that is not terminal yet.
 struct PendingEvent {
-  std::string id;
-  std::string type;
-  std::string pipeline;
-  std::string payload;
-  std::string correlation_id;
-  SystemTime received_at;
+  std::string id{};
+  std::string type{};
+  std::string pipeline{};
+  std::string payload{};
+  std::string correlation_id{};
+  SystemTime received_at{};
   unsigned attempts = 0;
 };
 
@@ -66,6 +66,17 @@ struct StateCounts {
   /// their processing times.
   std::uint64_t finished_recently = 0;
   double processing_ms_sum = 0;
+
+  StateCounts& operator+=(const StateCounts& o) {
+    received += o.received;
+    processed += o.processed;
+    dead += o.dead;
+    discarded += o.discarded;
+    in_flight += o.in_flight;
+    finished_recently += o.finished_recently;
+    processing_ms_sum += o.processing_ms_sum;
+    return *this;
+  }
 };
 
 /// The window avg_processing_time_ms is taken over.
@@ -85,25 +96,59 @@ struct DeadFilter {
 /// One event in the DLQ: its failed_events row, the raw event's type and
 /// correlation id. Times are RFC 3339 (UTC, milliseconds).
 struct DeadEvent {
-  std::string event_id;
-  std::string pipeline;
-  std::string event_type;
-  std::string error_type;
-  std::string error_message;
-  std::string stage;
-  std::string plugin;
+  std::string event_id{};
+  std::string pipeline{};
+  std::string event_type{};
+  std::string error_type{};
+  std::string error_message{};
+  std::string stage{};
+  std::string plugin{};
   unsigned attempts = 0;
-  std::string first_failed_at;
-  std::string failed_at;
+  std::string first_failed_at{};
+  std::string failed_at{};
   unsigned replay_count = 0;
-  std::string payload;  // the event document (JSON text)
-  std::string correlation_id;
-  std::string received_at;
+  std::string payload{};  // the event document (JSON text)
+  std::string correlation_id{};
+  std::string received_at{};
 };
 
 struct DeadPage {
   std::vector<DeadEvent> items;
   std::uint64_t total = 0;  // every match, whatever limit and offset
+};
+
+/// An event's journey: its raw_events row, its failed_events row if it ever
+/// died, and its processed_events row if the sink table is the store's own.
+/// Times are RFC 3339 text (UTC, milliseconds) as the engine keeps them.
+struct Journey {
+  std::string event_id{};
+  std::string event_type{};
+  std::string pipeline{};
+  State state = State::received;
+  unsigned attempts = 0;
+  std::string received_at{};
+  std::string updated_at{};
+  std::optional<std::string> last_error{};
+  std::optional<std::string> correlation_id{};
+  std::string payload{};  // the event document (JSON text)
+
+  struct DeadLetter {
+    std::optional<std::string> error_type{};
+    std::optional<std::string> error_message{};
+    std::optional<std::string> stage{};
+    std::optional<std::string> plugin{};
+    unsigned attempts = 0;
+    std::string first_failed_at{};
+    std::string failed_at{};
+    unsigned replay_count = 0;
+  };
+  std::optional<DeadLetter> dead_letter{};
+
+  struct Processed {
+    std::string processed_at{};
+    std::optional<std::string> enriched_data{};  // JSON text
+  };
+  std::optional<Processed> processed{};
 };
 
 struct ReplayResult {
@@ -132,8 +177,8 @@ class Store {
   /// Unfinished events untouched for `older_than`, oldest first, at most
   /// `limit`; each is claimed (updated_at = now) so concurrent relays skip it.
   virtual Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) = 0;
-  /// The event's journey as a JSON object; null when unknown.
-  virtual Expected<nlohmann::json> journey(const std::string& id) = 0;
+  /// The event's journey; nullopt when unknown.
+  virtual Expected<std::optional<Journey>> journey(const std::string& id) = 0;
   /// Per pipeline, from the tables (system-wide).
   virtual Expected<std::map<std::string, StateCounts>> counts() = 0;
   virtual Expected<void> ping() = 0;
@@ -162,10 +207,8 @@ class Store {
 Expected<std::unique_ptr<Store>> openStore(const std::string& url);
 Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url);
 
+/// The state a transition moves its event to.
+State stateOf(Transition::Kind kind);
 const char* toString(Transition::Kind kind);
-
-/// Adds "history" to a journey built from its columns: received, the first
-/// and the latest failure, replays, and where the event is now (history.cpp).
-void addHistory(nlohmann::json& journey);
 
 }  // namespace eventflow::store

@@ -9,6 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +42,55 @@ inline std::string freshDatabase(const std::string& tag) {
   PQclear(r);
   PQfinish(conn);
   return base.substr(0, base.rfind('/') + 1) + name;
+}
+
+/// A role whose password holds every character a hand-made conversion of a
+/// URL got wrong ('=', a space, a quote, a backslash), and which must log in
+/// with it: pg_hba asks this role for scram-sha-256 (the test cluster trusts
+/// everyone else).
+inline constexpr const char* kHostileRole = "ef_hostile_password";
+inline constexpr const char* kHostilePassword = "p=w d'q\\b";
+inline constexpr const char* kHostilePasswordEncoded = "p%3Dw%20d%27q%5Cb";
+
+/// A fresh database owned by kHostileRole; its URL with `password` (already
+/// percent-encoded) for that role.
+inline std::string hostileRoleDatabase(const std::string& tag, const std::string& password = kHostilePasswordEncoded) {
+  const std::string base = requiredEnv("EVENTFLOW_TEST_POSTGRES_URL");
+  const std::string data = requiredEnv("EVENTFLOW_TEST_PG_DATA");
+  if (base.empty() || data.empty()) return {};
+  // Another test binary may do the same at once: the edit is the same line,
+  // written whole by a rename.
+  const std::string line = std::string("host all ") + kHostileRole + " 127.0.0.1/32 scram-sha-256";
+  const std::filesystem::path hba = std::filesystem::path(data) / "pg_hba.conf";
+  std::stringstream current;
+  current << std::ifstream(hba).rdbuf();
+  if (current.str().find(line) == std::string::npos) {
+    const std::filesystem::path next = hba.string() + "." + std::to_string(::getpid());
+    std::ofstream(next) << line << "\n" << current.str();
+    std::filesystem::rename(next, hba);
+  }
+  const std::string name = "ef_" + tag + "_" + std::to_string(::getpid());
+  PGconn* conn = PQconnectdb(base.c_str());
+  EXPECT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  // standard_conforming_strings: a backslash in a literal is itself.
+  std::string quoted;
+  for (const char* c = kHostilePassword; *c; ++c) quoted += *c == '\'' ? std::string("''") : std::string(1, *c);
+  for (const std::string& sql :
+       {std::string("DO $$ BEGIN CREATE ROLE ") + kHostileRole + " LOGIN; EXCEPTION WHEN duplicate_object OR "
+            "unique_violation THEN NULL; END $$",
+        std::string("SET password_encryption = 'scram-sha-256'; ALTER ROLE ") + kHostileRole + " PASSWORD '" + quoted + "'",
+        "DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name + " OWNER " + kHostileRole,
+        std::string("SELECT pg_reload_conf()")}) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+        << sql << ": " << PQerrorMessage(conn);
+    PQclear(r);
+  }
+  PQfinish(conn);
+  // postgresql://eventflow@127.0.0.1:port/db → postgresql://role:password@127.0.0.1:port/name
+  const std::size_t at = base.find('@');
+  const std::size_t slash = base.rfind('/');
+  return std::string("postgresql://") + kHostileRole + ":" + password + base.substr(at, slash - at + 1) + name;
 }
 
 /// One integer from a query on `url`.

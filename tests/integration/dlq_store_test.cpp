@@ -42,7 +42,8 @@ class DlqStore : public StoreTest {
     const std::string body = R"({"event_type":")" + type + R"(","event_id":")" + id + R"(","n":7})";
     std::vector<store::RawEvent> rows{{id, type, pipeline, body, "sha-" + id, "corr-" + id, std::chrono::system_clock::now()}};
     EXPECT_TRUE(store_->commit(rows, {}));
-    std::vector<store::Transition> t{{TK::dead, id, attempts, error_type, "it failed: " + error_type, "validator x", "x"}};
+    std::vector<store::Transition> t{{.kind = TK::dead, .id = id, .attempts = attempts, .error_type = error_type,
+                                      .error_message = "it failed: " + error_type, .stage = "validator x", .plugin = "x"}};
     EXPECT_TRUE(store_->commit({}, t));
     return id;
   }
@@ -80,8 +81,8 @@ TEST_P(DlqStore, ListsOnlyDeadEventsInFailureOrderWithFiltersAndPages) {
   std::vector<store::RawEvent> rows{{done, "purchase", "purchases", "{}", "s1", "", std::chrono::system_clock::now()},
                                     {waiting, "purchase", "purchases", "{}", "s2", "", std::chrono::system_clock::now()}};
   ASSERT_TRUE(store_->commit(rows, {}));
-  transition({TK::done, done, 1, {}, {}, {}, {}});
-  transition({TK::retrying, waiting, 1, "transient", "down", {}, {}});
+  transition({.kind = TK::done, .id = done, .attempts = 1});
+  transition({.kind = TK::retrying, .id = waiting, .attempts = 1, .error_type = "transient", .error_message = "down"});
 
   store::DeadFilter all;
   auto page = store_->listDead(all);
@@ -169,7 +170,7 @@ TEST_P(DlqStore, ReplayQueuesDeadEventsOnceAndAReplayedEventThatSucceedsKeepsIts
   EXPECT_EQ(nlohmann::json::parse(e.payload)["event_id"], id);
   EXPECT_EQ(r->skipped, std::vector<std::string>{never});
 
-  auto j = *store_->journey(id);
+  auto j = journey(id);
   EXPECT_EQ(j["state"], "queued");
   EXPECT_EQ(j["attempts"], 0);
   EXPECT_TRUE(j["last_error"].is_null()) << j.dump();
@@ -193,11 +194,11 @@ TEST_P(DlqStore, ReplayQueuesDeadEventsOnceAndAReplayedEventThatSucceedsKeepsIts
   ASSERT_TRUE(r2);
   EXPECT_TRUE(r2->replayed.empty());
   EXPECT_EQ(r2->skipped, again);
-  EXPECT_EQ((*store_->journey(id))["dead_letter"]["replay_count"], 1);
+  EXPECT_EQ((journey(id))["dead_letter"]["replay_count"], 1);
 
   // The worker now processes it: done, and the journey still shows the DLQ visit.
-  transition({TK::done, id, 1, {}, {}, {}, {}});
-  j = *store_->journey(id);
+  transition({.kind = TK::done, .id = id, .attempts = 1});
+  j = journey(id);
   EXPECT_EQ(j["state"], "done");
   EXPECT_EQ(j["attempts"], 1);
   EXPECT_EQ(j["dead_letter"]["replay_count"], 1);
@@ -222,7 +223,8 @@ TEST_P(DlqStore, AReplayedEventThatFailsAgainIsBackWithItsFirstFailureKept) {
   const std::vector<std::string> ask{id};
   ASSERT_EQ(store_->replay(ask)->replayed.size(), 1u);
   tick();
-  transition({TK::dead, id, 1, "rejected", "still wrong", "sink s", "s"});
+  transition({.kind = TK::dead, .id = id, .attempts = 1, .error_type = "rejected", .error_message = "still wrong",
+              .stage = "sink s", .plugin = "s"});
   auto back = *store_->getDead(id);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->replay_count, 1u);
@@ -232,10 +234,11 @@ TEST_P(DlqStore, AReplayedEventThatFailsAgainIsBackWithItsFirstFailureKept) {
   EXPECT_GT(back->failed_at, first->failed_at);
   ASSERT_EQ(store_->replay(ask)->replayed.size(), 1u);
   tick();
-  transition({TK::dead, id, 1, "rejected", "still wrong", "sink s", "s"});
+  transition({.kind = TK::dead, .id = id, .attempts = 1, .error_type = "rejected", .error_message = "still wrong",
+              .stage = "sink s", .plugin = "s"});
   EXPECT_EQ((*store_->getDead(id))->replay_count, 2u);
 
-  auto j = *store_->journey(id);
+  auto j = journey(id);
   EXPECT_EQ(j["state"], "dead");
   const auto& h = j["history"];
   ASSERT_EQ(h.size(), 4u) << h.dump();
@@ -260,7 +263,7 @@ TEST_P(DlqStore, DiscardAndPurgeOnlyTouchDeadEventsAndKeepTheirRows) {
   EXPECT_FALSE(*store_->discard(a)) << "only from dead";
   EXPECT_FALSE(*store_->discard(uuid()));
   EXPECT_FALSE(*store_->discard("not-a-uuid"));
-  auto j = *store_->journey(a);
+  auto j = journey(a);
   EXPECT_EQ(j["state"], "discarded");
   EXPECT_TRUE(j.contains("dead_letter")) << "the failed_events row stays";
   EXPECT_EQ(j["history"].back()["event"], "discarded");
@@ -274,7 +277,7 @@ TEST_P(DlqStore, DiscardAndPurgeOnlyTouchDeadEventsAndKeepTheirRows) {
   auto purged = store_->purge(validation);
   ASSERT_TRUE(purged) << purged.error().message;
   EXPECT_EQ(*purged, 1u) << "a is already discarded; c is the one left";
-  EXPECT_EQ((*store_->journey(c))["state"], "discarded");
+  EXPECT_EQ((journey(c))["state"], "discarded");
   EXPECT_EQ(ids({}), (std::vector<std::string>{b, d}));
 
   auto everything = store_->purge({});
@@ -343,7 +346,7 @@ TEST_P(DlqStore, BulkReplayPublishesEveryMatchOnceAtTheConfiguredRate) {
   EXPECT_EQ(rest->skipped, 1u);
   EXPECT_EQ(queue.depth("signups"), 1u);
   EXPECT_EQ(ids({}), std::vector<std::string>{orphan});
-  EXPECT_EQ((*store_->journey(signup))["dead_letter"]["replay_count"], 1);
+  EXPECT_EQ((journey(signup))["dead_letter"]["replay_count"], 1);
 
   // One by one: the answer says why when it cannot.
   EXPECT_EQ(dlq.replay(signup)->status, runtime::DlqStatus::not_dead);
@@ -372,7 +375,8 @@ TEST_P(DlqStore, BulkReplayDoesNotTakeAnEventThatFailsAgainWhileItRuns) {
   std::thread worker([&] {
     while (!stop) {
       for (auto& m : queue.take("purchases", 0, 10, std::chrono::milliseconds(20))) {
-        std::vector<store::Transition> t{{TK::dead, m.id, 1, "validation", "still invalid", {}, {}}};
+        std::vector<store::Transition> t{
+            {.kind = TK::dead, .id = m.id, .attempts = 1, .error_type = "validation", .error_message = "still invalid"}};
         ASSERT_TRUE(worker_store->commit({}, t));
       }
     }

@@ -200,6 +200,11 @@ TEST(Fault, PoisonEventIsDeadLetteredAfterMaxDeliveriesAndTheRestFlows) {
   }
   EXPECT_GE(crashes, 2) << "the fixture should have killed the worker on each delivery";
   EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison + "' AND error_type = 'poison'"), 1);
+  // The restarted worker's crash note reached whichever worker dead-lettered it.
+  EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM failed_events WHERE event_id = '" + poison +
+                            "' AND stage = 'validator abort-on-poison' AND plugin = 'abort-on-poison'"),
+            1)
+      << "the poison record names the stage and plugin the worker crashed in";
   EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 100) << "batch-mates are not blamed";
   EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM processed_events"), 100);
   EXPECT_EQ(pgCount(pg, "SELECT COUNT(*) FROM failed_events"), 1);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backends.hpp"
+#include "http/journey_json.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::testing {
@@ -33,6 +34,14 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     auto migrated = store_->migrate();
     ASSERT_TRUE(migrated) << migrated.error().message;
   }
+  /// The event's journey as GET /events/{id} answers it; null when unknown.
+  nlohmann::json journey(const std::string& id) {
+    auto j = store_->journey(id);
+    EXPECT_TRUE(j) << j.error().message;
+    if (!j || !*j) return nullptr;
+    return http::journeyJson(**j);
+  }
+
   void TearDown() override {
     store_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);

@@ -9,12 +9,15 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
 #include <eventflow/testing.hpp>
+#include "../integration/backends.hpp"
+#include "pg/connection.hpp"
 #include "postgres.hpp"
 
 namespace eventflow::plugins {
@@ -296,8 +299,8 @@ TEST_F(PostgresSinkTest, RefusedRowIsRejectedAndTheOthersAreWritten) {
 TEST_F(PostgresSinkTest, ServerErrorIsRetryForEveryEventAndTheSinkRecovers) {
   FakeContext ctx = context();
   PostgresSink sink(config(), ctx);
-  // 40 rows go as a COPY first, whose failure must end the same way.
-  for (const int size : {2, 40}) {
+  // 80 rows go as a COPY first, whose failure must end the same way.
+  for (const int size : {2, 80}) {
     SCOPED_TRACE(size);
     exec("DROP TABLE " + table_);
     std::vector<Event> events = purchases(1, 1 + size);
@@ -333,8 +336,8 @@ TEST_F(PostgresSinkTest, KilledConnectionIsResetOnce) {
 TEST_F(PostgresSinkTest, LostServerIsRetryForEveryEvent) {
   const std::string database = table_ + "_db";
   FakeContext ctx = context();
-  // 40 rows lose the server in the middle of a COPY, 2 in an INSERT.
-  for (const int size : {2, 40}) {
+  // 80 rows lose the server in the middle of a COPY, 2 in an INSERT.
+  for (const int size : {2, 80}) {
     SCOPED_TRACE(size);
     exec("DROP DATABASE IF EXISTS " + database);
     exec("CREATE DATABASE " + database);
@@ -407,32 +410,33 @@ TEST_F(PostgresSinkTest, BigBatchIsOneCopyWithTheRowsTheInsertWrites) {
   countCopies(table_);
   countCopies(other);
 
-  std::vector<Event> events = assorted(1, 41);
+  std::vector<Event> events = assorted(1, 81);
   for (std::size_t first = 0; first < events.size(); first += 4)
     for (const auto& result : writeAll(small, std::span(events).subspan(first, 4)))
       EXPECT_TRUE(result.isOk()) << result.reason();
   const auto results = writeAll(big, events);
-  ASSERT_EQ(results.size(), 40u);
+  ASSERT_EQ(results.size(), 80u);
   for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
 
   expectCopies(table_, 0, 0);
   expectCopies(other, 1, 1);
-  expectSameRows(other, 40);
-  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE user_id IS NULL AND properties IS NULL"), "5");
-  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE timestamp IS NULL"), "20");
+  expectSameRows(other, 80);
+  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE user_id IS NULL AND properties IS NULL"), "10");
+  EXPECT_EQ(value("SELECT COUNT(*) FROM " + other + " WHERE timestamp IS NULL"), "40");
 }
 
-TEST_F(PostgresSinkTest, CopyStartsAt32Rows) {
+TEST_F(PostgresSinkTest, CopyStartsAtTheSharedThreshold) {
   FakeContext ctx = context();
   PostgresSink sink(config(), ctx);
   countCopies(table_);
-  std::vector<Event> below = purchases(1, 32);
+  const int from = static_cast<int>(pg::kCopyFromRows);
+  std::vector<Event> below = purchases(1, from);
   for (const auto& result : writeAll(sink, below)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 0, 0);
-  std::vector<Event> at = purchases(32, 64);
+  std::vector<Event> at = purchases(from, 2 * from);
   for (const auto& result : writeAll(sink, at)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 1, 1);
-  EXPECT_EQ(count(), 63);
+  EXPECT_EQ(count(), 2 * from - 1);
 }
 
 TEST_F(PostgresSinkTest, CopyKeepsEveryCharacter) {
@@ -447,7 +451,7 @@ TEST_F(PostgresSinkTest, CopyKeepsEveryCharacter) {
                                        "ends in \\",       "quotes ' and \"",    "caf\u00e9 \u4e2d\u6587 \U0001F600",
                                        "\\t not a tab",    "\x01\x1f\x7f",       "",
                                        "comma, semi; |",   "{\"json\": 1}",      "  spaces  "};
-  std::vector<Event> events = purchases(1, 41);
+  std::vector<Event> events = purchases(1, 81);
   for (std::size_t i = 0; i < events.size(); ++i) {
     const std::string& text = texts[i % texts.size()];
     events[i].body["user_id"] = text;
@@ -461,7 +465,7 @@ TEST_F(PostgresSinkTest, CopyKeepsEveryCharacter) {
       EXPECT_TRUE(result.isOk()) << result.reason();
   for (const auto& result : writeAll(big, events)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(other, 1, 1);
-  expectSameRows(other, 40);
+  expectSameRows(other, 80);
 
   for (std::size_t i = 0; i < events.size(); ++i) {
     const std::string& text = texts[i % texts.size()];
@@ -480,38 +484,38 @@ TEST_F(PostgresSinkTest, RedeliveredEventInABigBatchAddsNoRow) {
   std::vector<Event> first{purchase(7, "u-7")};
   ASSERT_TRUE(writeAll(sink, first).front().isOk());
 
-  std::vector<Event> again = purchases(1, 41);
+  std::vector<Event> again = purchases(1, 81);
   again[6] = purchase(7, "u-changed");
   again[6].attempt = 2;
   const auto results = writeAll(sink, again);
-  ASSERT_EQ(results.size(), 40u);
+  ASSERT_EQ(results.size(), 80u);
   for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 1, 0);
-  EXPECT_EQ(count(), 40);
-  EXPECT_EQ(value("SELECT COUNT(DISTINCT event_id) FROM " + table_), "40");
+  EXPECT_EQ(count(), 80);
+  EXPECT_EQ(value("SELECT COUNT(DISTINCT event_id) FROM " + table_), "80");
   EXPECT_EQ(column("user_id", uuid(7)), "u-7");
   EXPECT_EQ(column("attempts", uuid(7)), "1");
-  EXPECT_EQ(column("user_id", uuid(40)), "u-40");
+  EXPECT_EQ(column("user_id", uuid(80)), "u-80");
 
   // The failed COPY left the connection as it was: the next batch copies.
-  std::vector<Event> next = purchases(41, 81);
+  std::vector<Event> next = purchases(81, 161);
   for (const auto& result : writeAll(sink, next)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 2, 1);
-  EXPECT_EQ(count(), 80);
+  EXPECT_EQ(count(), 160);
 }
 
 TEST_F(PostgresSinkTest, IdTwiceInABigBatchSkipsTheCopy) {
   FakeContext ctx = context();
   PostgresSink sink(config(), ctx);
   countCopies(table_);
-  std::vector<Event> events = purchases(1, 41);
+  std::vector<Event> events = purchases(1, 81);
   // The same uuid spelled without hyphens.
-  events[39] = purchase(3, "u-3 again");
-  events[39].id = "00000000000040008000000000000003";
+  events[79] = purchase(3, "u-3 again");
+  events[79].id = "00000000000040008000000000000003";
   const auto results = writeAll(sink, events);
   for (const auto& result : results) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 0, 0);
-  EXPECT_EQ(count(), 39);
+  EXPECT_EQ(count(), 79);
   EXPECT_EQ(column("user_id", uuid(3)), "u-3");
 }
 
@@ -523,12 +527,12 @@ TEST_F(PostgresSinkTest, RefusedValuesInABigBatchAreRejectedAndTheOthersWritten)
 
   // Each makes the COPY fail with a data error: jsonb refuses \u0000
   // (22P05), uuid a non-uuid (22P02), the check its value (23514).
-  std::vector<Event> events = purchases(1, 41);
+  std::vector<Event> events = purchases(1, 81);
   events[4].body["properties"] = {{"note", std::string("a\0b", 3)}};
   events[17].id = "not-a-uuid";
   events[33] = purchase(34, "bad");
   const auto results = writeAll(sink, events);
-  ASSERT_EQ(results.size(), 40u);
+  ASSERT_EQ(results.size(), 80u);
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (i == 4 || i == 17 || i == 33) {
       EXPECT_EQ(results[i].status(), Result::Status::reject) << i;
@@ -539,15 +543,15 @@ TEST_F(PostgresSinkTest, RefusedValuesInABigBatchAreRejectedAndTheOthersWritten)
   }
   EXPECT_NE(results[33].reason().find("user_not_bad"), std::string::npos) << results[33].reason();
   expectCopies(table_, 1, 0);
-  EXPECT_EQ(count(), 37);
+  EXPECT_EQ(count(), 77);
   EXPECT_FALSE(column("event_id", uuid(5)).has_value());
   EXPECT_FALSE(column("event_id", uuid(34)).has_value());
-  EXPECT_EQ(column("user_id", uuid(40)), "u-40");
+  EXPECT_EQ(column("user_id", uuid(80)), "u-80");
 
-  std::vector<Event> next = purchases(41, 81);
+  std::vector<Event> next = purchases(81, 161);
   for (const auto& result : writeAll(sink, next)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 2, 1);
-  EXPECT_EQ(count(), 77);
+  EXPECT_EQ(count(), 157);
 }
 
 TEST_F(PostgresSinkTest, NulOrBadUtf8TakesTheInsertPath) {
@@ -555,14 +559,14 @@ TEST_F(PostgresSinkTest, NulOrBadUtf8TakesTheInsertPath) {
   PostgresSink sink(config(), ctx);
   countCopies(table_);
 
-  std::vector<Event> bad_utf8 = purchases(1, 41);
+  std::vector<Event> bad_utf8 = purchases(1, 81);
   bad_utf8[2].body["user_id"] = std::string("a\xff\xfe" "b");
   bad_utf8[3].body["note"] = std::string("\xc3\x28");
   for (const auto& result : writeAll(sink, bad_utf8)) EXPECT_TRUE(result.isOk()) << result.reason();
   EXPECT_EQ(column("user_id", uuid(3)), "a\uFFFD\uFFFDb");
   EXPECT_EQ(column("enriched_data->>'note'", uuid(4)), "\uFFFD(");
 
-  std::vector<Event> nul = purchases(41, 81);
+  std::vector<Event> nul = purchases(81, 161);
   nul[5].body["user_id"] = std::string("a\0b", 3);
   const auto results = writeAll(sink, nul);
   for (std::size_t i = 0; i < results.size(); ++i) {
@@ -570,7 +574,7 @@ TEST_F(PostgresSinkTest, NulOrBadUtf8TakesTheInsertPath) {
     else EXPECT_TRUE(results[i].isOk()) << i << ": " << results[i].reason();
   }
   expectCopies(table_, 0, 0);
-  EXPECT_EQ(count(), 79);
+  EXPECT_EQ(count(), 159);
 }
 
 TEST_F(PostgresSinkTest, KilledConnectionIsResetOnceForACopy) {
@@ -580,10 +584,10 @@ TEST_F(PostgresSinkTest, KilledConnectionIsResetOnceForACopy) {
   exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = '" + table_ + "'");
   EXPECT_EQ(value("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '" + table_ + "'"), "0");
 
-  std::vector<Event> events = purchases(1, 41);
+  std::vector<Event> events = purchases(1, 81);
   for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
   expectCopies(table_, 1, 1);
-  EXPECT_EQ(count(), 40);
+  EXPECT_EQ(count(), 80);
 }
 
 TEST_F(PostgresSinkTest, UnreachableServerFailsConstruction) {
@@ -645,6 +649,43 @@ TEST_F(PostgresSinkTest, RefusesUnusableConfig) {
   EXPECT_THROW(PostgresSink({{"table", "events; DROP TABLE x"}}, ctx), std::invalid_argument);
   EXPECT_THROW(PostgresSink(config({{"batch_size", 0}}), ctx), std::invalid_argument);
   EXPECT_THROW(PostgresSink(config({{"url", ""}}), ctx), std::invalid_argument);
+}
+
+// The url goes through libpq's own parser: a password with '=', a space, a
+// quote and a backslash (percent-encoded) reaches the server as it is.
+TEST_F(PostgresSinkTest, APasswordWithEqualsSpaceQuoteAndBackslashConnects) {
+  const std::string url = eventflow::testing::hostileRoleDatabase("sink_pw");
+  ASSERT_FALSE(url.empty());
+  const std::string wrong = eventflow::testing::hostileRoleDatabase("sink_pw", "wrong");
+  FakeContext ctx = context();
+  // pg_hba.conf is reloaded in the background: once a wrong password is
+  // refused, the right one is what lets the sink in.
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    try {
+      PostgresSink probe(config({{"url", wrong}}), ctx);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } catch (const std::runtime_error& e) {
+      refused = std::string(e.what()).find("password authentication failed") != std::string::npos;
+      EXPECT_TRUE(refused) << e.what();
+    }
+  }
+  ASSERT_TRUE(refused) << "the test cluster never asked the role for its password";
+  PostgresSink sink(config({{"url", url}}), ctx);
+  std::vector<Event> events = purchases(1, 3);
+  for (const auto& result : writeAll(sink, events)) EXPECT_TRUE(result.isOk()) << result.reason();
+}
+
+TEST_F(PostgresSinkTest, AMalformedUrlIsAConfigErrorNamingTheKey) {
+  FakeContext validating({}, {{"validate_only", "1"}});
+  try {
+    PostgresSink sink(config({{"url", "postgresql://eventflow@127.0.0.1:1/x?nosuchoption=1"}}), validating);
+    ADD_FAILURE() << "accepted a url libpq refuses";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("postgres: url ", 0), 0u) << message;
+    EXPECT_NE(message.find("nosuchoption"), std::string::npos) << message;
+  }
 }
 
 }  // namespace

@@ -13,17 +13,13 @@
 
 #include <eventflow/time.hpp>
 
-#include "common/copy_text.hpp"
+#include "base/tables.hpp"
 #include "common/processed_row.hpp"
+#include "pg/connection.hpp"
+#include "pg/copy_text.hpp"
 
 namespace eventflow::plugins {
 namespace {
-
-// Rows in a call from which COPY is tried. COPY takes two round trips (the
-// server answers the command before the data goes) where the INSERT takes
-// one, so small calls keep the INSERT; 32 is a judgement, not a measured
-// break-even.
-constexpr std::size_t kCopyFrom = 32;
 
 bool isIdentifier(std::string_view name) {
   const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
@@ -64,27 +60,8 @@ bool isPostgresUrl(std::string_view url) {
   return url.starts_with("postgresql://") || url.starts_with("postgres://");
 }
 
-// libpq messages end in a newline and continue on tab-indented lines; a
-// Result reason and a log line are single lines.
-std::string oneLine(const char* text) {
-  std::string line;
-  bool space = false;
-  for (const char* c = text == nullptr ? "" : text; *c != '\0'; ++c) {
-    if (*c == '\n' || *c == '\t' || *c == '\r') {
-      space = !line.empty();
-      continue;
-    }
-    if (space) line += ' ';
-    space = false;
-    line += *c;
-  }
-  return line;
-}
-
-struct ResultCloser {
-  void operator()(PGresult* result) const noexcept { PQclear(result); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultCloser>;
+using pg::oneLine;
+using PgResult = pg::Result;
 
 enum class Failure : std::uint8_t { none, data, unavailable };
 
@@ -94,19 +71,15 @@ struct Outcome {
 };
 
 // What a failed statement means for the rows it carried.
-Outcome failureOf(PGconn* conn, const PGresult* result) {
-  if (result == nullptr || PQstatus(conn) != CONNECTION_OK)
-    return {Failure::unavailable, oneLine(PQerrorMessage(conn))};
-  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
-  std::string message = primary != nullptr ? primary : oneLine(PQresultErrorMessage(result));
-  if (state != nullptr) message += std::string(" (SQLSTATE ") + state + ")";
+Outcome failureOf(PGconn* conn, const pg::Status& status) {
+  if (PQstatus(conn) != CONNECTION_OK || status.sqlstate.empty()) return {Failure::unavailable, status.message};
   // Class 22 (data exception) and 23 (integrity constraint violation) come
   // from the values of some row; anything else is the server's or the
   // connection's and would fail every row alike.
-  const std::string_view code = state == nullptr ? "" : state;
+  const std::string_view code = status.sqlstate;
   const bool data = code.starts_with("22") || code.starts_with("23");
-  return {data ? Failure::data : Failure::unavailable, std::move(message)};
+  const std::string& message = status.primary.empty() ? status.message : status.primary;
+  return {data ? Failure::data : Failure::unavailable, message + " (SQLSTATE " + status.sqlstate + ")"};
 }
 
 Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter = nullptr) {
@@ -114,38 +87,9 @@ Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter =
   const PgResult result(parameter == nullptr
                             ? PQexec(conn, sql.c_str())
                             : PQexecParams(conn, sql.c_str(), 1, nullptr, &value, nullptr, nullptr, 0));
-  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
-  return failureOf(conn, result.get());
-}
-
-// Runs `sql`, a COPY ... FROM STDIN, with `data` in COPY's text format, and
-// leaves the connection idle whatever happens: every result is read, and a
-// COPY that cannot be ended costs the session.
-Outcome copyIn(PGconn* conn, const std::string& sql, const std::string& data) {
-  const PgResult started(PQexec(conn, sql.c_str()));
-  if (!started || PQresultStatus(started.get()) != PGRES_COPY_IN) return failureOf(conn, started.get());
-  // In pieces, so libpq's buffer stays small and a size always fits its int.
-  constexpr std::size_t kPiece = std::size_t{1} << 16;
-  bool sent = true;
-  for (std::size_t at = 0; sent && at < data.size(); at += kPiece)
-    sent = PQputCopyData(conn, data.data() + at, static_cast<int>(std::min(kPiece, data.size() - at))) == 1;
-  Outcome outcome;
-  if (!sent || PQputCopyEnd(conn, nullptr) != 1) outcome = {Failure::unavailable, oneLine(PQerrorMessage(conn))};
-  // A refused row ends the COPY at once on the server, which then discards
-  // the rest of the data; its error is one of the results read here.
-  while (PGresult* next = PQgetResult(conn)) {
-    const PgResult result(next);
-    const ExecStatusType status = PQresultStatus(next);
-    if (status == PGRES_COMMAND_OK) continue;
-    if (status == PGRES_COPY_IN) {
-      if (outcome.failure == Failure::none) outcome = {Failure::unavailable, "COPY did not end"};
-      PQreset(conn);
-      break;
-    }
-    if (outcome.failure == Failure::none) outcome = failureOf(conn, next);
-  }
-  return outcome;
+  const pg::Status status = pg::statusOf(conn, result.get());
+  if (status.ok) return {};
+  return failureOf(conn, status);
 }
 
 void rollbackQuietly(PGconn* conn) noexcept {
@@ -216,8 +160,8 @@ std::optional<std::string> copyData(const std::vector<ProcessedRow>& rows, const
   std::string data;
   data.reserve(size + size / 16);
   for (const ProcessedRow& row : rows) {
-    using copy_text::nullable;
-    if (!copy_text::appendRow(data, {row.event_id, row.event_type, nullable(row.user_id), nullable(row.timestamp),
+    using pg::copy_text::nullable;
+    if (!pg::copy_text::appendRow(data, {row.event_id, row.event_type, nullable(row.user_id), nullable(row.timestamp),
                                      nullable(row.properties), row.enriched_data, row.pipeline, processed_at,
                                      std::to_string(row.attempts)}))
       return std::nullopt;
@@ -258,8 +202,6 @@ std::string arrayOf(const std::vector<std::string>& rows, std::size_t first, std
 }
 
 }  // namespace
-
-void PostgresSink::Closer::operator()(pg_conn* conn) const noexcept { PQfinish(conn); }
 
 PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : context_(context) {
   if (!config.is_object()) throw std::invalid_argument("postgres: config must be an object");
@@ -303,19 +245,21 @@ PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : con
               " (event_id, event_type, user_id, timestamp, properties, enriched_data, pipeline, processed_at,"
               " attempts) FROM STDIN";
 
+  // libpq's own parser, as it will read the url: a malformed one is a
+  // config error, named, and `eventflow validate` reports it too.
+  const auto info = pg::parseConnInfo(url, config.contains("url") ? "postgres: url" : "postgres: store.url");
+  if (!info) throw std::invalid_argument(info.error().message);
+
   // `eventflow validate`: the config is checked; no connection is made.
   if (context.setting("validate_only") == "1") return;
 
-  // Defaults first: libpq lets later keywords, here those inside the url,
-  // override earlier ones. Without a timeout an unroutable host would hold
-  // start-up for minutes.
-  const char* const keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* const values[] = {"10", "eventflow-sink-postgres", url.c_str(), nullptr};
-  conn_.reset(PQconnectdbParams(keywords, values, 1));
-  if (!conn_) throw std::runtime_error("postgres: out of memory while connecting");
+  // Defaults first: the url's own values override them. Without a timeout
+  // an unroutable host would hold start-up for minutes.
+  auto connected = pg::connect(*info, {{"connect_timeout", "10"}, {"application_name", "eventflow-sink-postgres"}});
+  if (!connected)
+    throw std::runtime_error("postgres: cannot connect to " + redactUrl(url) + ": " + connected.error().message);
+  conn_ = std::move(*connected);
   PGconn* conn = conn_.get();
-  if (PQstatus(conn) != CONNECTION_OK)
-    throw std::runtime_error("postgres: cannot connect to " + redactUrl(url) + ": " + oneLine(PQerrorMessage(conn)));
   PQsetNoticeProcessor(conn, &forwardNotice, &context_);
 
   // Workers start together, and concurrent CREATE TABLE IF NOT EXISTS of one
@@ -325,10 +269,7 @@ PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : con
   Outcome created = run(conn, "BEGIN");
   if (created.failure == Failure::none) created = run(conn, "SELECT pg_advisory_xact_lock(hashtext($1))", &lock_key);
   if (created.failure == Failure::none)
-    created = run(conn, "CREATE TABLE IF NOT EXISTS " + table_ +
-                            " (event_id uuid PRIMARY KEY, event_type text NOT NULL, user_id text,"
-                            " timestamp timestamptz, properties jsonb, enriched_data jsonb, pipeline text NOT NULL,"
-                            " processed_at timestamptz NOT NULL, attempts integer NOT NULL)");
+    created = run(conn, tables::processedEventsDdl(tables::Engine::postgresql, table_));
   if (created.failure == Failure::none) created = run(conn, "COMMIT");
   if (created.failure != Failure::none) {
     rollbackQuietly(conn);
@@ -347,7 +288,7 @@ std::vector<Result> PostgresSink::write(std::span<Event* const> events) {
     std::vector<ProcessedRow> rows;
     rows.reserve(events.size());
     for (const Event* event : events) rows.push_back(columnsOf(*event));
-    if (rows.size() >= kCopyFrom && distinctIds(rows)) {
+    if (rows.size() >= pg::kCopyFromRows && distinctIds(rows)) {
       if (const std::optional<std::string> data = copyData(rows, processed_at)) {
         if (std::optional<std::vector<Result>> copied = copyAll(*data, rows.size())) return std::move(*copied);
       }
@@ -374,8 +315,9 @@ std::optional<std::vector<Result>> PostgresSink::copyAll(const std::string& data
         return retryAll(count, "connection lost and reconnecting failed: " + oneLine(PQerrorMessage(conn)));
     }
     rollbackQuietly(conn);
-    const Outcome copied = copyIn(conn, copy_sql_, data);
-    if (copied.failure == Failure::none) return std::vector<Result>(count, Result::ok());
+    const pg::Status status = pg::copyIn(conn, copy_sql_, data);
+    if (status.ok) return std::vector<Result>(count, Result::ok());
+    const Outcome copied = failureOf(conn, status);
     // COPY is all or nothing and knows no ON CONFLICT: a redelivered event
     // (23505) or one refused value leaves no row behind, and the INSERT
     // path then skips the one and finds the other. Any other error it meets

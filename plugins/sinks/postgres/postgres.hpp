@@ -9,7 +9,7 @@
 
 #include <eventflow/plugin.hpp>
 
-struct pg_conn;
+#include "pg/connection.hpp"
 
 namespace eventflow::plugins {
 
@@ -17,7 +17,7 @@ namespace eventflow::plugins {
 /// libpq connection of its own (config url, else the host's store.url).
 /// One transaction per write(), batch_size rows per INSERT, ON CONFLICT
 /// (event_id) DO NOTHING so a redelivered event never adds a row. A call of
-/// 32 rows or more with distinct ids first goes as one COPY, which is all or
+/// pg::kCopyFromRows (32) rows or more with distinct ids first goes as one COPY, which is all or
 /// nothing: when it fails for a row's sake (an id already stored, a refused
 /// value) the call takes the INSERT path instead. A row the server refuses
 /// for its values (SQLSTATE class 22 or 23) is rejected alone; any other
@@ -29,10 +29,6 @@ class PostgresSink final : public Sink {
   std::vector<Result> write(std::span<Event* const> events) override;
 
  private:
-  struct Closer {
-    void operator()(pg_conn* conn) const noexcept;
-  };
-
   std::optional<std::vector<Result>> copyAll(const std::string& data, std::size_t count);
   std::vector<Result> insertAll(const std::vector<std::string>& rows);
   std::vector<Result> insertAlone(const std::vector<std::string>& rows);
@@ -45,7 +41,7 @@ class PostgresSink final : public Sink {
   std::size_t batch_size_ = 500;
   std::string insert_sql_;
   std::string copy_sql_;
-  std::unique_ptr<pg_conn, Closer> conn_;
+  pg::Conn conn_;
 };
 
 }  // namespace eventflow::plugins

@@ -15,6 +15,7 @@
 
 #include <eventflow/time.hpp>
 
+#include "base/tables.hpp"
 #include "common/processed_row.hpp"
 
 namespace eventflow::plugins {
@@ -114,11 +115,7 @@ SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
     // transactions rather than fail at once.
     int busy_timeout_ms = 0;
     *session_ << "PRAGMA busy_timeout=10000", into(busy_timeout_ms), now;
-    *session_ << "CREATE TABLE IF NOT EXISTS " + table +
-                     " (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, user_id TEXT, timestamp TEXT,"
-                     " properties TEXT, enriched_data TEXT, pipeline TEXT NOT NULL, processed_at TEXT NOT NULL,"
-                     " attempts INTEGER NOT NULL)",
-        now;
+    *session_ << tables::processedEventsDdl(tables::Engine::sqlite, table), now;
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("sqlite: cannot prepare table " + table + " in " + path_ + ": " + e.displayText());
   }

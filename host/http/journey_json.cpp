@@ -1,6 +1,12 @@
-#include "store/store.hpp"
+#include "http/journey_json.hpp"
 
-namespace eventflow::store {
+namespace eventflow::http {
+namespace {
+
+nlohmann::json orNull(const std::optional<std::string>& text) {
+  if (!text) return nullptr;
+  return *text;
+}
 
 // Derived from the columns alone (no history table): failed_events keeps the
 // first and the latest failure and how often the event was replayed, so the
@@ -52,4 +58,34 @@ void addHistory(nlohmann::json& journey) {
   journey["history"] = std::move(h);
 }
 
-}  // namespace eventflow::store
+
+}  // namespace
+
+nlohmann::json journeyJson(const store::Journey& journey) {
+  nlohmann::json j{{"event_id", journey.event_id},
+                   {"event_type", journey.event_type},
+                   {"pipeline", journey.pipeline},
+                   {"state", store::toString(journey.state)},
+                   {"attempts", journey.attempts},
+                   {"received_at", journey.received_at},
+                   {"updated_at", journey.updated_at},
+                   {"last_error", orNull(journey.last_error)},
+                   {"correlation_id", orNull(journey.correlation_id)}};
+  j["event"] = nlohmann::json::parse(journey.payload, nullptr, false);
+  if (const auto& dl = journey.dead_letter)
+    j["dead_letter"] = {{"error_type", orNull(dl->error_type)},
+                        {"error_message", orNull(dl->error_message)},
+                        {"stage", orNull(dl->stage)},
+                        {"plugin", orNull(dl->plugin)},
+                        {"attempts", dl->attempts},
+                        {"first_failed_at", dl->first_failed_at},
+                        {"failed_at", dl->failed_at},
+                        {"replay_count", dl->replay_count}};
+  if (const auto& p = journey.processed)
+    j["processed"] = {{"processed_at", p->processed_at},
+                      {"enriched_data", nlohmann::json::parse(p->enriched_data.value_or("null"), nullptr, false)}};
+  addHistory(j);
+  return j;
+}
+
+}  // namespace eventflow::http

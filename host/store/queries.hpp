@@ -1,0 +1,60 @@
+#pragma once
+// The reads and row mappings both engines share. An engine supplies how it
+// runs a query and spells a few things (parameters, times and JSON as text);
+// the SQL and what the rows mean are written here once.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace eventflow::store {
+
+/// A result row: each value as text, nullopt for NULL.
+using Row = std::vector<std::optional<std::string>>;
+using Rows = std::vector<Row>;
+
+/// What differs between SQLite and PostgreSQL for the shared reads.
+class SqlDialect {
+ public:
+  virtual ~SqlDialect() = default;
+  /// Runs `sql` with text parameters.
+  virtual Expected<Rows> query(const std::string& sql, const std::vector<std::string>& params) = 0;
+  /// Appends `value` to `params`; returns its placeholder, cast to `type`
+  /// (a PostgreSQL type name) where the engine needs that.
+  virtual std::string param(std::vector<std::string>& params, std::string value, const char* type = nullptr) const = 0;
+  /// `column` (a time) as RFC 3339 text, UTC, milliseconds.
+  virtual std::string time(const std::string& column) const = 0;
+  /// `column` (a JSON document) as JSON text.
+  virtual std::string jsonText(const std::string& column) const = 0;
+  /// The condition "failed_at (of f) is at or before `until`", at
+  /// millisecond precision, as listings show it.
+  virtual std::string failedUntil(std::vector<std::string>& params, SystemTime until) const = 0;
+  /// The condition "updated_at is within kProcessingWindow of now".
+  virtual std::string recentlyUpdated(std::vector<std::string>& params) const = 0;
+  /// Whether an id that is not a UUID can be stored at all (PostgreSQL's
+  /// uuid column refuses it, so a lookup of one answers "unknown" at once).
+  virtual bool uuidIdsOnly() const = 0;
+};
+
+Expected<std::vector<PendingEvent>> readUnfinished(SqlDialect& db);
+Expected<std::optional<Journey>> readJourney(SqlDialect& db, const std::string& id);
+Expected<std::map<std::string, StateCounts>> readCounts(SqlDialect& db);
+Expected<DeadPage> readDead(SqlDialect& db, const DeadFilter& filter);
+Expected<std::optional<DeadEvent>> readOneDead(SqlDialect& db, const std::string& id);
+
+/// The columns pendingFrom reads, of raw_events as `r` (prefix "r.") or unnamed.
+std::string pendingColumns(const SqlDialect& db, const std::string& prefix = {});
+std::vector<PendingEvent> pendingFrom(const Rows& rows);
+
+/// The dead events `filter` selects: " WHERE …" over failed_events f JOIN
+/// raw_events r (limit and offset are the caller's).
+std::string deadWhere(const SqlDialect& db, const DeadFilter& filter, std::vector<std::string>& params);
+inline constexpr const char* kDeadFrom = " FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id";
+
+/// raw_events.last_error for a transition: "error_type: message", or empty.
+std::string lastError(const Transition& t);
+
+}  // namespace eventflow::store
