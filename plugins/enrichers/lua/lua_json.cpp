@@ -6,7 +6,7 @@
 #include <limits>
 #include <string_view>
 
-#include "common/copy_text.hpp"
+#include "base/utf8.hpp"
 
 namespace eventflow::plugins::lua {
 namespace {
@@ -82,7 +82,7 @@ bool validUtf8(std::string_view text) {
       ++i;
       continue;
     }
-    const std::size_t length = copy_text::utf8Length(text, i);
+    const std::size_t length = utf8::sequenceLength(text, i);
     if (length == 0) return false;
     i += length;
   }

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "common/copy_text.hpp"
+#include "base/utf8.hpp"
 #include "lua_json.hpp"
 
 namespace eventflow::plugins {
@@ -223,7 +223,7 @@ std::string reasonText(std::string_view text) {
   const std::size_t end = std::min(text.size(), kMaxReasonBytes);
   for (std::size_t i = 0; i < end;) {
     const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t length = c >= 0x80 ? copy_text::utf8Length(text, i) : 1;
+    const std::size_t length = c >= 0x80 ? utf8::sequenceLength(text, i) : 1;
     if (length == 0 || c == 0 || i + length > end) {
       out += '?';
       ++i;
