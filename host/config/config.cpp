@@ -26,6 +26,7 @@
 #include <eventflow/time.hpp>
 
 #include "base/suggest.hpp"
+#include "config/pem.hpp"
 #include "common/copy_text.hpp"
 
 namespace eventflow::config {
@@ -369,6 +370,9 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
       {"EVENTFLOW_SERVER_THREADS", "server", "threads", false},
       {"EVENTFLOW_SERVER_MAX_JSON_DEPTH", "server", "max_json_depth", false},
       {"EVENTFLOW_SERVER_MAX_CONNECTIONS", "server", "max_connections", false},
+      {"EVENTFLOW_SERVER_TLS_CERT_FILE", "server.tls", "cert_file", false},
+      {"EVENTFLOW_SERVER_TLS_KEY_FILE", "server.tls", "key_file", false},
+      {"EVENTFLOW_SERVER_TLS_CLIENT_CA_FILE", "server.tls", "client_ca_file", false},
       {"EVENTFLOW_STORE_URL", "store", "url", false},
       {"EVENTFLOW_QUEUE_TYPE", "queue", "type", false},
       {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
@@ -401,7 +405,13 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
     } else {
       continue;
     }
-    YAML::Node target = o.section ? root[o.section] : root;
+    // "server.tls": a section within a section. Built as one expression:
+    // assigning a YAML::Node to another would write through, not rebind.
+    const std::string_view section = o.section ? o.section : "";
+    const auto dot = section.find('.');
+    YAML::Node target = section.empty()                ? root
+                        : dot == std::string_view::npos ? root[std::string(section)]
+                                                        : root[std::string(section.substr(0, dot))][std::string(section.substr(dot + 1))];
     if (o.list) {
       YAML::Node seq(YAML::NodeType::Sequence);
       std::stringstream ss(value);
@@ -412,6 +422,30 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
       target[o.key] = value;
     }
   }
+}
+
+// server.tls: both files are read now, as the server will read them, so a
+// missing file, a bad PEM or a key that is not the certificate's is refused
+// by `validate` with its place, not found at `serve`'s start.
+void readTls(Reader& r, const YAML::Node& t, const fs::path& base, TlsConfig& tls) {
+  r.checkKeys(t, {"cert_file", "key_file", "client_ca_file"}, "server.tls");
+  r.readString(t, "cert_file", tls.cert_file);
+  r.readString(t, "key_file", tls.key_file);
+  r.readString(t, "client_ca_file", tls.client_ca_file);
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    r.fail(t, "server.tls needs both 'cert_file' and 'key_file' (PEM files)");
+    tls = {};
+    return;
+  }
+  for (auto* p : {&tls.cert_file, &tls.key_file, &tls.client_ca_file})
+    if (!p->empty()) *p = absoluteFrom(base, *p);
+  auto check = [&](const char* key, const std::string& file, const std::string& problem) {
+    if (!problem.empty()) r.fail(t[key], std::string("server.tls.") + key + " '" + file + "' " + problem);
+  };
+  const std::string cert_problem = certificateProblem(tls.cert_file);
+  check("cert_file", tls.cert_file, cert_problem);
+  check("key_file", tls.key_file, privateKeyProblem(tls.key_file, cert_problem.empty() ? tls.cert_file : ""));
+  if (!tls.client_ca_file.empty()) check("client_ca_file", tls.client_ca_file, certificateProblem(tls.client_ca_file));
 }
 
 }  // namespace
@@ -435,7 +469,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
                "dlq", "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
-    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys"},
+    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys", "tls"},
                 "server");
     r.readString(s, "listen", c.server.listen);
     if (const auto problem = listenProblem(c.server.listen); !problem.empty() && s["listen"])
@@ -448,6 +482,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     if (c.server.max_json_depth > ServerConfig::kMaxJsonDepth)
       r.fail(s["max_json_depth"], "'max_json_depth' must be at most " + std::to_string(ServerConfig::kMaxJsonDepth));
     r.readUnsigned(s, "max_connections", c.server.max_connections, 1);
+    if (auto t = s["tls"]; t && r.expectMap(t, "server.tls")) readTls(r, t, base, c.server.tls);
     if (auto keys = s["api_keys"]; keys) {
       if (!keys.IsSequence()) {
         r.fail(keys, "'api_keys' must be a list");

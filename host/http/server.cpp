@@ -14,6 +14,10 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <sys/resource.h>
 
@@ -28,11 +32,13 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 #include "base/ids.hpp"
 #include "base/threads.hpp"
 #include "http/api_docs.hpp"
 #include "http/json_scan.hpp"
+#include "http/tls.hpp"
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
@@ -651,6 +657,10 @@ struct Server::Impl {
   // took 7 s while bulk replays held every blocking thread.
   static constexpr std::size_t kProbeThreads = 2;
   static constexpr auto kIdle = std::chrono::seconds(10);        // keep-alive, and a request's head
+  // A TLS handshake is two round trips and a signature, milliseconds even
+  // across continents; a client that has not finished it in 10 s is stalled
+  // or hostile, and holds a connection slot meanwhile.
+  static constexpr auto kHandshake = std::chrono::seconds(10);
   static constexpr auto kSlowBody = std::chrono::seconds(60);   // a request's body
   static constexpr auto kLinger = std::chrono::seconds(2);      // discarding what follows a refused request
   static constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
@@ -688,40 +698,64 @@ struct Server::Impl {
   std::optional<asio::steady_timer> sweeper;
   std::atomic<bool> stopping{false};
   std::mutex sessions_mutex;
-  std::set<std::shared_ptr<class Session>> sessions;
+  std::set<std::shared_ptr<class SessionBase>> sessions;
+  // Set when server.tls is: every connection then starts with a handshake.
+  std::unique_ptr<asio::ssl::context> tls;
 
   void accept();
+  template <class S>
+  void admit(std::shared_ptr<S> session);
   void sweep();
 };
 
 namespace {
 
-enum class Phase { head, body, handling, draining };
+enum class Phase { handshake, head, body, handling, draining };
 
 }  // namespace
 
-class Session : public std::enable_shared_from_this<Session> {
+// What the sweeper and shutdown see of a connection, plain or TLS.
+class SessionBase : public std::enable_shared_from_this<SessionBase> {
  public:
-  Session(Server::Impl& server, tcp::socket socket) : server_(server), socket_(std::move(socket)) {}
+  virtual ~SessionBase() = default;
+  /// Closes the connection if it has sat in one phase too long, or, when
+  /// stopping, if it is between requests. From any thread.
+  virtual void sweep(Clock::time_point now) = 0;
+};
 
-  void start() { read(); }
+// One connection, on plain TCP or TLS (Stream): the same reads, answers and
+// timers either way, so HTTPS is the plain path with a handshake in front.
+template <class Stream>
+class Session : public SessionBase {
+ public:
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
+  Session(Server::Impl& server, tcp::socket socket) requires(!kTls) : server_(server), stream_(std::move(socket)) {}
+  Session(Server::Impl& server, tcp::socket socket, asio::ssl::context& tls) requires(kTls)
+      : server_(server), stream_(std::move(socket), tls) {}
+
+  void start() {
+    if constexpr (kTls) handshake();
+    else read();
+  }
   void noDelay() {
     beast::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    socket().set_option(tcp::no_delay(true), ignored);
   }
   /// Closes a connection that never became a session.
   void abandon() {
     beast::error_code ignored;
-    socket_.close(ignored);
+    socket().close(ignored);
   }
 
   /// From the sweeper (on any thread): closes the connection if it has sat
   /// in one phase too long, or, when stopping, if it is between requests.
-  void sweep(Clock::time_point now) {
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), now] {
+  void sweep(Clock::time_point now) override {
+    asio::dispatch(stream_.get_executor(), [self = self(), now] {
       const auto phase = self->phase_;
       const auto since = now - self->since_;
-      if ((phase == Phase::head && (since > Server::Impl::kIdle || self->server_.stopping)) ||
+      if ((phase == Phase::handshake && (since > Server::Impl::kHandshake || self->server_.stopping)) ||
+          (phase == Phase::head && (since > Server::Impl::kIdle || self->server_.stopping)) ||
           (phase == Phase::body && since > Server::Impl::kSlowBody) ||
           (phase == Phase::draining && (since > Server::Impl::kLinger || self->server_.stopping)))
         self->close();
@@ -729,6 +763,37 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // TLS: the handshake, bounded by the sweeper (kHandshake) like a slow head.
+  void handshake() {
+    phase_ = Phase::handshake;
+    since_ = Clock::now();
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = self()](beast::error_code ec) {
+      if (!ec) return self->read();
+      // Plain HTTP sent to the HTTPS port: OpenSSL recognises the request
+      // line. The client can read a plain answer, so it learns why instead
+      // of seeing a reset.
+      if (ec.category() == asio::error::get_ssl_category() && ERR_GET_REASON(ec.value()) == SSL_R_HTTP_REQUEST)
+        return self->refusePlainHttp();
+      log::debug("TLS handshake failed", {{"error", ec.message()}});
+      self->close();
+    });
+  }
+
+  // Written under the TLS layer, in the clear, then the connection closes.
+  void refusePlainHttp() {
+    static const std::string kAnswer = [] {
+      const std::string body = runtime::errorBody("tls_required",
+                                                  "this port speaks HTTPS (server.tls is set); use https://").dump();
+      return "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    server_.services.metrics->httpRequests("unmatched", 400).Increment();
+    asio::async_write(socket(), asio::buffer(kAnswer), [self = self()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->linger();
+    });
+  }
+
   void read() {
     if (server_.stopping) return close();
     phase_ = Phase::head;
@@ -737,8 +802,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(Server::Impl::kHeaderLimit);
     parser_->body_limit(server_.services.config->server.max_body_bytes);
-    beast_http::async_read_header(socket_, buffer_, *parser_,
-                                  [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHead(ec); });
+    beast_http::async_read_header(stream_, buffer_, *parser_,
+                                  [self = self()](beast::error_code ec, std::size_t) { self->onHead(ec); });
   }
 
   void onHead(beast::error_code ec) {
@@ -756,8 +821,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // client cannot read an interim answer, so it must not get one (RFC 9110 §10.1.1).
     if (req.version() >= 11 && beast::iequals(req[beast_http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      return asio::async_write(socket_, asio::buffer(kContinue),
-                               [self = shared_from_this()](beast::error_code wec, std::size_t) {
+      return asio::async_write(stream_, asio::buffer(kContinue),
+                               [self = self()](beast::error_code wec, std::size_t) {
                                  if (wec) return self->close();
                                  self->readBody();
                                });
@@ -766,7 +831,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void readBody() {
-    beast_http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    beast_http::async_read(stream_, buffer_, *parser_, [self = self()](beast::error_code ec, std::size_t) {
       if (ec) return self->readFailed(ec);
       self->handle();
     });
@@ -830,7 +895,7 @@ class Session : public std::enable_shared_from_this<Session> {
       route_ = std::string(Api::pathOf(req));
       // The session stays alive meanwhile: server_.sessions holds it until close().
       return server_.api.ingest(req, correlation_,
-                                [gate = server_.gate, weak = weak_from_this()](Reply reply) {
+                                [gate = server_.gate, weak = std::weak_ptr<Session>(self())](Reply reply) {
                                   // Often on a committer thread: back to this connection's strand.
                                   std::lock_guard lock(gate->mutex);
                                   // Closed first: once stop() shuts the gate, no callback may
@@ -838,15 +903,15 @@ class Session : public std::enable_shared_from_this<Session> {
                                   if (!gate->open) return;
                                   auto self = weak.lock();
                                   if (!self) return;
-                                  asio::dispatch(self->socket_.get_executor(), [self, reply = std::move(reply)]() mutable {
+                                  asio::dispatch(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
                                     self->respond(std::move(reply));
                                   });
                                 });
     }
-    asio::post(Api::isProbe(req) ? server_.probes : server_.blocking, [self = shared_from_this()] {
+    asio::post(Api::isProbe(req) ? server_.probes : server_.blocking, [self = self()] {
       std::string route = "unmatched";
       Reply reply = self->server_.api.handle(self->parser_->get(), route, self->correlation_);
-      asio::dispatch(self->socket_.get_executor(),
+      asio::dispatch(self->stream_.get_executor(),
                      [self, route = std::move(route), reply = std::move(reply)]() mutable {
                        self->route_ = std::move(route);
                        self->respond(std::move(reply));
@@ -875,7 +940,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // The GET's head with its Content-Length, and no body (RFC 9110 §9.3.2):
     // a body here would be read as the start of the next answer.
     if (head_) res_.body().clear();
-    beast_http::async_write(socket_, res_, [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
+    beast_http::async_write(stream_, res_, [self = self(), keep](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       if (!keep) return self->linger();
       self->read();
@@ -891,29 +956,36 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::draining;
     since_ = Clock::now();
     beast::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
     drain();
   }
 
   void drain() {
     buffer_.clear();
-    socket_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    // Under the TLS layer when there is one: what is discarded needs no decrypting.
+    socket().async_read_some(buffer_.prepare(16 * 1024), [self = self()](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       self->drain();
     });
   }
 
   void close() {
-    if (!socket_.is_open()) return;
+    if (!socket().is_open()) return;
     beast::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
     std::lock_guard lock(server_.sessions_mutex);
     server_.sessions.erase(shared_from_this());
   }
 
+  std::shared_ptr<Session> self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+  tcp::socket& socket() {
+    if constexpr (kTls) return stream_.next_layer();
+    else return stream_;
+  }
+
   Server::Impl& server_;
-  tcp::socket socket_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   beast_http::response<beast_http::string_body> res_;
@@ -946,33 +1018,37 @@ void Server::Impl::accept() {
       log::info("accepting again", {{"failed_accepts", std::to_string(accept_failures)}});
       accept_failures = 0;
     }
-    beast::error_code ignored;
-    auto session = std::make_shared<Session>(*this, std::move(socket));
-    {
-      std::lock_guard lock(sessions_mutex);
-      // Past server.max_connections a new connection is closed at once:
-      // idle sockets must not take every descriptor and lock out everyone.
-      if (sessions.size() >= services.config->server.max_connections) {
-        if (refused_connections++ % 1000 == 0)
-          log::warn("connection refused: server.max_connections reached",
-                    {{"max_connections", std::to_string(services.config->server.max_connections)},
-                     {"refused", std::to_string(refused_connections)}});
-        session->abandon();
-        return accept();
-      }
-      sessions.insert(session);
-    }
-    session->noDelay();
-    session->start();
+    if (tls) admit(std::make_shared<Session<asio::ssl::stream<tcp::socket>>>(*this, std::move(socket), *tls));
+    else admit(std::make_shared<Session<tcp::socket>>(*this, std::move(socket)));
     accept();
   });
+}
+
+template <class S>
+void Server::Impl::admit(std::shared_ptr<S> session) {
+  {
+    std::lock_guard lock(sessions_mutex);
+    // Past server.max_connections a new connection is closed at once:
+    // idle sockets must not take every descriptor and lock out everyone.
+    if (sessions.size() >= services.config->server.max_connections) {
+      if (refused_connections++ % 1000 == 0)
+        log::warn("connection refused: server.max_connections reached",
+                  {{"max_connections", std::to_string(services.config->server.max_connections)},
+                   {"refused", std::to_string(refused_connections)}});
+      session->abandon();
+      return;
+    }
+    sessions.insert(session);
+  }
+  session->noDelay();
+  session->start();
 }
 
 void Server::Impl::sweep() {
   sweeper->expires_after(std::chrono::seconds(1));
   sweeper->async_wait([this](beast::error_code ec) {
     if (ec) return;
-    std::vector<std::shared_ptr<Session>> open;
+    std::vector<std::shared_ptr<SessionBase>> open;
     {
       std::lock_guard lock(sessions_mutex);
       open.assign(sessions.begin(), sessions.end());
@@ -1009,6 +1085,14 @@ Expected<void> Server::start() {
   const auto& listen = services_.config->server.listen;
   const unsigned configured = services_.config->server.threads;
   impl_ = std::make_unique<Impl>(services_, configured ? configured : std::max(2u, std::thread::hardware_concurrency()));
+  if (services_.config->server.tls.enabled()) {
+    auto tls = makeTlsContext(services_.config->server.tls);
+    if (!tls) {
+      impl_.reset();
+      return tls.error();
+    }
+    impl_->tls = std::move(*tls);
+  }
   try {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos) throw std::invalid_argument("expected host:port");
@@ -1049,7 +1133,7 @@ void Server::stop(std::chrono::milliseconds drain) {
     impl->accept_retry->cancel();
   });
   // Connections between requests close now; those inside one answer first.
-  std::vector<std::shared_ptr<Session>> open;
+  std::vector<std::shared_ptr<SessionBase>> open;
   {
     std::lock_guard lock(impl_->sessions_mutex);
     open.assign(impl_->sessions.begin(), impl_->sessions.end());
@@ -1062,6 +1146,11 @@ void Server::stop(std::chrono::milliseconds drain) {
       if (impl_->sessions.empty()) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  std::size_t unanswered = 0;
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    unanswered = impl_->sessions.size();
   }
   impl_->blocking.join();
   impl_->probes.join();
@@ -1077,6 +1166,12 @@ void Server::stop(std::chrono::milliseconds drain) {
     impl_->sessions.clear();
   }
   impl_.reset();
+  // Requests still waiting got no answer; ingest's are committed all the
+  // same (G1 promises nothing without a 202), and the clients retry.
+  if (unanswered > 0)
+    log::warn("HTTP server stopped with requests unanswered", {{"connections", std::to_string(unanswered)}});
+  else
+    log::info("HTTP server stopped");
 }
 
 }  // namespace eventflow::http
