@@ -15,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -1018,7 +1019,9 @@ void Server::Impl::accept() {
       log::info("accepting again", {{"failed_accepts", std::to_string(accept_failures)}});
       accept_failures = 0;
     }
-    if (tls) admit(std::make_shared<Session<asio::ssl::stream<tcp::socket>>>(*this, std::move(socket), *tls));
+    // Beast's ssl_stream, not Asio's: Asio's writes one buffer of a sequence
+    // per TLS record and syscall, so an answer's head and body went as two.
+    if (tls) admit(std::make_shared<Session<beast::ssl_stream<tcp::socket>>>(*this, std::move(socket), *tls));
     else admit(std::make_shared<Session<tcp::socket>>(*this, std::move(socket)));
     accept();
   });
