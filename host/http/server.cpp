@@ -31,13 +31,13 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <type_traits>
 
 #include "base/ids.hpp"
 #include "base/threads.hpp"
 #include "http/api_docs.hpp"
+#include "http/body.hpp"
 #include "http/json_scan.hpp"
 #include "http/tls.hpp"
 #include "base/log.hpp"
@@ -347,8 +347,8 @@ class Api {
   Reply replayAll(const Request& req) {
     if (!hasMediaType(std::string(req[beast_http::field::content_type]), "application/json"))
       return error(415, "unsupported_media_type", "Content-Type must be application/json");
-    if (!nestsWithin(req.body(), s_.config->server.max_json_depth))
-      return tooDeep(req.body(), s_.config->server.max_json_depth, "");
+    if (const auto max = s_.config->server.max_json_depth; !nestsWithin(req.body(), max))
+      return refusal(tooDeep(req.body(), max, max, ""));
     const auto doc = nlohmann::json::parse(req.body(), nullptr, false);
     if (doc.is_discarded()) return error(400, "malformed_json", "body is not valid JSON");
     if (!doc.is_object())
@@ -426,80 +426,18 @@ class Api {
     if (!ndjson && !hasMediaType(content_type, "application/json"))
       return respond(error(415, "unsupported_media_type",
                            std::string("Content-Type must be application/json") + (batch ? " or application/x-ndjson" : "")));
-    const std::string& body = req.body();
-    const std::size_t max_depth = s_.config->server.max_json_depth;
-    std::vector<nlohmann::json> docs;
-    std::vector<std::optional<Reply>> parse_errors;
-    if (!ndjson) {
-      // A batch's array is one level more than its events.
-      const std::size_t allowed = batch ? max_depth + 1 : max_depth;
-      if (!nestsWithin(body, allowed)) return respond(tooDeep(body, allowed, batch ? "an event of the batch" : ""));
-      nlohmann::json doc;
-      bool per_item = false;
-      try {
-        doc = nlohmann::json::parse(body);
-      } catch (const nlohmann::json::parse_error& e) {
-        return respond(error(400, "malformed_json", std::string("body is not valid JSON: ") + e.what()));
-      } catch (const nlohmann::json::out_of_range&) {
-        // A number beyond a double's range. In a batch only its event is
-        // refused: the others are parsed one by one.
-        const auto items = batch ? arrayElements(body) : std::nullopt;
-        if (!items) return respond(hugeNumber(body, ""));
-        per_item = true;
-        for (const auto item : *items) {
-          const std::string where = "item " + std::to_string(docs.size());
-          parse_errors.resize(docs.size() + 1);
-          try {
-            docs.push_back(nlohmann::json::parse(item));
-          } catch (const nlohmann::json::out_of_range&) {
-            docs.emplace_back(nullptr);
-            parse_errors.back() = hugeNumber(item, where);
-          } catch (const nlohmann::json::parse_error& e) {
-            docs.emplace_back(nullptr);
-            parse_errors.back() = error(400, "malformed_json", where + " is not valid JSON: " + e.what());
-          }
-        }
-      }
-      if (per_item) {
-        // docs and parse_errors hold the items already.
-      } else if (!batch) docs.push_back(std::move(doc));
-      else if (!doc.is_array()) return respond(error(400, "invalid_batch", "a batch body is a JSON array of events"));
-      else docs = doc.get<std::vector<nlohmann::json>>();
-    } else {
-      std::istringstream lines(body);
-      std::string line;
-      std::size_t n = 0;
-      while (std::getline(lines, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = "line " + std::to_string(n);
-        std::optional<Reply> refused;
-        nlohmann::json doc;
-        if (!nestsWithin(line, max_depth)) {
-          refused = tooDeep(line, max_depth, where);
-        } else {
-          doc = nlohmann::json::parse(line, nullptr, false);
-          if (doc.is_discarded()) {
-            refused = pathOfHugeNumber(line) ? hugeNumber(line, where)
-                                             : error(400, "malformed_json", where + " is not valid JSON");
-          }
-        }
-        if (refused) {
-          docs.emplace_back(nullptr);
-          parse_errors.resize(docs.size());
-          parse_errors.back() = std::move(refused);
-        } else {
-          docs.push_back(std::move(doc));
-        }
-      }
-    }
-    if (batch && docs.empty()) return respond(error(400, "invalid_batch", "the batch is empty"));
+    auto parsed = parseBody(req.body(), ndjson ? BodyFormat::ndjson : batch ? BodyFormat::json_array : BodyFormat::single,
+                            s_.config->server.max_json_depth);
+    if (parsed.refused) return respond(refusal(*parsed.refused));
+    auto& docs = parsed.docs;
     if (batch && docs.size() > s_.config->server.max_batch)
       return respond(error(413, "batch_too_large",
                            "at most " + std::to_string(s_.config->server.max_batch) + " events per batch"));
-    parse_errors.resize(docs.size());
+    std::vector<std::optional<Reply>> parse_errors(docs.size());
+    for (std::size_t i = 0; i < docs.size(); ++i)
+      if (parsed.item_refused[i]) parse_errors[i] = refusal(*parsed.item_refused[i]);
 
-    // Lines that did not parse are answered without reaching ingest.
+    // Items that did not parse are answered without reaching ingest.
     std::vector<nlohmann::json> good;
     std::vector<std::size_t> good_index;
     for (std::size_t i = 0; i < docs.size(); ++i) {
@@ -515,24 +453,7 @@ class Api {
                         });
   }
 
-  // The body (or one batch item: `where`) nests deeper than `max`, which
-  // counts a batch's array; the message gives the configured limit.
-  Reply tooDeep(std::string_view text, std::size_t max, const std::string& where) const {
-    const std::string path = pathTooDeep(text, max);
-    return error(400, "too_deep",
-                 (where.empty() ? "the body" : where) + " nests arrays and objects deeper than server.max_json_depth (" +
-                     std::to_string(s_.config->server.max_json_depth) + ")" + (path.empty() ? "" : " at '" + path + "'"),
-                 path.substr(0, path.find('[')));  // the field, without the levels of nesting
-  }
-
-  // The body (or one batch item) holds a number beyond a double's range.
-  static Reply hugeNumber(std::string_view text, const std::string& where) {
-    const std::string path = pathOfHugeNumber(text).value_or(std::string());
-    return error(400, "number_out_of_range",
-                 (where.empty() ? "" : where + ": ") + (path.empty() ? "a number" : "'" + path + "'") +
-                     " is beyond the range of a double (about 1.8e308)",
-                 path);
-  }
+  static Reply refusal(const BodyRefusal& r) { return error(400, r.code, r.message, r.field); }
 
   static Reply singleReply(runtime::IngestResult& r) {
     Reply reply{r.status, std::move(r.body), "application/json", {}, {}};
