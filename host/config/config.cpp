@@ -26,6 +26,7 @@
 #include <eventflow/time.hpp>
 
 #include "base/suggest.hpp"
+#include "config/files.hpp"
 #include "config/pem.hpp"
 #include "common/copy_text.hpp"
 
@@ -327,30 +328,9 @@ Expected<YAML::Node> parseFile(const std::string& file) {
 constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
 Expected<std::string> readSecretFile(const std::string& variable, const std::string& path) {
-  const std::string who = variable + "=" + path + ": ";
-  // O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return makeError(who + "cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return makeError(who + "not a regular file");
-  }
-  if (static_cast<std::size_t>(st.st_size) > kMaxSecretFileBytes) {
-    ::close(fd);
-    return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
-  }
-  std::string s(kMaxSecretFileBytes + 1, '\0');
-  std::size_t got = 0;
-  while (got < s.size()) {
-    const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  if (got > kMaxSecretFileBytes) return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
-  s.resize(got);
+  auto read = readSmallFile(path, kMaxSecretFileBytes);
+  if (!read) return makeError(variable + "=" + path + ": " + read.error().message);
+  std::string s = std::move(*read);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }

@@ -1,17 +1,13 @@
 #include "config/pem.hpp"
 
+#include "config/files.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <memory>
 
 namespace eventflow::config {
@@ -34,29 +30,12 @@ struct KeyFree {
 
 // The file's bytes, or why they cannot be read.
 std::string readPem(const std::string& file, std::string& problem) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    problem = std::string("cannot be read: ") + std::strerror(errno);
+  auto text = readSmallFile(file, kMaxPemBytes);
+  if (!text) {
+    problem = "cannot be used: " + text.error().message;
     return {};
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    problem = "is not a regular file";
-    return {};
-  }
-  std::string text(kMaxPemBytes + 1, '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  if (got > kMaxPemBytes) problem = "is larger than 1 MiB";
-  text.resize(got);
-  return text;
+  return std::move(*text);
 }
 
 // OpenSSL's reason for the last failure, and its error queue emptied so the

@@ -277,11 +277,11 @@ TEST(Tls, BadTlsFilesAreRefusedByValidateAndServeNamingTheKey) {
   };
   const std::vector<Case> cases{
       {"tls: { cert_file: missing.pem, key_file: server.key }",
-       ".cert_file '" + (dir / "missing.pem").string() + "' cannot be read: No such file or directory"},
+       ".cert_file '" + (dir / "missing.pem").string() + "' cannot be used: cannot open: No such file or directory"},
       {"tls: { cert_file: not-pem.pem, key_file: server.key }", ".cert_file '" + (dir / "not-pem.pem").string() + "' holds no PEM certificate"},
       {"tls: { cert_file: server.pem, key_file: not-pem.pem }", ".key_file '" + (dir / "not-pem.pem").string() + "' holds no unencrypted PEM private key"},
       {"tls: { cert_file: server.pem, key_file: other.key }", ".key_file '" + (dir / "other.key").string() + "' is not the private key of the certificate"},
-      {"tls: { cert_file: server.pem, key_file: server.key, client_ca_file: /dev/zero }", ".client_ca_file '/dev/zero' is not a regular file"},
+      {"tls: { cert_file: server.pem, key_file: server.key, client_ca_file: /dev/zero }", ".client_ca_file '/dev/zero' cannot be used: not a regular file"},
       {"tls: { cert_file: server.pem }", " needs both 'cert_file' and 'key_file'"},
       {"tls: { cert_file: server.pem, key_file: server.key, ca_file: ca.pem }", ""},
   };
