@@ -1,12 +1,14 @@
 // eventflow produce: posts generated events shaped like the original
 // EventFlow's and reports throughput and latency. Only 2xx counts as success.
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Exception.h>
 #include <Poco/URI.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -17,8 +19,10 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 #include <eventflow/time.hpp>
@@ -26,6 +30,7 @@
 #include "app/app.hpp"
 #include "app/args.hpp"
 #include "app/cli.hpp"
+#include "base/expected.hpp"
 #include "base/ids.hpp"
 
 namespace eventflow::app {
@@ -38,7 +43,11 @@ const char* const kHelp = R"(usage: eventflow produce --url URL [options]
 Posts generated events (purchase, user_signup, page_view, custom; unique
 event_id each) and prints requests/s, events/s and latency percentiles.
 
-  --url URL            base URL of the host, e.g. http://127.0.0.1:8000
+  --url URL            base URL of the host, e.g. http://127.0.0.1:8000 or https://host:8443
+  --cacert FILE        https: trust the CA certificate(s) in FILE (PEM) instead of the system's
+  --insecure           https: accept any server certificate (testing only)
+  --cert FILE          https: present this client certificate (PEM; for server.tls.client_ca_file)
+  --key FILE           https: the client certificate's private key (PEM)
   --count N            events to send (default 10000; ignored with --duration)
   --duration SECONDS   send for this long instead of a count
   --concurrency C      parallel connections (default 32)
@@ -120,27 +129,63 @@ struct Load {
   std::vector<double> latencies;
   std::map<int, std::uint64_t> codes;
   std::uint64_t events_ok = 0, requests = 0, errors = 0;
+  bool tls_error_said = false;
+};
+
+// Where the requests go: host and port, and for https the client's TLS
+// context (trusted CAs, optional client certificate).
+struct Target {
+  std::string host;
+  std::uint16_t port = 0;
+  std::unique_ptr<boost::asio::ssl::context> tls;  // null: plain http
+  bool insecure = false;                           // https without verifying the server
 };
 
 // One keep-alive HTTP/1.1 connection posting one request at a time. Asio
 // rather than a thread per connection, like wrk: one thread drives all the
 // connections, so the generator takes little of the CPU it shares with the
-// host under test.
-class Connection : public std::enable_shared_from_this<Connection> {
+// host under test. Stream is a TCP socket, or TLS over one for https (a
+// handshake per connection, then the same requests).
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, boost::asio::ip::tcp::socket>;
+
  public:
-  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, const std::string& head, Load& load,
-             std::uint64_t seed)
-      : socket_(io), endpoint_(std::move(endpoint)), head_(head), load_(load), rng_(seed * 7919 + 17) {}
+  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, const Target& target,
+             const std::string& head, Load& load, std::uint64_t seed)
+      : io_(io), endpoint_(std::move(endpoint)), target_(target), head_(head), load_(load), rng_(seed * 7919 + 17) {}
 
   void start() { connect(); }
 
  private:
+  using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
+
+  boost::asio::ip::tcp::socket& socket() {
+    if constexpr (kTls) return stream_->next_layer();
+    else return *stream_;
+  }
+
   void connect() {
-    socket_ = boost::asio::ip::tcp::socket(socket_.get_executor());
-    socket_.async_connect(endpoint_, [self = shared_from_this()](const boost::system::error_code& ec) {
+    if constexpr (kTls) {
+      stream_.emplace(io_, *target_.tls);
+      if (!target_.insecure) stream_->set_verify_callback(boost::asio::ssl::host_name_verification(target_.host));
+      // SNI: a host serving several names picks the certificate by it.
+      SSL_set_tlsext_host_name(stream_->native_handle(), target_.host.c_str());
+    } else {
+      stream_.emplace(io_);
+    }
+    socket().async_connect(endpoint_, [self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec) return self->failed();
-      self->socket_.set_option(boost::asio::ip::tcp::no_delay(true));
-      self->send();
+      self->socket().set_option(boost::asio::ip::tcp::no_delay(true));
+      if constexpr (kTls) {
+        self->stream_->async_handshake(boost::asio::ssl::stream_base::client,
+                                       [self](const boost::system::error_code& hec) {
+                                         if (hec) return self->failed(hec);
+                                         self->send();
+                                       });
+      } else {
+        self->send();
+      }
     });
   }
 
@@ -162,7 +207,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (load_.batch > 1) body_ += ']';
     out_ = head_ + std::to_string(body_.size()) + "\r\n\r\n" + body_;
     sent_ = Clock::now();
-    boost::asio::async_write(socket_, boost::asio::buffer(out_),
+    boost::asio::async_write(*stream_, boost::asio::buffer(out_),
                              [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                                if (ec) return self->failed();
                                self->readHead();
@@ -171,7 +216,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void readHead() {
     boost::asio::async_read_until(
-        socket_, boost::asio::dynamic_buffer(in_), "\r\n\r\n",
+        *stream_, boost::asio::dynamic_buffer(in_), "\r\n\r\n",
         [self = shared_from_this()](const boost::system::error_code& ec, std::size_t head_size) {
           if (ec) return self->failed();
           self->parseHead(head_size);
@@ -201,7 +246,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     const std::size_t whole = head_size + length;
     if (in_.size() >= whole) return finish(status, whole);
-    boost::asio::async_read(socket_, boost::asio::dynamic_buffer(in_), boost::asio::transfer_exactly(whole - in_.size()),
+    boost::asio::async_read(*stream_, boost::asio::dynamic_buffer(in_), boost::asio::transfer_exactly(whole - in_.size()),
                             [self = shared_from_this(), status, whole](const boost::system::error_code& ec, std::size_t) {
                               if (ec) return self->failed();
                               self->finish(status, whole);
@@ -223,19 +268,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     else ++load_.errors;
   }
 
-  void failed() {
+  void failed(const boost::system::error_code& handshake = {}) {
     // A refused connection or a reset counts as one failed request; pause a
     // little so a host that is down is not spun against.
     record(0);
     in_.clear();
     boost::system::error_code ignored;
-    socket_.close(ignored);
-    timer_ = std::make_unique<boost::asio::steady_timer>(socket_.get_executor(), std::chrono::milliseconds(100));
+    socket().close(ignored);
+    // A certificate that does not verify (or a client certificate the host
+    // wants) fails every try the same way: said once, and this connection
+    // ends instead of retrying for ever.
+    if (handshake) {
+      if (!load_.tls_error_said)
+        std::cerr << "eventflow produce: TLS handshake with " << target_.host << " failed: " << handshake.message() << "\n";
+      load_.tls_error_said = true;
+      return;
+    }
+    timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
     timer_->async_wait([self = shared_from_this()](const boost::system::error_code&) { self->connect(); });
   }
 
-  boost::asio::ip::tcp::socket socket_;
+  boost::asio::io_context& io_;
+  std::optional<Stream> stream_;  // made anew for each connection: a TLS stream is not reusable
   boost::asio::ip::tcp::endpoint endpoint_;
+  const Target& target_;
   const std::string& head_;
   Load& load_;
   std::mt19937_64 rng_;
@@ -253,28 +309,72 @@ double percentile(std::vector<double>& sorted, double p) {
   return sorted[idx];
 }
 
-std::optional<nlohmann::json> summary(const Poco::URI& base, const std::string& auth) {
+// GET /metrics/summary on a connection of its own, closed after the answer.
+template <class Stream>
+std::optional<nlohmann::json> getSummary(Stream& stream, const Target& target, const std::string& auth) {
+  namespace http = boost::beast::http;
+  http::request<http::empty_body> req(http::verb::get, "/metrics/summary", 11);
+  req.set(http::field::host, target.host + ":" + std::to_string(target.port));
+  req.set(http::field::connection, "close");
+  if (!auth.empty()) req.set(http::field::authorization, auth);
+  http::write(stream, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  if (res.result_int() != 200) return std::nullopt;
+  auto j = nlohmann::json::parse(res.body(), nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+std::optional<nlohmann::json> summary(const Target& target, const boost::asio::ip::tcp::endpoint& endpoint,
+                                      const std::string& auth) {
+  namespace beast = boost::beast;
   try {
-    Poco::Net::HTTPClientSession session(base.getHost(), base.getPort());
-    session.setTimeout(Poco::Timespan(10, 0));
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/metrics/summary", Poco::Net::HTTPMessage::HTTP_1_1);
-    if (!auth.empty()) req.set("Authorization", auth);
-    session.sendRequest(req);
-    Poco::Net::HTTPResponse res;
-    std::string body(std::istreambuf_iterator<char>(session.receiveResponse(res)), {});
-    if (res.getStatus() != 200) return std::nullopt;
-    auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded()) return std::nullopt;
-    return j;
-  } catch (const Poco::Exception&) {
+    boost::asio::io_context io;
+    beast::tcp_stream tcp(io);
+    tcp.expires_after(std::chrono::seconds(10));
+    tcp.connect(endpoint);
+    if (!target.tls) return getSummary(tcp, target, auth);
+    beast::ssl_stream<beast::tcp_stream&> tls(tcp, *target.tls);
+    if (!target.insecure) tls.set_verify_callback(boost::asio::ssl::host_name_verification(target.host));
+    SSL_set_tlsext_host_name(tls.native_handle(), target.host.c_str());
+    tls.handshake(boost::asio::ssl::stream_base::client);
+    return getSummary(tls, target, auth);
+  } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+// The client side of https: the system's CAs, or --cacert's, or none
+// (--insecure); and --cert/--key when the host asks for a client certificate.
+Expected<std::unique_ptr<boost::asio::ssl::context>> clientTls(const Args& args) {
+  namespace ssl = boost::asio::ssl;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  if (args.has("insecure")) {
+    ctx->set_verify_mode(ssl::verify_none);
+  } else {
+    ctx->set_verify_mode(ssl::verify_peer);
+    if (args.has("cacert")) ctx->load_verify_file(args.get("cacert"), ec);
+    else ctx->set_default_verify_paths(ec);
+    if (ec) return makeError("--cacert " + args.get("cacert") + ": " + ec.message());
+  }
+  if (args.has("cert") != args.has("key")) return makeError("--cert and --key go together");
+  if (args.has("cert")) {
+    if (ctx->use_certificate_chain_file(args.get("cert"), ec); ec)
+      return makeError("--cert " + args.get("cert") + ": " + ec.message());
+    if (ctx->use_private_key_file(args.get("key"), ssl::context::pem, ec); ec)
+      return makeError("--key " + args.get("key") + ": " + ec.message());
+  }
+  return ctx;
 }
 
 }  // namespace
 
 int produce(int argc, char** argv) {
-  Args args(argc, argv, 2, {"help", "wait", "random-ids"});
+  Args args(argc, argv, 2, {"help", "wait", "random-ids", "insecure"});
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -289,12 +389,11 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
     return 2;
   }
-  if (auto extra = args.unknown({"url", "count", "duration", "concurrency", "batch", "api-key", "invalid-every", "wait", "wait-timeout", "random-ids", "help"});
-      !extra.empty()) {
-    std::cerr << "eventflow produce: "
-              << unknownOption(extra.front(), {"url", "count", "duration", "concurrency", "batch", "api-key",
-                                               "invalid-every", "wait", "wait-timeout", "random-ids", "help"})
-              << "\n" << kHelp;
+  static const std::set<std::string> kOptions{"url",  "count",      "duration",  "concurrency", "batch",
+                                              "api-key", "invalid-every", "wait", "wait-timeout", "random-ids",
+                                              "cacert", "insecure",   "cert",      "key",         "help"};
+  if (auto extra = args.unknown(kOptions); !extra.empty()) {
+    std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
     return 2;
   }
   if (!args.has("url") || *concurrency < 1 || *batch < 1 || *count < 0 || *duration < 0) {
@@ -308,14 +407,39 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: bad --url: " << e.displayText() << "\n";
     return 2;
   }
+  if (base.getScheme() != "http" && base.getScheme() != "https") {
+    std::cerr << "eventflow produce: --url must start with http:// or https://, not '" << base.getScheme() << "'\n";
+    return 2;
+  }
+  Target target{base.getHost(), base.getPort(), nullptr, args.has("insecure")};
+  if (base.getScheme() == "https") {
+    auto tls = clientTls(args);
+    if (!tls) {
+      std::cerr << "eventflow produce: " << tls.error().message << "\n";
+      return 2;
+    }
+    target.tls = std::move(*tls);
+  } else if (args.has("cacert") || args.has("insecure") || args.has("cert")) {
+    std::cerr << "eventflow produce: --cacert, --insecure, --cert and --key are for https:// URLs\n";
+    return 2;
+  }
   const std::string path = *batch > 1 ? "/events/batch" : "/events";
   const std::string auth = args.has("api-key") ? "Bearer " + args.get("api-key") : "";
   const bool timed = *duration > 0;
   const auto deadline = Clock::now() + std::chrono::seconds(*duration);
   const std::uint64_t total = static_cast<std::uint64_t>(*count);
 
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::endpoint endpoint;
+  try {
+    boost::asio::ip::tcp::resolver resolver(io);
+    endpoint = *resolver.resolve(base.getHost(), std::to_string(base.getPort())).begin();
+  } catch (const std::exception& e) {
+    std::cerr << "eventflow produce: cannot resolve " << base.getHost() << ": " << e.what() << "\n";
+    return 1;
+  }
   // The summary is system-wide: the baseline makes the wait about our events.
-  const auto baseline = args.has("wait") ? summary(base, auth) : std::nullopt;
+  const auto baseline = args.has("wait") ? summary(target, endpoint, auth) : std::nullopt;
   if (args.has("wait") && !baseline) {
     std::cerr << "eventflow produce: --wait needs " << base.toString() << "/metrics/summary\n";
     return 1;
@@ -327,25 +451,20 @@ int produce(int argc, char** argv) {
   load.timed = timed;
   load.deadline = deadline;
   load.total = total;
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::endpoint endpoint;
-  try {
-    boost::asio::ip::tcp::resolver resolver(io);
-    endpoint = *resolver.resolve(base.getHost(), std::to_string(base.getPort())).begin();
-  } catch (const std::exception& e) {
-    std::cerr << "eventflow produce: cannot resolve " << base.getHost() << ": " << e.what() << "\n";
-    return 1;
-  }
   std::string head = "POST " + path + " HTTP/1.1\r\nHost: " + base.getHost() + ":" + std::to_string(base.getPort()) +
                      "\r\nContent-Type: application/json\r\n";
   if (!auth.empty()) head += "Authorization: " + auth + "\r\n";
   head += "Content-Length: ";
 
   const auto start = Clock::now();
-  std::vector<std::shared_ptr<Connection>> connections;
   for (long long c = 0; c < *concurrency; ++c) {
-    connections.push_back(std::make_shared<Connection>(io, endpoint, head, load, static_cast<std::uint64_t>(c)));
-    connections.back()->start();
+    const auto seed = static_cast<std::uint64_t>(c);
+    if (target.tls)
+      std::make_shared<Connection<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>>(io, endpoint, target, head,
+                                                                                           load, seed)
+          ->start();
+    else
+      std::make_shared<Connection<boost::asio::ip::tcp::socket>>(io, endpoint, target, head, load, seed)->start();
   }
   io.run();
   auto& latencies = load.latencies;
@@ -365,14 +484,14 @@ int produce(int argc, char** argv) {
   std::cout << "\n";
   bool waited_ok = true;
   if (baseline) {
-    const auto target = (*baseline)["events_received"].get<std::uint64_t>() + events_ok;
+    const auto received_target = (*baseline)["events_received"].get<std::uint64_t>() + events_ok;
     const auto deadline_wait = Clock::now() + std::chrono::seconds(*wait_timeout);
     std::optional<nlohmann::json> now_summary;
     for (;;) {
       const auto asked = Clock::now();
-      now_summary = summary(base, auth);
+      now_summary = summary(target, endpoint, auth);
       const auto took = Clock::now() - asked;
-      if (now_summary && (*now_summary)["events_received"].get<std::uint64_t>() >= target &&
+      if (now_summary && (*now_summary)["events_received"].get<std::uint64_t>() >= received_target &&
           (*now_summary)["events_in_flight"] == 0)
         break;
       if (Clock::now() >= deadline_wait) {

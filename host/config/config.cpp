@@ -27,6 +27,8 @@
 
 #include "base/suggest.hpp"
 #include "base/utf8.hpp"
+#include "config/files.hpp"
+#include "config/pem.hpp"
 
 namespace eventflow::config {
 namespace fs = std::filesystem;
@@ -318,30 +320,9 @@ Expected<YAML::Node> parseFile(const std::string& file) {
 constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
 Expected<std::string> readSecretFile(const std::string& variable, const std::string& path) {
-  const std::string who = variable + "=" + path + ": ";
-  // O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return makeError(who + "cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return makeError(who + "not a regular file");
-  }
-  if (static_cast<std::size_t>(st.st_size) > kMaxSecretFileBytes) {
-    ::close(fd);
-    return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
-  }
-  std::string s(kMaxSecretFileBytes + 1, '\0');
-  std::size_t got = 0;
-  while (got < s.size()) {
-    const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  if (got > kMaxSecretFileBytes) return makeError(who + "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB");
-  s.resize(got);
+  auto read = readSmallFile(path, kMaxSecretFileBytes);
+  if (!read) return makeError(variable + "=" + path + ": " + read.error().message);
+  std::string s = std::move(*read);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }
@@ -361,6 +342,9 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
       {"EVENTFLOW_SERVER_THREADS", "server", "threads", false},
       {"EVENTFLOW_SERVER_MAX_JSON_DEPTH", "server", "max_json_depth", false},
       {"EVENTFLOW_SERVER_MAX_CONNECTIONS", "server", "max_connections", false},
+      {"EVENTFLOW_SERVER_TLS_CERT_FILE", "server.tls", "cert_file", false},
+      {"EVENTFLOW_SERVER_TLS_KEY_FILE", "server.tls", "key_file", false},
+      {"EVENTFLOW_SERVER_TLS_CLIENT_CA_FILE", "server.tls", "client_ca_file", false},
       {"EVENTFLOW_STORE_URL", "store", "url", false},
       {"EVENTFLOW_QUEUE_TYPE", "queue", "type", false},
       {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
@@ -393,7 +377,13 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
     } else {
       continue;
     }
-    YAML::Node target = o.section ? root[o.section] : root;
+    // "server.tls": a section within a section. Built as one expression:
+    // assigning a YAML::Node to another would write through, not rebind.
+    const std::string_view section = o.section ? o.section : "";
+    const auto dot = section.find('.');
+    YAML::Node target = section.empty()                ? root
+                        : dot == std::string_view::npos ? root[std::string(section)]
+                                                        : root[std::string(section.substr(0, dot))][std::string(section.substr(dot + 1))];
     if (o.list) {
       YAML::Node seq(YAML::NodeType::Sequence);
       std::stringstream ss(value);
@@ -404,6 +394,30 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
       target[o.key] = value;
     }
   }
+}
+
+// server.tls: both files are read now, as the server will read them, so a
+// missing file, a bad PEM or a key that is not the certificate's is refused
+// by `validate` with its place, not found at `serve`'s start.
+void readTls(Reader& r, const YAML::Node& t, const fs::path& base, TlsConfig& tls) {
+  r.checkKeys(t, {"cert_file", "key_file", "client_ca_file"}, "server.tls");
+  r.readString(t, "cert_file", tls.cert_file);
+  r.readString(t, "key_file", tls.key_file);
+  r.readString(t, "client_ca_file", tls.client_ca_file);
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    r.fail(t, "server.tls needs both 'cert_file' and 'key_file' (PEM files)");
+    tls = {};
+    return;
+  }
+  for (auto* p : {&tls.cert_file, &tls.key_file, &tls.client_ca_file})
+    if (!p->empty()) *p = absoluteFrom(base, *p);
+  auto check = [&](const char* key, const std::string& file, const std::string& problem) {
+    if (!problem.empty()) r.fail(t[key], std::string("server.tls.") + key + " '" + file + "' " + problem);
+  };
+  const std::string cert_problem = certificateProblem(tls.cert_file);
+  check("cert_file", tls.cert_file, cert_problem);
+  check("key_file", tls.key_file, privateKeyProblem(tls.key_file, cert_problem.empty() ? tls.cert_file : ""));
+  if (!tls.client_ca_file.empty()) check("client_ca_file", tls.client_ca_file, certificateProblem(tls.client_ca_file));
 }
 
 }  // namespace
@@ -427,7 +441,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
                "dlq", "shutdown_timeout"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
-    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys"},
+    r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys", "tls"},
                 "server");
     r.readString(s, "listen", c.server.listen);
     if (const auto problem = listenProblem(c.server.listen); !problem.empty() && s["listen"])
@@ -440,6 +454,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     if (c.server.max_json_depth > ServerConfig::kMaxJsonDepth)
       r.fail(s["max_json_depth"], "'max_json_depth' must be at most " + std::to_string(ServerConfig::kMaxJsonDepth));
     r.readUnsigned(s, "max_connections", c.server.max_connections, 1);
+    if (auto t = s["tls"]; t && r.expectMap(t, "server.tls")) readTls(r, t, base, c.server.tls);
     if (auto keys = s["api_keys"]; keys) {
       if (!keys.IsSequence()) {
         r.fail(keys, "'api_keys' must be a list");

@@ -22,6 +22,14 @@ struct ApiKey {
   std::vector<std::string> scopes;
 };
 
+/// HTTPS on the server's port; absent (cert_file empty): plain HTTP.
+struct TlsConfig {
+  std::string cert_file;       // PEM: the server's certificate, then any intermediates
+  std::string key_file;        // PEM: its private key, unencrypted
+  std::string client_ca_file;  // PEM: when set, every client must present a certificate this CA signed
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8000";
   std::size_t max_body_bytes = 1 << 20;
@@ -32,6 +40,7 @@ struct ServerConfig {
   std::size_t max_connections = 10000;  // open at once; past it a new one is closed at once
   unsigned threads = 0;  // HTTP io threads; 0: one per core, at least 2
   std::vector<ApiKey> api_keys;
+  TlsConfig tls;
 };
 
 struct IngestConfig {

@@ -27,9 +27,30 @@ namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
 
+/// What became of one document. The HTTP layer maps it to a status and a
+/// body; nothing here knows HTTP.
+enum class IngestOutcome {
+  accepted,     // committed (G1): event_id, pipeline
+  duplicate,    // that event_id was accepted before with the same body: event_id, pipeline
+  conflict,     // that event_id was accepted before with another body: event_id
+  invalid,      // the envelope is refused: invalid (code, message, field)
+  no_pipeline,  // no pipeline takes event_type
+  overloaded,   // pipeline's queue is at queue.max_depth: pipeline
+  unavailable,  // the store did not commit; the client retries
+};
+
 struct IngestResult {
-  int status = 202;  // 202 accepted, 200 duplicate, 409 conflict, 422 invalid, 503 unavailable
-  std::string body;  // a JSON object, serialised
+  IngestOutcome outcome = IngestOutcome::accepted;
+  std::string event_id;
+  std::string pipeline;
+  std::string event_type;
+  pipeline::EnvelopeError invalid;  // outcome invalid only
+};
+
+/// One result per document in order, and the receipt time they share.
+struct IngestAnswer {
+  std::vector<IngestResult> results;
+  std::string received_at;  // RFC 3339
 };
 
 class Ingestor {
@@ -37,7 +58,7 @@ class Ingestor {
   Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
            metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope = {});
 
-  using Done = std::function<void(std::vector<IngestResult>)>;
+  using Done = std::function<void(IngestAnswer)>;
   /// One result per document, in order, handed to `done` once the accepted
   /// ones are committed: on a committer thread, or on this one when nothing
   /// needed a commit or the committer is stopping. `done` must not block.
@@ -75,11 +96,5 @@ class Ingestor {
   bool stopped_ = false;
   std::thread publisher_;  // last: started once the rest is built
 };
-
-/// `{"error":{"code","message","field"?}}`
-nlohmann::json errorBody(const std::string& code, const std::string& message, const std::string& field = {});
-
-/// `body`, a serialised JSON object, with `"status_code":status` added last.
-std::string withStatusCode(std::string body, int status);
 
 }  // namespace eventflow::runtime

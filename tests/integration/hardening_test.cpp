@@ -104,15 +104,30 @@ TEST(Hardening, BodiesNestedPastMaxJsonDepthAre400BeforeAnythingRecursiveRuns) {
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(r.json()["error"]["field"], "deep");
 
-  // A JSON-array batch: its array is one level more; too deep is refused whole.
+  // A JSON-array batch: its array is one level more; a too-deep item
+  // refuses only itself, like an NDJSON line.
   r = host.post("[" + at(63) + "]", "/events/batch");
   EXPECT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.json()["accepted"], 1);
-  r = host.post("[" + validEvent(1, uuid()).dump() + "," + nested(100'000) + "]", "/events/batch");
+  const std::string first = uuid();
+  r = host.post("[" + validEvent(1, first).dump() + "," + nested(100'000) + "," + at(64) + "]", "/events/batch");
+  ASSERT_EQ(r.status, 202) << r.body;
+  auto items = r.json();
+  EXPECT_EQ(items["accepted"], 1) << r.body;
+  EXPECT_EQ(items["rejected"], 2) << r.body;
+  EXPECT_EQ(items["results"][0]["event_id"], first);
+  EXPECT_EQ(items["results"][1]["status_code"], 400);
+  EXPECT_EQ(items["results"][1]["error"]["code"], "too_deep");
+  EXPECT_NE(items["results"][1]["error"]["message"].get<std::string>().find("item 1 nests"), std::string::npos) << r.body;
+  EXPECT_NE(items["results"][1]["error"]["message"].get<std::string>().find("max_json_depth (64) at '[0][0]"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(items["results"][2]["error"]["code"], "too_deep");
+  EXPECT_EQ(items["results"][2]["error"]["field"], "deep");
+  // A batch body that is not an array at all is refused whole.
+  r = host.post(R"({"a":)" + nested(100'000) + "}", "/events/batch");
   ASSERT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(r.json()["error"]["code"], "too_deep");
-  EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("max_json_depth (64) at '[1][0]"), std::string::npos)
-      << r.body;
 
   // NDJSON: only the deep line is refused.
   const std::string good = uuid();
@@ -134,7 +149,7 @@ TEST(Hardening, BodiesNestedPastMaxJsonDepthAre400BeforeAnythingRecursiveRuns) {
   EXPECT_EQ(r.json()["error"]["code"], "too_deep");
 
   expectStillAccepts(host);
-  EXPECT_EQ(host.count("SELECT count(*) FROM raw_events"), 4);
+  EXPECT_EQ(host.count("SELECT count(*) FROM raw_events"), 5);
 }
 
 TEST(Hardening, MaxJsonDepthIsConfigurable) {

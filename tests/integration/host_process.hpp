@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -123,6 +124,12 @@ class HostProcess {
 
   /// Starts the host and waits until /health/ready answers 200.
   bool start() {
+    return start([this] { return http(port_, "GET", "/health/ready").status == 200; });
+  }
+
+  /// Starts the host and waits until `ready` is true (a TLS host's readiness
+  /// is asked over HTTPS).
+  bool start(const std::function<bool()>& ready) {
     const std::string bin = EVENTFLOW_BINARY;
     const std::string cfg = config();
     const std::string log = logFile();
@@ -137,7 +144,7 @@ class HostProcess {
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) return false;
     for (int i = 0; i < 300; ++i) {
-      if (http(port_, "GET", "/health/ready").status == 200) return true;
+      if (ready()) return true;
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;

@@ -639,7 +639,13 @@ TEST(HttpTransport, IngestAnswerAfterTheServerStoppedTouchesNothingFreed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   vg.signal(SIGTERM);
-  std::this_thread::sleep_for(std::chrono::milliseconds(6500));
+  // Until the server has given up on them (its drain is 2 s of the 10 s
+  // shutdown_timeout) and stopped: their answers then come after it is gone.
+  const auto stopped = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (host.readLog().find("HTTP server stopped with requests unanswered") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), stopped) << "the server never stopped\n" << host.readLog();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   lock << "ROLLBACK", Poco::Data::Keywords::now;
 
   const int status = vg.wait(std::chrono::seconds(30));

@@ -28,6 +28,43 @@ struct Response {
   nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
+/// Reads one response from `buffer`, calling `fill` (which appends what
+/// arrives, false once the connection ended) until it is whole. Shared by the
+/// plain and the TLS test clients.
+template <class Fill>
+Response readResponse(std::string& buffer, Fill fill, bool answers_head = false) {
+  Response r;
+  std::size_t head_end;
+  while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos)
+    if (!fill()) return r;
+  std::istringstream head(buffer.substr(0, head_end));
+  buffer.erase(0, head_end + 4);
+  std::string line;
+  std::getline(head, line);
+  std::istringstream status_line(line);
+  status_line >> r.version >> r.status;
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    r.headers[name] = value;
+  }
+  if ((r.status >= 100 && r.status < 200) || answers_head) return r;
+  const std::size_t length = r.has("content-length") ? std::stoul(r.header("content-length")) : 0;
+  while (buffer.size() < length)
+    if (!fill()) {
+      r.status = 0;
+      return r;
+    }
+  r.body = buffer.substr(0, length);
+  buffer.erase(0, length);
+  return r;
+}
+
 // One client connection, read and written byte by byte as the test says.
 class Connection {
  public:
@@ -54,36 +91,7 @@ class Connection {
   /// The next response (1xx included); status 0 if the connection ended first.
   /// `answers_head`: the answer to a HEAD, whose Content-Length has no body behind it.
   Response read(bool answers_head = false) {
-    Response r;
-    std::size_t head_end;
-    while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
-      if (!fill()) return r;
-    std::istringstream head(buffer_.substr(0, head_end));
-    buffer_.erase(0, head_end + 4);
-    std::string line;
-    std::getline(head, line);
-    std::istringstream status_line(line);
-    status_line >> r.version >> r.status;
-    while (std::getline(head, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string name = line.substr(0, colon);
-      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-      std::string value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(' '));
-      r.headers[name] = value;
-    }
-    if ((r.status >= 100 && r.status < 200) || answers_head) return r;
-    const std::size_t length = r.has("content-length") ? std::stoul(r.header("content-length")) : 0;
-    while (buffer_.size() < length)
-      if (!fill()) {
-        r.status = 0;
-        return r;
-      }
-    r.body = buffer_.substr(0, length);
-    buffer_.erase(0, length);
-    return r;
+    return readResponse(buffer_, [this] { return fill(); }, answers_head);
   }
 
   enum class End { open, closed, reset, more_data };
