@@ -30,16 +30,14 @@ inline constexpr char kHashFieldsConfigSchema[] = R"json({
       "minLength": 1
     },
     "encoding": {
-      "description": "How the 32-byte digest is written: hex (64 lower-case characters) or base64 (44 characters, RFC 4648 with padding).",
-      "enum": ["hex", "base64"],
-      "default": "hex"
+      "description": "How the 32-byte digest is written: hex (64 lower-case characters) or base64 (44 characters, RFC 4648 with padding). Default hex.",
+      "enum": ["hex", "base64"]
     },
     "keep_prefix": {
-      "description": "Keep this many leading characters (code points) of a string value in front of its digest, e.g. 3 turns \"alice@example.com\" into \"ali\" + digest. A string no longer than this is replaced by the digest alone.",
+      "description": "Keep this many leading characters (code points) of a string value in front of its digest, e.g. 3 turns \"alice@example.com\" into \"ali\" + digest. A string no longer than this is replaced by the digest alone. Default 0.",
       "type": "integer",
       "minimum": 0,
-      "maximum": 64,
-      "default": 0
+      "maximum": 64
     }
   },
   "required": ["fields", "key_file"],

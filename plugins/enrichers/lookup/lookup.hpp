@@ -50,9 +50,8 @@ inline constexpr char kLookupConfigSchema[] = R"json({
       "pattern": "^[^.]+(\\.[^.]+)*$"
     },
     "on_miss": {
-      "description": "When the key is missing from the event or the table: skip (the event passes unchanged), reject (to the DLQ as lookup_miss) or default (set the values of `default`).",
-      "enum": ["skip", "reject", "default"],
-      "default": "skip"
+      "description": "When the key is missing from the event or the table: skip (the event passes unchanged), reject (to the DLQ as lookup_miss) or default (set the values of `default`). Default skip.",
+      "enum": ["skip", "reject", "default"]
     },
     "default": {
       "description": "Field: value set on a miss when on_miss is default.",

@@ -37,21 +37,18 @@ inline constexpr char kRedisStreamConfigSchema[] = R"json({
       "minimum": 0
     },
     "exact_maxlen": {
-      "description": "Trim to exactly maxlen (MAXLEN = n) instead of about it (~), which Redis does more cheaply, whole macro nodes at a time.",
-      "type": "boolean",
-      "default": false
+      "description": "Trim to exactly maxlen (MAXLEN = n) instead of about it (~), which Redis does more cheaply, whole macro nodes at a time. Default false.",
+      "type": "boolean"
     },
     "dedupe_window": {
-      "description": "How long an event_id is remembered after its add, so a redelivered event is not added again (\"1h\"; 1s to 30d). Each remembered id is one Redis key of about 200 bytes.",
+      "description": "How long an event_id is remembered after its add, so a redelivered event is not added again (\"1h\"; 1s to 30d). Each remembered id is one Redis key of about 200 bytes. Default 1h.",
       "type": "string",
-      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
-      "default": "1h"
+      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$"
     },
     "timeout": {
-      "description": "Limit on connecting and on each wait for Redis to answer (\"250ms\", \"5s\"; at most 1m).",
+      "description": "Limit on connecting and on each wait for Redis to answer (\"250ms\", \"5s\"; at most 1m). Default 5s.",
       "type": "string",
-      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$",
-      "default": "5s"
+      "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$"
     }
   },
   "required": ["url", "stream"],
