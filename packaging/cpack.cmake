@@ -64,6 +64,7 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # conffiles: dpkg keeps a changed one on upgrade and asks (or keeps it with
 # --force-confold); every file under /etc/eventflow is one.
 file(GLOB_RECURSE _pipeline_files RELATIVE ${PROJECT_SOURCE_DIR}/pipelines ${PROJECT_SOURCE_DIR}/pipelines/*)
+list(FILTER _pipeline_files EXCLUDE REGEX "^examples/")  # installed under /usr/share/doc
 list(SORT _pipeline_files)
 set(_conffiles "/etc/eventflow/eventflow.yaml\n")
 foreach(_f IN LISTS _pipeline_files)
