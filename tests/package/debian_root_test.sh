@@ -127,7 +127,7 @@ while read -r req; do
   esac
 done < <(rpm -qpR "$rpm_rt")
 validated=$(as_eventflow /usr/bin/eventflow validate) || fail "eventflow validate as eventflow: $validated"
-grep -q "3 pipelines, 8 plugins" <<<"$validated" || fail "validate: $validated"
+grep -q "3 pipelines, 15 plugins" <<<"$validated" || fail "validate: $validated"
 step "eventflow user, /var/lib/eventflow 0750, conffiles, rpm requirements, validate"
 
 # --- 4b. The man page renders without warnings and names every command; the
