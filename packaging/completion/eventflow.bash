@@ -18,6 +18,9 @@ _eventflow() {
         --dir)
             _filedir -d
             return ;;
+        --cacert|--cert|--key)
+            _filedir '@(pem|crt|key)'
+            return ;;
         --role)
             COMPREPLY=($(compgen -W 'all api worker' -- "$cur"))
             return ;;
@@ -73,7 +76,7 @@ _eventflow() {
                 new) opts='--scope --name --help' ;;
             esac ;;
         produce)
-            opts='--url --count --duration --concurrency --batch --api-key --invalid-every --random-ids --wait
+            opts='--url --cacert --insecure --cert --key --count --duration --concurrency --batch --api-key --invalid-every --random-ids --wait
                   --wait-timeout --help' ;;
     esac
     [[ $cur == -* || -z $cur ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))
