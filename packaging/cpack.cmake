@@ -19,7 +19,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_SET_DESTDIR ON)
 set(CPACK_INSTALL_PREFIX /usr)
 # CPack's own stripping (CPACK_STRIP_FILES) is off: the packaging install in
-# packaging/CMakeLists.txt strips, keeping the plugins' symbol tables.
+# packaging/CMakeLists.txt strips the binary and the plugins.
 set(CPACK_STRIP_FILES OFF)
 set(CPACK_COMPONENTS_ALL runtime dev)
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_BINARY_DIR}/cpack_options.cmake)

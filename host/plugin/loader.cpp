@@ -1,7 +1,6 @@
 #include "plugin/loader.hpp"
 
 #define BOOST_DLL_USE_STD_FS
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <sys/stat.h>
 
@@ -9,6 +8,7 @@
 #include <filesystem>
 
 #include "base/suggest.hpp"
+#include "plugin/elf_symbols.hpp"
 
 namespace eventflow::plugin {
 namespace fs = std::filesystem;
@@ -60,15 +60,13 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
     if (dir == dir.root_path()) break;
   }
 
-  try {
-    boost::dll::library_info info(p, false);
-    const auto symbols = info.symbols();
-    if (std::find(symbols.begin(), symbols.end(), kDescriptorSymbol) == symbols.end())
-      return refuse(path, "descriptor", std::string("no exported symbol '") + kDescriptorSymbol +
-                                            "'; not an EventFlow plugin (declare it with EVENTFLOW_PLUGIN)");
-  } catch (const std::exception& e) {
-    return refuse(path, "read", std::string("not a loadable shared library: ") + e.what());
-  }
+  // Checked before loading, so a file that is no plugin never runs its
+  // initialisers. .dynsym, not .symtab: a stripped plugin keeps only the former.
+  const auto exported = exportsDynamicSymbol(p.string(), kDescriptorSymbol);
+  if (!exported) return refuse(path, "read", "not a loadable shared library: " + exported.error().message);
+  if (!*exported)
+    return refuse(path, "descriptor", std::string("no exported symbol '") + kDescriptorSymbol +
+                                          "'; not an EventFlow plugin (declare it with EVENTFLOW_PLUGIN)");
 
   auto library = std::make_shared<boost::dll::shared_library>();
   try {

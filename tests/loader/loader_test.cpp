@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <eventflow/testing.hpp>
 #include "plugin/loader.hpp"
@@ -98,6 +103,46 @@ TEST(Loader, RefusesAPluginWhoseConfigSchemaIsNotAValidSchema) {
 TEST(Loader, RefusesALibraryWithoutDescriptor) {
   const auto m = refusal("no-descriptor");
   EXPECT_NE(m.find("no exported symbol 'eventflow_plugin_descriptor'"), std::string::npos) << m;
+}
+
+TEST(Loader, LoadsAStrippedPlugin) {
+  const std::string stripped = fixture("stripped");
+  EXPECT_EQ(std::system(("! readelf -S '" + stripped + "' | grep -q '\\.symtab'").c_str()), 0)
+      << "the fixture should have no .symtab left";
+  auto loaded = plugin::loadPlugin(stripped);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_EQ((*loaded)->name, "good");
+}
+
+TEST(Loader, RefusesFilesThatAreNoSharedLibraryWithoutReadingPastThem) {
+  const fs::path dir = fs::temp_directory_path() / ("eventflow-loader-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ::chmod(dir.c_str(), 0755);
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    const fs::path file = dir / name;
+    std::ofstream(file, std::ios::binary) << bytes;
+    ::chmod(file.c_str(), 0644);
+    return file.string();
+  };
+  std::ifstream good(fixture("good"), std::ios::binary);
+  const std::string image((std::istreambuf_iterator<char>(good)), std::istreambuf_iterator<char>());
+  ASSERT_GT(image.size(), 4096u);
+  const auto message = [](const std::string& path) {
+    auto loaded = plugin::loadPlugin(path);
+    EXPECT_FALSE(loaded) << path;
+    return loaded ? std::string() : loaded.error().message;
+  };
+  EXPECT_NE(message(write("text.so", "not a library\n")).find("read: not a loadable shared library: not an ELF file"),
+            std::string::npos);
+  EXPECT_NE(message(write("empty.so", "")).find("not a loadable shared library"), std::string::npos);
+  // Cut inside the headers and inside the sections: an error, never a crash.
+  for (const std::size_t size : {std::size_t{20}, std::size_t{64}, std::size_t{1000}, image.size() / 2})
+    EXPECT_NE(message(write("cut.so", image.substr(0, size))).find(": read: "), std::string::npos) << size;
+  // Section headers pointing past the end of the file.
+  std::string damaged = image;
+  for (std::size_t i = 0x28; i < 0x30; ++i) damaged[i] = '\x7f';  // e_shoff
+  EXPECT_FALSE(plugin::loadPlugin(write("damaged.so", damaged)));
+  fs::remove_all(dir);
 }
 
 TEST(Loader, RefusesARelativePathAndAMissingFile) {
