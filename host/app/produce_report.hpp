@@ -1,0 +1,42 @@
+#pragma once
+// eventflow produce's report: the host's /metrics/summary (for --wait) and
+// what a run printed.
+
+// <utility> first: Debian 12's boost/asio/awaitable.hpp uses std::exchange
+// without including it.
+#include <utility>
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/produce_load.hpp"
+
+namespace eventflow::app {
+
+/// The value at percentile `p` (0-100) of `sorted`; 0 when empty.
+double percentile(std::vector<double>& sorted, double p);
+
+/// GET /metrics/summary; nullopt when the host cannot be asked or does not answer 200 with JSON.
+std::optional<nlohmann::json> summary(const Target& target, const boost::asio::ip::tcp::endpoint& endpoint,
+                                      const std::string& auth);
+
+/// What --wait found: every accepted event terminal (processed or dead) or not.
+struct Drain {
+  bool ok = false;
+  double e2e_seconds = 0;  // from the first request to the last event terminal
+  std::uint64_t processed = 0, dead = 0;
+};
+
+/// Polls the summary until `accepted` events more than `baseline` counted are
+/// received and nothing is in flight, or `timeout` passes.
+Drain waitTerminal(const Target& target, const boost::asio::ip::tcp::endpoint& endpoint, const std::string& auth,
+                   const nlohmann::json& baseline, std::uint64_t accepted, Clock::time_point start,
+                   std::chrono::seconds timeout);
+
+}  // namespace eventflow::app
