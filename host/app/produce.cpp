@@ -29,6 +29,14 @@ const char* const kHelp = R"(usage: eventflow produce --url URL [options]
 Posts generated events (purchase, user_signup, page_view, custom; unique
 event_id each) and prints requests/s, events/s and latency percentiles.
 
+Mixed load, what real clients do (the headline of docs/benchmarks.md):
+  eventflow produce --url URL --mix --duration 20 --concurrency 32
+posts single events while the host processes them, 2 % of them invalid
+purchases, timestamps in UTC, with an offset and naive (as the original
+EventFlow's producer sends them), then waits until every accepted event is
+terminal and reports ingest latency, 503/429 answers, end-to-end events/s
+and the drain time.
+
   --url URL            base URL of the host, e.g. http://127.0.0.1:8000 or https://host:8443
   --cacert FILE        https: trust the CA certificate(s) in FILE (PEM) instead of the system's
   --insecure           https: accept any server certificate (testing only)
@@ -39,20 +47,24 @@ event_id each) and prints requests/s, events/s and latency percentiles.
   --concurrency C      parallel connections (default 32)
   --batch B            events per request: 1 posts /events, more posts /events/batch (default 1)
   --api-key KEY        sent as Authorization: Bearer KEY
-  --invalid-every N    make every Nth event invalid for its pipeline (default 0: none)
+  --invalid-every N    make every Nth event invalid for its pipeline (default 0: none;
+                       with --mix 48: every 12th purchase, about 2 % of the events)
+  --mix                mixed load: timestamps spelled three ways, invalid purchases, and --wait
   --random-ids         random (version 4) event ids instead of time-ordered ones (version 7,
                        which keep PostgreSQL's primary-key inserts at the index's right edge)
   --wait               then wait until every accepted event is terminal (processed or dead,
                        read from the host's /metrics/summary) and report end-to-end events/s
   --wait-timeout S     give up waiting after S seconds (default 600)
+  --report FORMAT      text (default) or json: one JSON object on stdout, for scripts
 
-exit code: 0 when every request got a 2xx, 1 otherwise, 2 on usage errors.
+exit code: 0 when every request got a 2xx (and with --wait every accepted event became
+terminal), 1 otherwise, 2 on usage errors.
 )";
 
 }  // namespace
 
 int produce(int argc, char** argv) {
-  Args args(argc, argv, 2, {"help", "wait", "random-ids", "insecure"});
+  Args args(argc, argv, 2, {"help", "wait", "random-ids", "insecure", "mix"});
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -62,14 +74,17 @@ int produce(int argc, char** argv) {
   const auto duration = args.number("duration", 0);
   const auto concurrency = args.number("concurrency", 32);
   const auto batch = args.number("batch", 1);
-  const auto invalid_every = args.number("invalid-every", 0);
+  const bool mixed = args.has("mix");
+  // 48 is a multiple of 4: every invalid event is a purchase (the types cycle).
+  const auto invalid_every = args.number("invalid-every", mixed ? 48 : 0);
   if (!args.ok() || !count || !duration || !concurrency || !batch || !invalid_every || !wait_timeout) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
     return 2;
   }
   static const std::set<std::string> kOptions{"url",  "count",      "duration",  "concurrency", "batch",
                                               "api-key", "invalid-every", "wait", "wait-timeout", "random-ids",
-                                              "cacert", "insecure",   "cert",      "key",         "help"};
+                                              "cacert", "insecure",   "cert",      "key",         "help",
+                                              "mix",    "report"};
   if (auto extra = args.unknown(kOptions); !extra.empty()) {
     std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
     return 2;
@@ -78,6 +93,16 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: --url is required; --concurrency and --batch must be at least 1\n" << kHelp;
     return 2;
   }
+  if (*invalid_every < 0 || *wait_timeout < 0) {
+    std::cerr << "eventflow produce: --invalid-every and --wait-timeout must be 0 or more\n";
+    return 2;
+  }
+  const std::string format = args.get("report", "text");
+  if (format != "text" && format != "json") {
+    std::cerr << "eventflow produce: --report must be text or json, not '" << format << "'\n";
+    return 2;
+  }
+  const bool waiting = args.has("wait") || mixed;
   Poco::URI base;
   try {
     base = Poco::URI(args.get("url"));
@@ -117,8 +142,8 @@ int produce(int argc, char** argv) {
     return 1;
   }
   // The summary is system-wide: the baseline makes the wait about our events.
-  const auto baseline = args.has("wait") ? summary(target, endpoint, auth) : std::nullopt;
-  if (args.has("wait") && !baseline) {
+  const auto baseline = waiting ? summary(target, endpoint, auth) : std::nullopt;
+  if (waiting && !baseline) {
     std::cerr << "eventflow produce: --wait needs " << base.toString() << "/metrics/summary\n";
     return 1;
   }
@@ -126,6 +151,7 @@ int produce(int argc, char** argv) {
   load.batch = *batch;
   load.invalid_every = *invalid_every;
   load.random_ids = args.has("random-ids");
+  load.mixed = mixed;
   load.timed = timed;
   load.deadline = deadline;
   load.total = total;
@@ -137,36 +163,31 @@ int produce(int argc, char** argv) {
   const auto start = Clock::now();
   startConnections(io, endpoint, target, head, load, *concurrency);
   io.run();
-  auto& latencies = load.latencies;
-  const auto& codes = load.codes;
-  const std::uint64_t events_ok = load.events_ok, requests = load.requests, errors = load.errors;
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::sort(latencies.begin(), latencies.end());
-
-  std::cout << "requests: " << requests << " in " << secs << " s (" << *concurrency << " connections, batch " << *batch
-            << ")\n";
-  std::cout << "requests/s: " << static_cast<std::uint64_t>(static_cast<double>(requests) / secs)
-            << "  accepted events/s: " << static_cast<std::uint64_t>(static_cast<double>(events_ok) / secs) << "\n";
-  std::cout << "latency ms: p50 " << percentile(latencies, 50) << "  p95 " << percentile(latencies, 95) << "  p99 "
-            << percentile(latencies, 99) << "  max " << (latencies.empty() ? 0 : latencies.back()) << "\n";
-  std::cout << "status codes:";
-  for (auto [c, k] : codes) std::cout << " " << (c ? std::to_string(c) : std::string("error")) << "=" << k;
-  std::cout << "\n";
-  bool waited_ok = true;
-  if (baseline) {
-    const Drain drain =
-        waitTerminal(target, endpoint, auth, *baseline, events_ok, start, std::chrono::seconds(*wait_timeout));
-    waited_ok = drain.ok;
-    if (drain.ok) {
-      std::cout << "end to end: " << events_ok << " events terminal in " << drain.e2e_seconds << " s ("
-                << static_cast<std::uint64_t>(static_cast<double>(events_ok) / drain.e2e_seconds)
-                << " events/s; processed " << drain.processed << ", dead " << drain.dead << ")\n";
-    } else {
-      std::cout << "end to end: not every event was terminal after " << *wait_timeout << " s\n";
-    }
+  Report report;
+  report.mode = mixed ? "mix" : "plain";
+  report.url = base.toString();
+  report.concurrency = *concurrency;
+  report.batch = *batch;
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.requests = load.requests;
+  report.accepted = load.events_ok;
+  report.failed = load.errors;
+  report.invalid_accepted = load.invalid_ok;
+  report.codes = load.codes;
+  report.latencies = std::move(load.latencies);
+  std::sort(report.latencies.begin(), report.latencies.end());
+  report.wait_timeout = *wait_timeout;
+  // The load's numbers are printed before the wait, which may be long.
+  if (format == "text") {
+    printLoad(std::cout, report);
+    std::cout.flush();
   }
-  std::cout << (requests - errors) << " succeeded, " << errors << " failed\n";
-  return errors == 0 && waited_ok ? 0 : 1;
+  if (baseline)
+    report.drain = waitTerminal(target, endpoint, auth, *baseline, report.accepted, start,
+                                std::chrono::seconds(*wait_timeout));
+  if (format == "json") std::cout << reportJson(report).dump() << "\n";
+  else printEnd(std::cout, report);
+  return report.failed == 0 && (!report.drain || report.drain->ok) ? 0 : 1;
 }
 
 }  // namespace eventflow::app

@@ -1,10 +1,42 @@
 #include "app/produce_events.hpp"
 
 #include <cstdio>
+#include <ctime>
+#include <cstdlib>
+
+#include <eventflow/time.hpp>
 
 #include "base/ids.hpp"
 
 namespace eventflow::app {
+namespace {
+
+std::string wallClock(std::int64_t secs, std::int64_t micros, int digits) {
+  const std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char text[48];
+  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  if (digits == 3) std::snprintf(frac, sizeof frac, ".%03lld", static_cast<long long>(micros / 1000));
+  else std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+  return std::string(text, n) + frac;
+}
+
+}  // namespace
+
+Timestamps timestampsAt(std::chrono::system_clock::time_point t, int offset_minutes) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  const std::int64_t secs = us / 1'000'000, micros = us % 1'000'000;
+  Timestamps out;
+  out.utc = formatRfc3339(t);
+  char zone[16];
+  std::snprintf(zone, sizeof zone, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+', std::abs(offset_minutes) / 60,
+                std::abs(offset_minutes) % 60);
+  out.offset = wallClock(secs + offset_minutes * 60, micros, 3) + zone;
+  out.naive = wallClock(secs, micros, 6);
+  return out;
+}
 
 // Appends one event shaped like the original EventFlow's. Built as text, not
 // through nlohmann::json: the generator should spend its CPU on the host's

@@ -72,14 +72,19 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     events_ = load_.timed ? static_cast<std::uint64_t>(load_.batch)
                           : std::min<std::uint64_t>(static_cast<std::uint64_t>(load_.batch), load_.total - first);
     load_.next += events_;
-    const std::string timestamp = formatRfc3339(std::chrono::system_clock::now() - std::chrono::seconds(1));
+    const auto when = std::chrono::system_clock::now() - std::chrono::seconds(1);
+    // Clients in two zones besides UTC: India (+05:30) and US Eastern (-04:00).
+    const Timestamps stamps = load_.mixed ? timestampsAt(when, first % 2 ? 330 : -240) : Timestamps{formatRfc3339(when), {}, {}};
     body_.clear();
+    invalid_ = 0;
     if (load_.batch > 1) body_ += '[';
     for (std::uint64_t i = 0; i < events_; ++i) {
       if (i) body_ += ',';
       const std::uint64_t n = first + i;
-      appendEvent(body_, rng_, n, load_.invalid_every > 0 && n % static_cast<std::uint64_t>(load_.invalid_every) == 0,
-                  load_.random_ids, timestamp);
+      const bool invalid = load_.invalid_every > 0 && n % static_cast<std::uint64_t>(load_.invalid_every) == 0;
+      invalid_ += invalid ? 1 : 0;
+      const std::string& timestamp = !load_.mixed || n % 3 == 0 ? stamps.utc : n % 3 == 1 ? stamps.offset : stamps.naive;
+      appendEvent(body_, rng_, n, invalid, load_.random_ids, timestamp);
     }
     if (load_.batch > 1) body_ += ']';
     out_ = head_ + std::to_string(body_.size()) + "\r\n\r\n" + body_;
@@ -141,8 +146,12 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     load_.latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_).count());
     ++load_.requests;
     ++load_.codes[status];
-    if (status >= 200 && status < 300) load_.events_ok += events_;
-    else ++load_.errors;
+    if (status >= 200 && status < 300) {
+      load_.events_ok += events_;
+      load_.invalid_ok += invalid_;
+    } else {
+      ++load_.errors;
+    }
   }
 
   void failed(const boost::system::error_code& handshake = {}) {
@@ -175,6 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::string body_, out_, in_;
   std::uint64_t events_ = 0;
+  std::uint64_t invalid_ = 0;  // of events_
   Clock::time_point sent_;
   bool close_ = false;
 };

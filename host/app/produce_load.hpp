@@ -29,6 +29,7 @@ struct Load {
   long long batch = 1;
   long long invalid_every = 0;
   bool random_ids = false;
+  bool mixed = false;  // --mix: timestamps spelled three ways (see timestampsAt)
   bool timed = false;
   Clock::time_point deadline{};
   std::uint64_t total = 0;
@@ -36,6 +37,7 @@ struct Load {
   std::vector<double> latencies;
   std::map<int, std::uint64_t> codes;
   std::uint64_t events_ok = 0, requests = 0, errors = 0;
+  std::uint64_t invalid_ok = 0;  // invalid events in 2xx answers: they should end dead
   bool tls_error_said = false;
 };
 

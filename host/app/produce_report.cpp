@@ -89,4 +89,86 @@ Drain waitTerminal(const Target& target, const boost::asio::ip::tcp::endpoint& e
   return drain;
 }
 
+namespace {
+
+std::uint64_t perSecond(std::uint64_t n, double seconds) {
+  return seconds > 0 ? static_cast<std::uint64_t>(static_cast<double>(n) / seconds) : 0;
+}
+
+std::uint64_t code(const Report& report, int status) {
+  const auto it = report.codes.find(status);
+  return it == report.codes.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+void printLoad(std::ostream& out, Report& report) {
+  auto& latencies = report.latencies;
+  const double secs = report.seconds;
+  out << "requests: " << report.requests << " in " << secs << " s (" << report.concurrency << " connections, batch "
+      << report.batch << ")\n";
+  out << "requests/s: " << perSecond(report.requests, secs) << "  accepted events/s: " << perSecond(report.accepted, secs)
+      << "\n";
+  out << "latency ms: p50 " << percentile(latencies, 50) << "  p95 " << percentile(latencies, 95) << "  p99 "
+      << percentile(latencies, 99) << "  max " << (latencies.empty() ? 0 : latencies.back()) << "\n";
+  out << "status codes:";
+  for (auto [c, k] : report.codes) out << " " << (c ? std::to_string(c) : std::string("error")) << "=" << k;
+  out << "\n";
+}
+
+void printEnd(std::ostream& out, const Report& report) {
+  const double secs = report.seconds;
+  if (report.drain) {
+    const Drain& drain = *report.drain;
+    if (drain.ok) {
+      out << "end to end: " << report.accepted << " events terminal in " << drain.e2e_seconds << " s ("
+          << perSecond(report.accepted, drain.e2e_seconds) << " events/s; processed " << drain.processed << ", dead "
+          << drain.dead << ")\n";
+      out << "drain: " << std::max(0.0, drain.e2e_seconds - secs) << " s after the last answer\n";
+    } else {
+      out << "end to end: not every event was terminal after " << report.wait_timeout << " s\n";
+    }
+  }
+  out << (report.requests - report.failed) << " succeeded, " << report.failed << " failed\n";
+}
+
+nlohmann::json reportJson(Report& report) {
+  auto& latencies = report.latencies;
+  nlohmann::json status = nlohmann::json::object();
+  for (auto [c, k] : report.codes) status[c ? std::to_string(c) : std::string("error")] = k;
+  nlohmann::json j = {
+      {"mode", report.mode},
+      {"url", report.url},
+      {"concurrency", report.concurrency},
+      {"batch", report.batch},
+      {"seconds", report.seconds},
+      {"requests", report.requests},
+      {"requests_per_s", perSecond(report.requests, report.seconds)},
+      {"failed_requests", report.failed},
+      {"accepted_events", report.accepted},
+      {"accepted_events_per_s", perSecond(report.accepted, report.seconds)},
+      {"invalid_accepted", report.invalid_accepted},
+      {"status", status},
+      {"status_503", code(report, 503)},
+      {"status_429", code(report, 429)},
+      {"latency_ms",
+       {{"p50", percentile(latencies, 50)},
+        {"p95", percentile(latencies, 95)},
+        {"p99", percentile(latencies, 99)},
+        {"max", latencies.empty() ? 0.0 : latencies.back()}}},
+      {"end_to_end", nullptr},
+  };
+  if (report.drain) {
+    const Drain& drain = *report.drain;
+    j["end_to_end"] = {{"terminal", drain.ok},
+                       {"processed", drain.processed},
+                       {"dead", drain.dead},
+                       {"seconds", drain.e2e_seconds},
+                       {"events_per_s", drain.ok ? perSecond(report.accepted, drain.e2e_seconds) : std::uint64_t{0}},
+                       {"drain_seconds", std::max(0.0, drain.e2e_seconds - report.seconds)},
+                       {"wait_timeout", report.wait_timeout}};
+  }
+  return j;
+}
+
 }  // namespace eventflow::app

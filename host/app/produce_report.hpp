@@ -10,6 +10,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -38,5 +41,26 @@ struct Drain {
 Drain waitTerminal(const Target& target, const boost::asio::ip::tcp::endpoint& endpoint, const std::string& auth,
                    const nlohmann::json& baseline, std::uint64_t accepted, Clock::time_point start,
                    std::chrono::seconds timeout);
+
+/// One run, as printed.
+struct Report {
+  std::string mode;  // "mix" or "plain"
+  std::string url;
+  long long concurrency = 0, batch = 1;
+  double seconds = 0;  // the load: first request to last answer
+  std::uint64_t requests = 0, accepted = 0, failed = 0, invalid_accepted = 0;
+  std::map<int, std::uint64_t> codes;  // status → requests; 0: no answer (connection failed)
+  std::vector<double> latencies;       // ms, sorted
+  std::optional<Drain> drain;          // with --wait
+  long long wait_timeout = 0;
+};
+
+/// The lines a person reads: the load's, printed before the wait, then the
+/// end-to-end result (with --wait) and the count of failed requests.
+void printLoad(std::ostream& out, Report& report);
+void printEnd(std::ostream& out, const Report& report);
+
+/// One object for scripts: the same numbers, "end_to_end" null without --wait.
+nlohmann::json reportJson(Report& report);
 
 }  // namespace eventflow::app
