@@ -30,6 +30,9 @@ _eventflow() {
         --scope)
             COMPREPLY=($(compgen -W 'ingest admin metrics' -- "$cur"))
             return ;;
+        --report)
+            COMPREPLY=($(compgen -W 'text json' -- "$cur"))
+            return ;;
         --error-type)
             COMPREPLY=($(compgen -W 'validation rejected transient poison plugin_exception no_pipeline' -- "$cur"))
             return ;;
@@ -77,7 +80,7 @@ _eventflow() {
             esac ;;
         produce)
             opts='--url --cacert --insecure --cert --key --count --duration --concurrency --batch --api-key --invalid-every --random-ids --wait
-                  --wait-timeout --help' ;;
+                  --wait-timeout --mix --report --help' ;;
     esac
     [[ $cur == -* || -z $cur ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 } &&

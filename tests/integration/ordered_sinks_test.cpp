@@ -65,7 +65,62 @@ void expectOrdered(const WebhookStub& hook, const std::string& recovers, const s
       << "an event dead at the webhook never reaches the sink after it";
 }
 
+// The "<id> <attempt>" lines the flaky fixture sink wrote for `id`.
+long long linesFor(const fs::path& file, const std::string& id) {
+  std::ifstream in(file);
+  long long n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(id + " ", 0) == 0) ++n;
+  return n;
+}
+
 }  // namespace
+
+// The done mask through the embedded queue's retry (Redis's is covered by
+// Fault.TransientSinkFailureRetriesOnlyThatSinkOnceDoneAndHoldsNothingUp):
+// one event of a batch fails at the second sink twice. The first sink, which
+// took it, never sees it again; its batch-mates, done at once, are not retried.
+TEST(OrderedSinks, EmbeddedRetryResumesAtTheSinkNotDoneAndRetriesOnlyTheRefusedEvent) {
+  const auto dir = fs::temp_directory_path() / ("eventflow-ordered-mask-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "pipelines");
+  std::ofstream(dir / "pipelines" / "custom.yaml")
+      << "pipeline: custom\nmatch: { event_types: [custom] }\nconcurrency: 1\n"
+      << "retry: { max_attempts: 5, initial_backoff: 100ms, multiplier: 1.0, jitter: none }\n"
+      << "stages:\n"
+      << "  - sink: flaky\n    config: { log: " << (dir / "steady.log").string() << " }\n"
+      << "  - sink: flaky\n    config: { log: " << (dir / "flaky.log").string() << ", fail: true }\n"
+      << "  - sink: sqlite\n";
+  HostProcess host("ordered-mask", (dir / "pipelines").string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const std::string flaky = uuid();
+  nlohmann::json batch = nlohmann::json::array();
+  batch.push_back({{"event_id", flaky}, {"event_type", "custom"}, {"fail_times", 2}});
+  std::vector<std::string> others;
+  for (int i = 0; i < 20; ++i) {
+    others.push_back(uuid());
+    batch.push_back({{"event_id", others.back()}, {"event_type", "custom"}});
+  }
+  const auto posted = host.post(batch.dump(), "/events/batch");
+  ASSERT_EQ(posted.status, 202) << posted.body;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'") != 21)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 21) << host.readLog();
+
+  EXPECT_EQ(host.count("SELECT attempts FROM raw_events WHERE event_id = '" + flaky + "'"), 3);
+  EXPECT_EQ(linesFor(dir / "flaky.log", flaky), 3) << "the refusing sink is retried until it takes the event";
+  EXPECT_EQ(linesFor(dir / "steady.log", flaky), 1) << "the sink that took it is not run again";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id = '" + flaky + "'"), 1);
+  for (const auto& id : others) {
+    EXPECT_EQ(linesFor(dir / "steady.log", id), 1) << id << ": done at once, never retried";
+    EXPECT_EQ(linesFor(dir / "flaky.log", id), 1) << id;
+    EXPECT_EQ(host.count("SELECT attempts FROM raw_events WHERE event_id = '" + id + "'"), 1) << id;
+  }
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 21);
+  fs::remove_all(dir);
+}
 
 TEST(OrderedSinks, EmbeddedStoreRowOnlyAfterTheWebhookTookTheEvent) {
   WebhookStub hook;

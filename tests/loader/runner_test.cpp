@@ -125,3 +125,72 @@ TEST_F(RunnerTest, ARetryResumesAtTheFirstSinkNotDone) {
   EXPECT_EQ(seen("first.log").find("half"), std::string::npos) << seen("first.log");
   EXPECT_NE(seen("second.log").find("half 3\n"), std::string::npos) << seen("second.log");
 }
+
+TEST_F(RunnerTest, APartialSinkBatchRetriesOnlyTheEventsTheSinkRefused) {
+  // One batch at the first sink: two of three ask to retry, the middle one is ok.
+  std::vector<pipeline::Work> batch;
+  batch.push_back(work("a", {{"event_type", "t"}, {"user_id", "u"}, {"fail_times", 1}}));
+  batch.push_back(work("b", {{"event_type", "t"}, {"user_id", "u"}}));
+  batch.push_back(work("c", {{"event_type", "t"}, {"user_id", "u"}, {"fail_times", 1}}));
+  runner_->run(batch);
+  EXPECT_EQ(batch[0].outcome.kind, OutcomeKind::retry);
+  EXPECT_EQ(batch[1].outcome.kind, OutcomeKind::done) << "one event's retry is not its neighbours'";
+  EXPECT_EQ(batch[2].outcome.kind, OutcomeKind::retry);
+  EXPECT_EQ(batch[0].sinks_done, 0u);
+  EXPECT_EQ(batch[1].sinks_done, 0b11u);
+  EXPECT_EQ(batch[2].sinks_done, 0u);
+  EXPECT_EQ(seen("second.log"), "b 1\n") << "only what the first sink took goes on";
+
+  // The worker retries only the two it was told to, with their masks.
+  std::vector<pipeline::Work> retry;
+  for (std::size_t i : {0u, 2u}) {
+    retry.push_back(work(batch[i].event.id, batch[i].event.body, 2));
+    retry.back().sinks_done = batch[i].sinks_done;
+  }
+  runner_->run(retry);
+  EXPECT_EQ(retry[0].outcome.kind, OutcomeKind::done);
+  EXPECT_EQ(retry[1].outcome.kind, OutcomeKind::done);
+  EXPECT_EQ(seen("first.log"), "a 1\nb 1\nc 1\na 2\nc 2\n");
+  EXPECT_EQ(seen("second.log"), "b 1\na 2\nc 2\n") << "b, done, is written once";
+}
+
+TEST_F(RunnerTest, EachEventInABatchResumesAtItsOwnFirstSinkNotDone) {
+  // Retries meet in one batch with different masks: each sink gets exactly
+  // the events that do not have its bit, and none twice.
+  std::vector<pipeline::Work> batch;
+  batch.push_back(work("fresh", {{"event_type", "t"}, {"user_id", "u"}}, 2));
+  batch.push_back(work("half", {{"event_type", "t"}, {"user_id", "u"}, {"fail_times", 9}}, 2));
+  batch[1].sinks_done = 0b01;  // would fail at the first sink if it ran there again
+  batch.push_back(work("whole", {{"event_type", "t"}, {"user_id", "u"}, {"fail_times", 9}}, 2));
+  batch[2].sinks_done = 0b11;  // both took it (say the commit of `done` was lost)
+  runner_->run(batch);
+  for (const auto& w : batch) {
+    EXPECT_EQ(w.outcome.kind, OutcomeKind::done) << w.event.id << ": " << w.outcome.message;
+    EXPECT_EQ(w.sinks_done, 0b11u) << w.event.id;
+  }
+  EXPECT_EQ(seen("first.log"), "fresh 2\n");
+  EXPECT_EQ(seen("second.log"), "fresh 2\nhalf 2\n");
+}
+
+TEST_F(RunnerTest, ADeadResultAtALaterSinkKeepsTheEarlierSinksWork) {
+  std::vector<pipeline::Work> batch;
+  batch.push_back(work("refused", {{"event_type", "t"}, {"user_id", "u"}, {"reject_in", "second.log"}}));
+  batch.push_back(work("fine", {{"event_type", "t"}, {"user_id", "u"}}));
+  runner_->run(batch);
+  EXPECT_EQ(batch[0].outcome.kind, OutcomeKind::dead);
+  EXPECT_EQ(batch[0].outcome.error_type, error_type::kRejected);
+  EXPECT_EQ(batch[0].outcome.plugin, "flaky");
+  EXPECT_NE(batch[0].outcome.message.find("refused on purpose"), std::string::npos) << batch[0].outcome.message;
+  EXPECT_EQ(batch[0].sinks_done, 0b01u) << "the first sink took it, and that is recorded";
+  EXPECT_EQ(seen("first.log"), "refused 1\nfine 1\n");
+  EXPECT_EQ(seen("second.log"), "refused 1\nfine 1\n");
+  EXPECT_EQ(batch[1].outcome.kind, OutcomeKind::done) << "a neighbour's dead result is not its own";
+  EXPECT_EQ(batch[1].sinks_done, 0b11u);
+
+  // A dead result at the first sink: no later sink sees the event, no bit is set.
+  std::vector<pipeline::Work> early{work("early", {{"event_type", "t"}, {"user_id", "u"}, {"reject_in", "first.log"}})};
+  runner_->run(early);
+  EXPECT_EQ(early[0].outcome.kind, OutcomeKind::dead);
+  EXPECT_EQ(early[0].sinks_done, 0u);
+  EXPECT_EQ(seen("second.log").find("early"), std::string::npos) << seen("second.log");
+}
