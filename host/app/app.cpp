@@ -187,6 +187,9 @@ int serve(int argc, char** argv) {
   }
   queue::Queue& queue = *queue_owner;
   store::GroupCommitter committer(**store);
+  committer.timeCommits([&metrics](std::chrono::steady_clock::duration took) {
+    metrics.storeCommitDuration().Observe(std::chrono::duration<double>(took).count());
+  });
 
   auto recovered = runtime::recover(**store, queue, router, committer, {.store_url = cfg.store.url, .config_file = cfg.file});
   if (!recovered) return fail(recovered.error().message);
@@ -203,7 +206,8 @@ int serve(int argc, char** argv) {
 
   runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth,
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
-  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes);
+  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes,
+                   &metrics);
   std::atomic<bool> ready{false};
   http::Server server({.config = &cfg,
                        .router = &router,

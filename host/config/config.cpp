@@ -23,6 +23,45 @@ namespace {
 // server.tls: both files are read now, as the server will read them, so a
 // missing file, a bad PEM or a key that is not the certificate's is refused
 // by `validate` with its place, not found at `serve`'s start.
+// An API key's `rate: {events_per_second, burst}`. The bounds keep the
+// limiter's nanosecond arithmetic (burst / events_per_second seconds) far
+// from int64's range; nothing sensible lies beyond them.
+std::optional<RateSpec> readRate(Reader& r, const YAML::Node& n) {
+  if (!r.expectMap(n, "an api key's 'rate'")) return std::nullopt;
+  r.checkKeys(n, {"events_per_second", "burst"}, "an api key's rate");
+  RateSpec rate;
+  const YAML::Node eps = n["events_per_second"];
+  double v = 0;
+  if (!eps) {
+    r.fail(n, "'rate' needs 'events_per_second' (a number > 0); omit 'rate' for no limit");
+    return std::nullopt;
+  }
+  if (!eps.IsScalar() || !YAML::convert<double>::decode(eps, v) || !std::isfinite(v) || v <= 0 ||
+      v > RateSpec::kMaxEventsPerSecond) {
+    const std::string given = eps.IsScalar() ? "'" + eps.Scalar() + "'" : eps.IsMap() ? "a mapping" : "a list";
+    r.fail(eps, "'events_per_second' must be a number > 0 and at most 1e9, not " + given + " (omit 'rate' for no limit)");
+    return std::nullopt;
+  }
+  rate.events_per_second = v;
+  rate.burst = static_cast<std::uint64_t>(std::max(1.0, std::ceil(v)));
+  if (n["burst"]) {
+    std::uint64_t burst = 0;
+    r.readUnsigned(n, "burst", burst, 1);
+    if (burst == 0) return std::nullopt;  // readUnsigned named the problem
+    if (burst > RateSpec::kMaxBurst) {
+      r.fail(n["burst"], "'burst' must be at most " + std::to_string(RateSpec::kMaxBurst));
+      return std::nullopt;
+    }
+    rate.burst = burst;
+  }
+  if (static_cast<double>(rate.burst) / rate.events_per_second > RateSpec::kMaxBurstSeconds) {
+    r.fail(n, "'burst' (" + std::to_string(rate.burst) + ") takes more than a day to refill at " + eps.Scalar() +
+                  " events per second; lower it or raise events_per_second");
+    return std::nullopt;
+  }
+  return rate;
+}
+
 void readTls(Reader& r, const YAML::Node& t, const fs::path& base, TlsConfig& tls) {
   r.checkKeys(t, {"cert_file", "key_file", "client_ca_file"}, "server.tls");
   r.readString(t, "cert_file", tls.cert_file);
@@ -85,7 +124,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
       } else {
         for (const auto& k : keys) {
           if (!r.expectMap(k, "an api key")) continue;
-          r.checkKeys(k, {"name", "sha256", "scopes"}, "an api key");
+          r.checkKeys(k, {"name", "sha256", "scopes", "rate"}, "an api key");
           ApiKey key;
           r.readString(k, "name", key.name);
           r.readString(k, "sha256", key.sha256);
@@ -95,6 +134,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
             if (scope != "ingest" && scope != "admin" && scope != "metrics")
               r.fail(k, "unknown scope '" + scope + "' (ingest, admin, metrics)" +
                             didYouMean(scope, {"ingest", "admin", "metrics"}));
+          if (auto rate = k["rate"]; rate) key.rate = readRate(r, rate);
           c.server.api_keys.push_back(std::move(key));
         }
       }

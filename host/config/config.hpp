@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,22 @@ namespace eventflow::config {
 
 using Millis = std::chrono::milliseconds;
 
+/// A key's ingest budget (`rate: {events_per_second, burst}`): a token
+/// bucket that refills at events_per_second and holds at most burst events.
+/// A batch takes one token per event; one larger than burst is refused (413).
+struct RateSpec {
+  double events_per_second = 0;  // > 0; fractions allowed (0.5: one event every 2 s)
+  std::uint64_t burst = 0;       // >= 1; default: one second's worth, at least 1
+  static constexpr double kMaxEventsPerSecond = 1e9;
+  static constexpr std::uint64_t kMaxBurst = 1'000'000'000;
+  static constexpr double kMaxBurstSeconds = 86400;  // burst / events_per_second: a day's refill at most
+};
+
 struct ApiKey {
   std::string name;
   std::string sha256;
   std::vector<std::string> scopes;
+  std::optional<RateSpec> rate;  // absent: no limit
 };
 
 /// HTTPS on the server's port; absent (cert_file empty): plain HTTP.

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 #include "base/ids.hpp"
 #include "base/log.hpp"
@@ -26,7 +27,21 @@ Reply refusal(const BodyRefusal& r) { return error(400, r.code, r.message, r.fie
 
 const std::string kWorkerRole = "this process has the worker role; post to an api process";
 
+// "100" or "0.5": a rate as its config wrote it, for messages.
+std::string rateText(double events_per_second) {
+  std::ostringstream out;
+  out << events_per_second;
+  return out.str();
+}
+
 }  // namespace
+
+Api::Api(const Services& s) : s_(s), limiter_(s.config ? s.config->server.api_keys : std::vector<config::ApiKey>{}) {
+  // At 0 from the start, so that increase() sees a key's first refusals.
+  if (s.config && s.metrics)
+    for (const auto& key : s.config->server.api_keys)
+      if (key.rate) s.metrics->rateLimited(key.name);
+}
 
 std::string idFromPath(const std::string& path, std::size_t from, std::size_t drop_suffix) {
   std::string id = path.substr(from, path.size() - from - drop_suffix);
@@ -48,10 +63,11 @@ bool Api::isProbe(const Request& req) {
 void Api::ingest(const Request& req, const std::string& correlation, const std::function<void(Reply)>& respond) {
   const bool batch = pathOf(req) == "/events/batch";
   if (!s_.ingestor) return respond(error(404, "not_found", kWorkerRole));
-  if (auto denied = authorize(s_.config->server.api_keys, req, matchRoute(pathOf(req))->scope))
+  std::size_t key = RateLimiter::kNoKey;
+  if (auto denied = authorize(s_.config->server.api_keys, req, matchRoute(pathOf(req))->scope, &key))
     return respond(std::move(*denied));
   try {
-    ingestBody(req, correlation, batch, respond);
+    ingestBody(req, correlation, batch, key, respond);
   } catch (const std::exception& e) {
     log::error("request failed", {{"route", std::string(pathOf(req))}, {"correlation_id", correlation}, {"error", e.what()}});
     respond(error(500, "internal", "internal error; see the host log"));
@@ -134,10 +150,55 @@ Reply Api::metrics() {
     s_.metrics->queuePending(p->name()).Set(static_cast<double>(s_.queue->pending(p->name())));
   }
   if (s_.ingestor) s_.metrics->ingestUncommitted().Set(static_cast<double>(s_.ingestor->uncommitted()));
+  const bool store_up = static_cast<bool>(s_.store->ping());
+  s_.metrics->storeUp().Set(store_up ? 1 : 0);
+  s_.metrics->queueUp().Set(s_.queue->ping() ? 1 : 0);
+  if (store_up) refreshBooks();
   return text(200, s_.metrics->serialize(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-void Api::ingestBody(const Request& req, const std::string& correlation, bool batch,
+std::optional<Reply> Api::admit(std::size_t key, std::size_t events) {
+  const auto verdict = limiter_.take(key, events);
+  if (verdict.outcome == RateOutcome::allowed) return std::nullopt;
+  const auto& k = s_.config->server.api_keys[key];
+  const std::string burst = std::to_string(k.rate->burst);
+  if (verdict.outcome == RateOutcome::too_large)
+    // Retrying cannot help, so not a 429: the same answer as a batch over server.max_batch.
+    return error(413, "batch_too_large",
+                 "key '" + k.name + "' may send at most " + burst + " events at once (its rate.burst); this batch has " +
+                     std::to_string(events) + ": split it");
+  s_.metrics->rateLimited(k.name).Increment(static_cast<double>(events));
+  const auto seconds = RateLimiter::retryAfterSeconds(verdict.wait);
+  Reply limited = error(429, "rate_limited",
+                        "key '" + k.name + "' is over its rate of " + rateText(k.rate->events_per_second) +
+                            " events/s (burst " + burst + "); retry after " + std::to_string(seconds) + " s");
+  limited.retry_after = std::to_string(seconds);
+  return limited;
+}
+
+// The store's books as gauges, so that dashboards show the DLQ's size and
+// alerts can check G8. Counting them scans raw_events (until the store keeps
+// counters), so at most once per kBooksEvery however many scrapers ask.
+void Api::refreshBooks() {
+  {
+    std::lock_guard lock(books_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (books_at_ != std::chrono::steady_clock::time_point{} && now - books_at_ < kBooksEvery) return;
+    books_at_ = now;
+  }
+  auto counts = s_.store->counts();
+  if (!counts) return;
+  for (const auto& p : s_.router->pipelines()) (void)(*counts)[p->name()];
+  for (const auto& [pipeline, c] : *counts) {
+    s_.metrics->books(pipeline, "received").Set(static_cast<double>(c.received));
+    s_.metrics->books(pipeline, "processed").Set(static_cast<double>(c.processed));
+    s_.metrics->books(pipeline, "dead").Set(static_cast<double>(c.dead));
+    s_.metrics->books(pipeline, "discarded").Set(static_cast<double>(c.discarded));
+    s_.metrics->books(pipeline, "in_flight").Set(static_cast<double>(c.in_flight));
+  }
+}
+
+void Api::ingestBody(const Request& req, const std::string& correlation, bool batch, std::size_t key,
                 const std::function<void(Reply)>& respond) {
   const std::string content_type(req[beast_http::field::content_type]);
   const bool ndjson = batch && hasMediaType(content_type, "application/x-ndjson");
@@ -163,6 +224,9 @@ void Api::ingestBody(const Request& req, const std::string& correlation, bool ba
     good.push_back(std::move(docs[i]));
     good_index.push_back(i);
   }
+  // Only events that reach the store count against the key's rate; items
+  // refused as malformed cost it nothing. A batch passes whole or not at all.
+  if (auto refused = admit(key, good.size())) return respond(std::move(*refused));
   const std::size_t total = docs.size();
   s_.ingestor->ingest(std::move(good), correlation,
                       [batch, total, respond, good_index = std::move(good_index),

@@ -4,10 +4,13 @@
 // probe) thread and may wait on the store. Which route a request is, its
 // methods and its scope come from the route table (routes.hpp).
 
+#include <chrono>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
+#include "http/rate_limit.hpp"
 #include "http/reply.hpp"
 #include "http/routes.hpp"
 #include "http/server.hpp"
@@ -18,7 +21,7 @@ namespace eventflow::http {
 
 class Api {
  public:
-  explicit Api(const Services& s) : s_(s) {}
+  explicit Api(const Services& s);
 
   /// True for the routes `ingest` answers without blocking.
   static bool isIngest(const Request& req);
@@ -34,12 +37,15 @@ class Api {
 
  private:
   Reply dispatch(const Request& req, const Route& r, const std::string& path);
-  void ingestBody(const Request& req, const std::string& correlation, bool batch,
+  void ingestBody(const Request& req, const std::string& correlation, bool batch, std::size_t key,
                   const std::function<void(Reply)>& respond);
+  /// Nothing when key `key` may send `events` more events now; else its 429 or 413.
+  std::optional<Reply> admit(std::size_t key, std::size_t events);
   Reply journey(const std::string& path);
   Reply health();
   Reply ready();
   Reply metrics();
+  void refreshBooks();
   Reply summary();
   Reply pipelines();
   // dlq_routes.cpp
@@ -49,6 +55,10 @@ class Api {
   Reply dlqItem(const Request& req, RouteId id, const std::string& path);
 
   const Services& s_;
+  RateLimiter limiter_;
+  static constexpr auto kBooksEvery = std::chrono::seconds(5);
+  std::mutex books_mutex_;
+  std::chrono::steady_clock::time_point books_at_{};  // under books_mutex_
 };
 
 /// An event id from a path, in lower case when it is a UUID (ids are kept in

@@ -8,7 +8,8 @@
 
 namespace eventflow::http {
 
-std::optional<Reply> authorize(const std::vector<config::ApiKey>& keys, const Request& req, std::string_view scope) {
+std::optional<Reply> authorize(const std::vector<config::ApiKey>& keys, const Request& req, std::string_view scope,
+                               std::size_t* matched) {
   if (keys.empty() || scope.empty()) return std::nullopt;
   std::string key(req["X-API-Key"]);
   if (key.empty()) {
@@ -20,11 +21,15 @@ std::optional<Reply> authorize(const std::vector<config::ApiKey>& keys, const Re
   }
   if (key.empty()) return error(401, "unauthorized", "an API key is required (Authorization: Bearer KEY or X-API-Key)");
   const std::string digest = sha256Hex(key);
-  for (const auto& k : keys) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto& k = keys[i];
     if (k.sha256 != digest) continue;
     const auto has = [&](std::string_view s) { return std::find(k.scopes.begin(), k.scopes.end(), s) != k.scopes.end(); };
     // Whoever runs the DLQ and the pipelines may read the metrics too.
-    if (has(scope) || (scope == "metrics" && has("admin"))) return std::nullopt;
+    if (has(scope) || (scope == "metrics" && has("admin"))) {
+      if (matched) *matched = i;
+      return std::nullopt;
+    }
     return error(403, "forbidden", "key '" + k.name + "' lacks the '" + std::string(scope) + "' scope");
   }
   return error(401, "unauthorized", "unknown API key");

@@ -50,6 +50,22 @@ Metrics::Metrics(const std::string& version, std::size_t max_label_values)
                               .Register(*registry_)),
       http_requests_(prometheus::BuildCounter().Name("eventflow_http_requests_total").Help("HTTP requests by route and code").Register(*registry_)),
       http_duration_(prometheus::BuildHistogram().Name("eventflow_http_request_duration_seconds").Help("HTTP request time").Register(*registry_)),
+      rate_limited_(prometheus::BuildCounter()
+                        .Name("eventflow_rate_limited_total")
+                        .Help("Events refused with 429 because their API key was over its rate")
+                        .Register(*registry_)),
+      dlq_replayed_(prometheus::BuildCounter().Name("eventflow_dlq_replayed_total").Help("Dead events sent back through their pipeline").Register(*registry_)),
+      dlq_discarded_(prometheus::BuildCounter().Name("eventflow_dlq_discarded_total").Help("Dead events discarded").Register(*registry_)),
+      books_(prometheus::BuildGauge()
+                 .Name("eventflow_books_events")
+                 .Help("The store's books (G8), system-wide: events received and by state (processed, dead, discarded, in_flight)")
+                 .Register(*registry_)),
+      store_up_(prometheus::BuildGauge().Name("eventflow_store_up").Help("1 when the store answered the last ping").Register(*registry_)),
+      queue_up_(prometheus::BuildGauge().Name("eventflow_queue_up").Help("1 when the queue (Redis) answered the last ping").Register(*registry_)),
+      store_commit_duration_(prometheus::BuildHistogram()
+                                 .Name("eventflow_store_commit_duration_seconds")
+                                 .Help("One group commit in the store, fsync included")
+                                 .Register(*registry_)),
       resident_(prometheus::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory size in bytes").Register(*registry_).Add({})),
       virtual_(prometheus::BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory size in bytes").Register(*registry_).Add({})),
       open_fds_(prometheus::BuildGauge().Name("process_open_fds").Help("Number of open file descriptors").Register(*registry_).Add({})),
@@ -93,6 +109,17 @@ prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
 prometheus::Histogram& Metrics::httpDuration(const std::string& route) {
   return cached(http_duration_, {{"route", route}}, latencyBuckets());
 }
+prometheus::Counter& Metrics::rateLimited(const std::string& key_name) {
+  return cached(rate_limited_, {{"key_name", key_name}});
+}
+prometheus::Counter& Metrics::dlqReplayed(const std::string& p) { return cached(dlq_replayed_, {{"pipeline", p}}); }
+prometheus::Counter& Metrics::dlqDiscarded(const std::string& p) { return cached(dlq_discarded_, {{"pipeline", p}}); }
+prometheus::Gauge& Metrics::books(const std::string& p, const std::string& state) {
+  return cached(books_, {{"pipeline", p}, {"state", state}});
+}
+prometheus::Gauge& Metrics::storeUp() { return cached(store_up_, {}); }
+prometheus::Gauge& Metrics::queueUp() { return cached(queue_up_, {}); }
+prometheus::Histogram& Metrics::storeCommitDuration() { return cached(store_commit_duration_, {}, latencyBuckets()); }
 
 void Metrics::declarePipeline(const std::string& pipeline, const std::vector<std::string>& event_types,
                               const std::vector<std::pair<std::string, std::string>>& stages) {
@@ -113,6 +140,8 @@ void Metrics::declarePipeline(const std::string& pipeline, const std::vector<std
   for (const auto& [stage, plugin] : stages) stageDuration(pipeline, stage, plugin);
   queueDepth(pipeline);
   queuePending(pipeline);
+  dlqReplayed(pipeline);
+  dlqDiscarded(pipeline);
 }
 
 prometheus::Counter& Metrics::pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline) {

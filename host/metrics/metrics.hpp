@@ -39,6 +39,20 @@ class Metrics {
   prometheus::Gauge& ingestUncommitted();
   prometheus::Counter& httpRequests(const std::string& route, int code);
   prometheus::Histogram& httpDuration(const std::string& route);
+  /// Events refused with 429 because key `key_name` was over its rate.
+  prometheus::Counter& rateLimited(const std::string& key_name);
+  /// Dead events sent back through their pipeline, and dead events discarded (DLQ routes).
+  prometheus::Counter& dlqReplayed(const std::string& pipeline);
+  prometheus::Counter& dlqDiscarded(const std::string& pipeline);
+  /// The store's books (G8) as of the last scrape, system-wide: `state` is
+  /// received, processed, dead (the DLQ's size), discarded or in_flight.
+  prometheus::Gauge& books(const std::string& pipeline, const std::string& state);
+  /// 1 when the store (or the queue: Redis, or the embedded queue) answered
+  /// the last scrape's ping, else 0.
+  prometheus::Gauge& storeUp();
+  prometheus::Gauge& queueUp();
+  /// One group commit's time in the store (the transaction and its fsync).
+  prometheus::Histogram& storeCommitDuration();
 
   /// Creates at 0 every per-pipeline series a configured pipeline will have,
   /// so that increase() and rate() see its first events: received and
@@ -87,6 +101,13 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& ingest_uncommitted_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
+  prometheus::Family<prometheus::Counter>& rate_limited_;
+  prometheus::Family<prometheus::Counter>& dlq_replayed_;
+  prometheus::Family<prometheus::Counter>& dlq_discarded_;
+  prometheus::Family<prometheus::Gauge>& books_;
+  prometheus::Family<prometheus::Gauge>& store_up_;
+  prometheus::Family<prometheus::Gauge>& queue_up_;
+  prometheus::Family<prometheus::Histogram>& store_commit_duration_;
   std::mutex plugin_mutex_;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> plugin_counters_;
   std::map<std::string, prometheus::Family<prometheus::Histogram>*> plugin_histograms_;

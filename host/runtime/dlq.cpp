@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/log.hpp"
+#include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
 #include "queue/queue.hpp"
 #include "runtime/recover.hpp"
@@ -30,9 +31,18 @@ nlohmann::json toJson(const store::DeadEvent& e) {
 }
 
 Dlq::Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate,
-         std::size_t max_depth, std::size_t max_page_bytes)
+         std::size_t max_depth, std::size_t max_page_bytes, metrics::Metrics* metrics)
     : store_(store), queue_(queue), router_(router), replay_rate_(std::max(1u, replay_rate)), max_depth_(max_depth),
-      max_page_bytes_(max_page_bytes) {}
+      max_page_bytes_(max_page_bytes), metrics_(metrics) {}
+
+// Counted once the store has flipped them out of 'dead', whether or not the
+// publish that follows works: a lost publish is repaired, the replay stands.
+void Dlq::countReplayed(const std::vector<store::PendingEvent>& events) {
+  if (!metrics_) return;
+  std::map<std::string_view, std::size_t> per;
+  for (const auto& e : events) ++per[e.pipeline];
+  for (const auto& [pipeline, n] : per) metrics_->dlqReplayed(std::string(pipeline)).Increment(static_cast<double>(n));
+}
 
 Expected<store::DeadPage> Dlq::list(const store::DeadFilter& filter) {
   if (filter.limit == 0) return store_.listDead(filter);
@@ -120,6 +130,7 @@ Expected<DlqAnswer> Dlq::replay(const std::string& id) {
   auto replayed = store_.replay(ids);
   if (!replayed) return replayed.error();
   if (replayed->replayed.empty()) return notDead(id);  // it left the DLQ meanwhile
+  countReplayed(replayed->replayed);
   if (auto sent = publish(std::move(replayed->replayed)); !sent) return sent.error();
   log::info("dead event replayed", {{"event_id", id}, {"pipeline", (*dead)->pipeline}});
   return DlqAnswer{};
@@ -202,6 +213,7 @@ Expected<BulkReplay> Dlq::replayAll(store::DeadFilter filter, std::uint64_t limi
     result.skipped += replayed->skipped.size();
     const std::size_t n = replayed->replayed.size();
     result.replayed += n;
+    countReplayed(replayed->replayed);
     if (auto sent = publish(std::move(replayed->replayed)); !sent) return sent.error();
     if (n == 0 && replayed->skipped.empty()) break;  // nothing moved: never spin
     // Stay under replay_rate: the next page waits until this many events' worth of time has passed.
@@ -219,9 +231,18 @@ Expected<BulkReplay> Dlq::replayAll(store::DeadFilter filter, std::uint64_t limi
 }
 
 Expected<DlqAnswer> Dlq::discard(const std::string& id) {
+  // Which pipeline to count it under: the store's discard answers only yes or no.
+  std::string pipeline;
+  if (metrics_) {
+    auto dead = store_.getDead(id);
+    if (!dead) return dead.error();
+    if (!*dead) return notDead(id);
+    pipeline = (*dead)->pipeline;
+  }
   auto discarded = store_.discard(id);
   if (!discarded) return discarded.error();
   if (!*discarded) return notDead(id);
+  if (metrics_) metrics_->dlqDiscarded(pipeline).Increment();
   log::info("dead event discarded", {{"event_id", id}});
   return DlqAnswer{};
 }

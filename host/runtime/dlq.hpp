@@ -19,6 +19,7 @@
 
 namespace eventflow::queue { class Queue; }
 namespace eventflow::pipeline { class Router; }
+namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
 
@@ -46,9 +47,11 @@ class Dlq {
  public:
   /// Replay needs `queue` and `router`; listing, discarding and purging do
   /// not (`eventflow dlq list` loads no plugins). `max_depth` pauses a bulk
-  /// replay while a pipeline's queue is that deep (ingest's bound).
+  /// replay while a pipeline's queue is that deep (ingest's bound). With
+  /// `metrics`, replays and discards are counted by the pipeline the event
+  /// died in (eventflow_dlq_replayed_total, eventflow_dlq_discarded_total).
   Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate = 1000,
-      std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20);
+      std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20, metrics::Metrics* metrics = nullptr);
 
   static constexpr std::size_t kMaxListLimit = 1000;
   static constexpr std::size_t kReplayPage = 500;
@@ -78,6 +81,7 @@ class Dlq {
  private:
   Expected<DlqAnswer> notDead(const std::string& id);
   Expected<std::size_t> publish(std::vector<store::PendingEvent> events);
+  void countReplayed(const std::vector<store::PendingEvent>& events);
   bool waitFor(std::chrono::steady_clock::time_point until);
 
   store::Store& store_;
@@ -86,6 +90,7 @@ class Dlq {
   unsigned replay_rate_;
   std::size_t max_depth_;
   std::size_t max_page_bytes_;
+  metrics::Metrics* metrics_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -109,7 +109,9 @@ void GroupCommitter::run() {
     for (auto& r : batch) rows.insert(rows.end(), std::make_move_iterator(r.events.begin()),
                                       std::make_move_iterator(r.events.end()));
     collapse(transitions);
+    const auto commit_started = std::chrono::steady_clock::now();
     auto result = store_.commit(rows, transitions);
+    if (commit_timer_) commit_timer_(std::chrono::steady_clock::now() - commit_started);
     if (result) {
       failures = 0;
       // Answer first: the rows are durable, and a publish that never happens

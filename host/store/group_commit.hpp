@@ -3,6 +3,7 @@
 // transaction (and one fsync), bounded by rows. A request's future resolves
 // only after its rows are committed (G1).
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -29,6 +30,8 @@ class GroupCommitter {
   explicit GroupCommitter(Store& store, std::size_t max_rows = 1000);
   /// Set before the first insert.
   void afterCommit(AfterCommit hook) { after_commit_ = std::move(hook); }
+  /// Set before the first insert: told how long each commit took, failed or not.
+  void timeCommits(std::function<void(std::chrono::steady_clock::duration)> hook) { commit_timer_ = std::move(hook); }
   ~GroupCommitter();
 
   using InsertDone = std::function<void(Expected<std::vector<InsertStatus>>)>;
@@ -65,6 +68,7 @@ class GroupCommitter {
   std::vector<Waiter> waiters_;
   bool stopping_ = false;
   AfterCommit after_commit_;
+  std::function<void(std::chrono::steady_clock::duration)> commit_timer_;
   Throttle commit_failures_;
   std::vector<std::thread> threads_;
 };

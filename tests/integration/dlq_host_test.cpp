@@ -67,6 +67,13 @@ bool eventually(const std::function<bool()>& done, std::chrono::seconds within =
   return done();
 }
 
+// The value of one series in a Prometheus exposition ("name{labels}"), or -1 when absent.
+double metricValue(const std::string& exposition, const std::string& series) {
+  const auto at = exposition.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + series.size() + 2));
+}
+
 std::vector<std::string> listedIds(const nlohmann::json& page) {
   std::vector<std::string> out;
   for (const auto& item : page["items"]) out.push_back(item["event_id"]);
@@ -213,6 +220,14 @@ TEST(DlqHost, ListFilterReplayDiscardOverHttpWithAdminScope) {
   EXPECT_EQ(summary["pipelines"]["purchases"]["events_discarded"], 1);
   EXPECT_NE(http(host.port(), "GET", "/metrics", {}, {}, as(kAdminKey)).body.find("route=\"/dlq/{id}/replay\""),
             std::string::npos);
+  // Replays and discards are counted by the pipeline the event died in:
+  // purchases[1] twice, both signups once in bulk, purchases[2] discarded.
+  const auto exposition = http(host.port(), "GET", "/metrics", {}, {}, as(kAdminKey)).body;
+  EXPECT_EQ(metricValue(exposition, "eventflow_dlq_replayed_total{pipeline=\"purchases\"}"), 2) << exposition;
+  EXPECT_EQ(metricValue(exposition, "eventflow_dlq_replayed_total{pipeline=\"signups\"}"), 2);
+  EXPECT_EQ(metricValue(exposition, "eventflow_dlq_discarded_total{pipeline=\"purchases\"}"), 1);
+  EXPECT_EQ(metricValue(exposition, "eventflow_dlq_discarded_total{pipeline=\"signups\"}"), 0)
+      << "declared at 0 with the pipeline";
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
 

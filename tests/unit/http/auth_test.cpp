@@ -12,9 +12,9 @@ using namespace eventflow::http;
 namespace {
 
 std::vector<config::ApiKey> keys() {
-  return {{"ci", sha256Hex("ingest-key"), {"ingest"}},
-          {"ops", sha256Hex("admin-key"), {"admin"}},
-          {"prom", sha256Hex("metrics-key"), {"metrics"}}};
+  return {{"ci", sha256Hex("ingest-key"), {"ingest"}, std::nullopt},
+          {"ops", sha256Hex("admin-key"), {"admin"}, std::nullopt},
+          {"prom", sha256Hex("metrics-key"), {"metrics"}, std::nullopt}};
 }
 
 Request withHeader(const std::string& name, const std::string& value) {
@@ -62,4 +62,17 @@ TEST(Authorize, AdminAlsoReadsMetricsButMetricsIsNotAdmin) {
   EXPECT_EQ(statusOf(authorize(keys(), withHeader("X-API-Key", "metrics-key"), "admin")), 403);
   EXPECT_EQ(statusOf(authorize(keys(), withHeader("X-API-Key", "admin-key"), "ingest")), 403);
   EXPECT_EQ(statusOf(authorize(keys(), withHeader("X-API-Key", "ingest-key"), "metrics")), 403);
+}
+
+TEST(Authorize, TellsWhichKeyMatchedSoItsRateLimitApplies) {
+  std::size_t matched = 99;
+  EXPECT_FALSE(authorize(keys(), withHeader("X-API-Key", "admin-key"), "admin", &matched));
+  EXPECT_EQ(matched, 1u);
+  EXPECT_FALSE(authorize(keys(), withHeader("Authorization", "Bearer ingest-key"), "ingest", &matched));
+  EXPECT_EQ(matched, 0u);
+  matched = 99;
+  EXPECT_EQ(statusOf(authorize(keys(), withHeader("X-API-Key", "ingest-key"), "admin", &matched)), 403);
+  EXPECT_EQ(matched, 99u) << "a refused key is no match";
+  EXPECT_FALSE(authorize({}, withHeader("", ""), "ingest", &matched));
+  EXPECT_EQ(matched, 99u) << "no keys configured: nothing to match";
 }
