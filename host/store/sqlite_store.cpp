@@ -1,5 +1,6 @@
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
@@ -8,8 +9,10 @@
 #include <mutex>
 #include <optional>
 
+#include "base/sqlite_busy.hpp"
 #include "base/tables.hpp"
 #include "store/queries.hpp"
+#include "store/sqlite_statement.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store {
@@ -74,7 +77,9 @@ std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); 
 
 class SqliteStore final : public Store, private SqlDialect {
  public:
-  explicit SqliteStore(const std::string& path) : path_(path), writer_(open()), reader_(open()) {}
+  explicit SqliteStore(const std::string& path) : path_(path), writer_(open()), reader_(open()) {
+    busy_.install(Poco::Data::SQLite::Utility::dbHandle(writer_));
+  }
 
   std::string backend() const override { return "sqlite"; }
 
@@ -117,30 +122,32 @@ class SqliteStore final : public Store, private SqlDialect {
     std::vector<InsertStatus> statuses;
     statuses.reserve(inserts.size());
     try {
-      writer_.begin();
+      Hot& hot = prepared();
+      Used(hot.begin)->step();
       const std::string stamp = nowText();
+      std::string received_at;
       for (const auto& e : inserts) {
-        static const std::string kInsert =
-            "INSERT OR IGNORE INTO raw_events(event_id, event_type, pipeline, payload, payload_sha256, "
-            "correlation_id, received_at, state, attempts, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, " +
-            sql(State::queued) + ", 0, ?)";
-        Poco::Data::Statement insert(writer_);
-        insert << kInsert,
-            bind(e.id), bind(e.type), bind(e.pipeline), bind(e.payload), bind(e.sha256), bind(e.correlation_id),
-            bind(formatRfc3339(e.received_at)), bind(stamp);
-        if (insert.execute() == 1) {
-          statuses.push_back(InsertStatus::inserted);
-          continue;
+        received_at = formatRfc3339(e.received_at);
+        {
+          Used insert(hot.insert);
+          insert->bind(1, e.id).bind(2, e.type).bind(3, e.pipeline).bind(4, e.payload).bind(5, e.sha256);
+          insert->bind(6, e.correlation_id).bind(7, received_at).bind(8, stamp);
+          insert->step();
+          if (insert->changes() == 1) {
+            statuses.push_back(InsertStatus::inserted);
+            continue;
+          }
         }
-        std::string existing;
-        writer_ << "SELECT payload_sha256 FROM raw_events WHERE event_id = ?", bind(e.id), into(existing), now;
+        Used select(hot.sha);
+        select->bind(1, e.id);
+        const std::string existing = select->step() ? select->columnText(0) : std::string();
         statuses.push_back(existing == e.sha256 ? InsertStatus::duplicate : InsertStatus::conflict);
       }
-      for (const auto& t : transitions) apply(t, stamp);
-      writer_.commit();
-    } catch (const Poco::Exception& e) {
-      if (writer_.isTransaction()) writer_.rollback();
-      return makeError("sqlite commit: " + e.displayText());
+      for (const auto& t : transitions) apply(hot, t, stamp);
+      Used(hot.commit)->step();
+    } catch (const std::exception& e) {
+      rollbackWriter();
+      return makeError(std::string("sqlite commit: ") + e.what());
     }
     return statuses;
   }
@@ -318,25 +325,56 @@ class SqliteStore final : public Store, private SqlDialect {
     return out;
   }
 
-  void apply(const Transition& t, const std::string& stamp) {
+  // The group commit's statements, prepared once on the writer connection
+  // (after migrate(): they name its tables).
+  struct Hot {
+    explicit Hot(sqlite3* db)
+        : begin(db, "BEGIN"),
+          commit(db, "COMMIT"),
+          insert(db,
+                 "INSERT OR IGNORE INTO raw_events(event_id, event_type, pipeline, payload, payload_sha256, "
+                 "correlation_id, received_at, state, attempts, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, " +
+                     sql(State::queued) + ", 0, ?)"),
+          sha(db, "SELECT payload_sha256 FROM raw_events WHERE event_id = ?"),
+          // A terminal event never changes state again (G2, G3).
+          update(db,
+                 "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
+                 "processing_us = CASE WHEN ?5 >= 0 THEN ?5 ELSE processing_us END WHERE event_id = ? AND state "
+                 "NOT IN " + terminalStatesSql()),
+          dead(db,
+               "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "
+               "plugin, attempts, first_failed_at, failed_at, replay_count) "
+               "SELECT r.event_id, r.pipeline, r.payload, ?1, ?2, ?3, ?4, ?5, COALESCE(f.first_failed_at, ?6), ?6, "
+               "COALESCE(f.replay_count, 0) FROM raw_events r LEFT JOIN failed_events f ON f.event_id = r.event_id "
+               "WHERE r.event_id = ?7") {}
+    SqliteStatement begin, commit, insert, sha, update, dead;
+  };
+
+  Hot& prepared() {
+    if (!hot_) hot_ = std::make_unique<Hot>(Poco::Data::SQLite::Utility::dbHandle(writer_));
+    return *hot_;
+  }
+
+  void rollbackWriter() noexcept {
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(writer_);
+    // A failed COMMIT or statement may have rolled back already.
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  void apply(Hot& hot, const Transition& t, const std::string& stamp) {
     const std::string state = toString(t.kind);
     const std::string last_error = lastError(t);
-    Poco::Data::Statement update(writer_);
-    // A terminal event never changes state again (G2, G3).
-    const Poco::Int64 us = t.processing_us;
-    static const std::string kUpdate =
-        "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
-        "processing_us = CASE WHEN ? >= 0 THEN ? ELSE processing_us END WHERE event_id = ? AND state NOT IN " +
-        terminalStatesSql();
-    update << kUpdate, bind(state), bind(t.attempts), bind(stamp), bind(last_error), bind(us), bind(us), bind(t.id);
-    if (update.execute() != 1 || t.kind != Transition::Kind::dead) return;
-    writer_ << "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "
-               "plugin, attempts, first_failed_at, failed_at, replay_count) "
-               "SELECT r.event_id, r.pipeline, r.payload, ?, ?, ?, ?, ?, COALESCE(f.first_failed_at, ?), ?, "
-               "COALESCE(f.replay_count, 0) FROM raw_events r LEFT JOIN failed_events f ON f.event_id = r.event_id "
-               "WHERE r.event_id = ?",
-        bind(t.error_type), bind(t.error_message), bind(t.stage), bind(t.plugin), bind(t.attempts), bind(stamp),
-        bind(stamp), bind(t.id), now;
+    {
+      Used update(hot.update);
+      update->bind(1, state).bind(2, static_cast<std::int64_t>(t.attempts)).bind(3, stamp).bind(4, last_error);
+      update->bind(5, static_cast<std::int64_t>(t.processing_us)).bind(6, t.id);
+      update->step();
+      if (update->changes() != 1 || t.kind != Transition::Kind::dead) return;
+    }
+    Used dead(hot.dead);
+    dead->bind(1, t.error_type).bind(2, t.error_message).bind(3, t.stage).bind(4, t.plugin);
+    dead->bind(5, static_cast<std::int64_t>(t.attempts)).bind(6, stamp).bind(7, t.id);
+    dead->step();
   }
 
   std::string path_;
@@ -344,6 +382,8 @@ class SqliteStore final : public Store, private SqlDialect {
   std::mutex read_mutex_;
   Poco::Data::Session writer_;
   Poco::Data::Session reader_;
+  sqlite::BusyWait busy_;
+  std::unique_ptr<Hot> hot_;  // after the sessions: finalized before they close
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "backends.hpp"
+#include "base/sqlite_busy.hpp"
 #include "store_test.hpp"
 #include "queue/queue.hpp"
 #include "store/group_commit.hpp"
@@ -801,5 +802,99 @@ TEST(SqliteStore, OpensWhileAnotherConnectionHoldsTheLock) {
   release.wait();
   ASSERT_TRUE(opened) << opened.error().message;
   EXPECT_TRUE((*opened)->ping());
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+class SqliteWriter : public StoreTest {
+ protected:
+  SqliteWriter() : StoreTest("sqlite-writer") {}
+  std::string dbPath() const { return url_.substr(9); }
+};
+
+}  // namespace
+
+// The group commit's statements are prepared once and reused: a commit that
+// fails (here a trigger refuses one row) rolls back all of it, and the next
+// commit on the same statements records its rows and transitions.
+TEST_P(SqliteWriter, AFailedCommitRollsBackAndTheNextCommitsOnTheSameStatements) {
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session other("SQLite", dbPath());
+  const auto a = uuid();
+  std::vector<store::RawEvent> first{raw(a)};
+  ASSERT_TRUE(store_->commit(first, {}));  // the statements exist now
+  other << "CREATE TRIGGER refuse BEFORE INSERT ON raw_events WHEN NEW.event_type = 'boom' "
+           "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+      Poco::Data::Keywords::now;
+  const auto b = uuid(), c = uuid();
+  auto bad = raw(c);
+  bad.type = "boom";
+  std::vector<store::RawEvent> second{raw(b), bad};
+  std::vector<store::Transition> done{{.kind = store::Transition::Kind::done, .id = a, .attempts = 1}};
+  auto failed = store_->commit(second, done);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("refused by the test"), std::string::npos) << failed.error().message;
+  EXPECT_EQ(journey(b), nullptr);  // rolled back with the row that failed
+  EXPECT_EQ(journey(a)["state"], "queued");
+
+  const auto d = uuid();
+  std::vector<store::RawEvent> third{raw(b), raw(d), raw(d)};
+  auto ok = store_->commit(third, done);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ((*ok)[0], store::InsertStatus::inserted);
+  EXPECT_EQ((*ok)[1], store::InsertStatus::inserted);
+  EXPECT_EQ((*ok)[2], store::InsertStatus::duplicate);
+  EXPECT_EQ(journey(a)["state"], "done");
+  EXPECT_EQ(journey(d)["state"], "queued");
+}
+
+// Another connection of the file (the sqlite sink's) holding the write lock
+// delays a group commit; the commit goes through once the lock is released,
+// rather than failing with "database is locked".
+TEST_P(SqliteWriter, ACommitWaitsForAnotherWritersTransaction) {
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session other("SQLite", dbPath());
+  other << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
+  const auto a = uuid();
+  auto committed = std::async(std::launch::async, [&] {
+    std::vector<store::RawEvent> rows{raw(a)};
+    return store_->commit(rows, {});
+  });
+  // While the other transaction is open the commit cannot finish (it is
+  // still waiting after 300 ms); this bounds nothing about its speed.
+  EXPECT_EQ(committed.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  other << "COMMIT", Poco::Data::Keywords::now;
+  auto result = committed.get();
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ((*result)[0], store::InsertStatus::inserted);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, SqliteWriter, ::testing::Values("sqlite"),
+                         [](const auto& param_info) { return param_info.param; });
+
+// The short-sleep busy handler gives up with SQLITE_BUSY once its limit
+// has passed, as busy_timeout would.
+TEST(SqliteBusyWait, GivesUpAfterItsLimit) {
+  const auto dir = std::filesystem::temp_directory_path() / ("eventflow-busy-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string db = (dir / "busy.db").string();
+  sqlite3* holder = nullptr;
+  sqlite3* waiter = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(db.c_str(), &waiter), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES(1)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite::BusyWait busy(std::chrono::milliseconds(200));
+  busy.install(waiter);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(sqlite3_exec(waiter, "INSERT INTO t VALUES(2)", nullptr, nullptr, nullptr), SQLITE_BUSY);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(200));
+  ASSERT_EQ(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(waiter, "INSERT INTO t VALUES(2)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(holder);
+  sqlite3_close(waiter);
   std::filesystem::remove_all(dir);
 }

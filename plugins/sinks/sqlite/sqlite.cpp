@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
@@ -115,6 +116,14 @@ SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
     // transactions rather than fail at once.
     int busy_timeout_ms = 0;
     *session_ << "PRAGMA busy_timeout=10000", into(busy_timeout_ms), now;
+    busy_.install(Poco::Data::SQLite::Utility::dbHandle(*session_));
+    // No fsync of our own: the host marks these events done only after
+    // write() returns, in a commit of its own (synchronous=FULL) that fsyncs
+    // the same WAL file and with it every frame written before, ours too.
+    // If power fails first, the events are not done and run again (G3), and
+    // INSERT OR IGNORE writes the row again. The WAL keeps the file
+    // consistent either way.
+    *session_ << "PRAGMA synchronous=NORMAL", now;
     *session_ << tables::processedEventsDdl(tables::Engine::sqlite, table), now;
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("sqlite: cannot prepare table " + table + " in " + path_ + ": " + e.displayText());

@@ -7,6 +7,8 @@
 
 #include <eventflow/plugin.hpp>
 
+#include "base/sqlite_busy.hpp"
+
 namespace Poco::Data {
 class Session;
 }
@@ -16,6 +18,8 @@ namespace eventflow::plugins {
 /// Writes events as rows of a processed_events-shaped table in the SQLite
 /// database named by the host's store.url. One transaction per write();
 /// INSERT OR IGNORE on event_id, so a redelivered event never adds a row.
+/// synchronous=NORMAL: the host's commit of the events' outcome fsyncs
+/// the rows (see the constructor).
 class SqliteSink final : public Sink {
  public:
   SqliteSink(const nlohmann::json& config, Context& context);
@@ -25,6 +29,7 @@ class SqliteSink final : public Sink {
  private:
   std::string path_;
   std::string insert_sql_;
+  sqlite::BusyWait busy_;  // before the session: it outlives the connection
   std::unique_ptr<Poco::Data::Session> session_;
 };
 
