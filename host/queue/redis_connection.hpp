@@ -32,7 +32,6 @@ class Connection {
   void reset();
 
   bool prepared = false;  // the consumer group exists as far as this connection knows
-  std::size_t last_read = 0;  // entries the last XREADGROUP on this (worker's) connection returned
 
  private:
   void open();

@@ -9,16 +9,10 @@
 #include <Poco/Exception.h>
 
 #include <algorithm>
-#include <thread>
 #include <optional>
 #include <string_view>
 
 namespace eventflow::queue {
-namespace {
-// How long a worker whose last read found only a few entries waits before
-// its next read (see take()).
-constexpr std::chrono::milliseconds kLinger{5};
-}  // namespace
 
 bool decode(Reply& entry, const std::string& pipeline, Message& m) {
   Reply* e = array(entry);
@@ -67,17 +61,6 @@ std::vector<Message> RedisQueue::take(const std::string& pipeline, unsigned work
     if (claimDue(*lane)) claim(conn, pipeline, consumer, max, *lane, out);
     if (!out.empty()) return out;
     if (deliverOwned(conn, pipeline, consumer, *lane, out)) return out;
-    // A worker that found only a few entries last time would run the next
-    // few as a batch of their own again, and each batch costs a sink
-    // transaction and its share of a state commit: under single posts at
-    // concurrency 32 the workers' batches averaged 4.4 events, and the sink's
-    // transactions were 56% of PostgreSQL's (issue 13). Waiting a moment
-    // before reading lets more arrive. Before the read, not between two
-    // reads: every entry read is in hand, and claim() tells those from the
-    // ones that went through the chain by this consumer's last interaction.
-    // An idle worker (nothing last time) blocks in the read as before.
-    if (conn.last_read > 0 && conn.last_read < max / 4) std::this_thread::sleep_for(kLinger);
-    conn.last_read = 0;
     Command cmd;
     cmd << "XREADGROUP" << "GROUP" << kGroup << consumer << "COUNT" << static_cast<long long>(max) << "BLOCK"
         << static_cast<long long>(wait.count()) << "STREAMS" << stream(pipeline) << ">";
@@ -98,7 +81,6 @@ std::vector<Message> RedisQueue::take(const std::string& pipeline, unsigned work
         else if (!m.token.empty()) junk.push_back(std::move(m.token));
       }
     }
-    conn.last_read = out.size();
     dropForeign(pipeline, junk);
   } catch (const Poco::Exception& e) {
     // NOGROUP after Redis lost its data, or Redis is down: start over.
