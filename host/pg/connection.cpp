@@ -114,15 +114,30 @@ Status copyIn(PGconn* conn, const std::string& sql, std::string_view data) {
   return outcome;
 }
 
-Expected<std::unique_ptr<Connection>> Connection::open(const ConnInfo& info, Notice notice) {
+Expected<std::unique_ptr<Connection>> Connection::open(const ConnInfo& info, Notice notice, std::string setup) {
   // Without a timeout an unroutable host would hold start-up for minutes.
   auto conn = connect(info, {{"connect_timeout", "10"}});
   if (!conn) return conn.error();
-  return std::unique_ptr<Connection>(new Connection(std::move(*conn), notice));
+  std::unique_ptr<Connection> out(new Connection(std::move(*conn), notice, std::move(setup)));
+  if (auto ok = out->newSession(); !ok) return ok.error();
+  return out;
 }
 
-Connection::Connection(Conn conn, Notice notice) : conn_(std::move(conn)) {
+Connection::Connection(Conn conn, Notice notice, std::string setup) : conn_(std::move(conn)), setup_(std::move(setup)) {
   if (notice != nullptr) PQsetNoticeProcessor(conn_.get(), notice, nullptr);
+}
+
+Expected<void> Connection::newSession() {
+  prepared_.clear();
+  session_ = PQbackendPID(raw());
+  if (setup_.empty()) return {};
+  Result r(PQexec(raw(), setup_.c_str()));
+  const Status status = statusOf(raw(), r.get());
+  if (!status.ok) {
+    session_ = 0;  // run it again next time
+    return makeError("postgresql: session setup: " + status.message);
+  }
+  return {};
 }
 
 Expected<Result> Connection::exec(const std::string& sql, const std::vector<std::string>& params) {
@@ -157,11 +172,9 @@ Expected<bool> Connection::copy(const std::string& sql, std::string_view data) {
 
 Expected<void> Connection::connected() {
   PGconn* conn = raw();
-  if (PQstatus(conn) != CONNECTION_OK) {
-    PQreset(conn);
-    prepared_.clear();  // a new server session knows none of them
-  }
+  if (PQstatus(conn) != CONNECTION_OK) PQreset(conn);
   if (PQstatus(conn) != CONNECTION_OK) return makeError("postgresql: " + oneLine(PQerrorMessage(conn)));
+  if (PQbackendPID(conn) != session_) return newSession();
   return {};
 }
 
@@ -172,7 +185,6 @@ void Connection::rollbackFailed() {
 Expected<bool> Connection::copyOnce(const std::string& sql, std::string_view data) {
   if (auto ok = connected(); !ok) return ok.error();
   const Status status = copyIn(raw(), sql, data);
-  if (PQstatus(raw()) != CONNECTION_OK) prepared_.clear();  // copyIn may have reset the session
   rollbackFailed();
   if (status.uniqueViolation()) return false;
   if (!status.ok) return makeError("postgresql: " + status.message);
@@ -211,6 +223,9 @@ Expected<Result> Connection::execOnce(const char* name, const std::string& sql, 
                             : PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), lengths.data(), formats.data(), 0));
   const Status status = statusOf(conn, r.get());
   last_state_ = status.sqlstate;
+  // 26000: the session lost its prepared statements (DISCARD ALL behind a
+  // pooler, a reset this layer did not see); prepared again next time.
+  if (status.sqlstate == "26000") prepared_.clear();
   if (!status.ok) {
     rollbackFailed();
     return makeError("postgresql: " + status.message);

@@ -89,7 +89,10 @@ class Connection {
   using Notice = void (*)(void* arg, const char* message);
 
   /// `notice`: where the server's NOTICEs go (libpq prints them on stderr).
-  static Expected<std::unique_ptr<Connection>> open(const ConnInfo& info, Notice notice = nullptr);
+  /// `setup`: statements run at the start of every session, this one and
+  /// each after a reconnect (e.g. SET for the session's settings).
+  static Expected<std::unique_ptr<Connection>> open(const ConnInfo& info, Notice notice = nullptr,
+                                                    std::string setup = {});
 
   PGconn* raw() { return conn_.get(); }
 
@@ -112,8 +115,9 @@ class Connection {
   Expected<bool> copy(const std::string& sql, std::string_view data);
 
  private:
-  Connection(Conn conn, Notice notice);
+  Connection(Conn conn, Notice notice, std::string setup);
   Expected<void> connected();
+  Expected<void> newSession();
   Expected<bool> copyOnce(const std::string& sql, std::string_view data);
   Expected<Result> execNamed(const char* name, const std::string& sql, const std::vector<std::string>& params,
                              bool binary);
@@ -122,6 +126,10 @@ class Connection {
   void rollbackFailed();
 
   Conn conn_;
+  std::string setup_;
+  // The server process of the session that prepared_ belongs to: a reset
+  // anywhere (copyIn's too) starts a session that knows none of them.
+  int session_ = 0;
   std::set<std::string> prepared_;
   std::string last_state_;  // SQLSTATE of the last statement, empty if it succeeded
 };

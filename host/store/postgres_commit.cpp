@@ -180,82 +180,108 @@ Expected<std::vector<InsertStatus>> insertRows(pg::Connection& conn, std::span<c
   return statuses;
 }
 
-bool isDone(const Transition& t) { return t.kind == Transition::Kind::done; }
+// A commit's state changes as nine arrays in PostgreSQL's binary format, one
+// per column; nothing when an id is not a UUID or a text would be refused
+// (transitionsJson then carries them, and PostgreSQL names the problem).
+std::optional<std::vector<std::string>> transitionArrays(std::span<const Transition> transitions) {
+  using pg::kUuidOid, pg::kTextOid, pg::kInt4Oid, pg::kInt8Oid;
+  const std::size_t n = transitions.size();
+  pg::BinaryArray ids(kUuidOid, n), attempts(kInt4Oid, n), micros(kInt8Oid, n);
+  std::array<pg::BinaryArray, 6> texts{pg::BinaryArray(kTextOid, n), pg::BinaryArray(kTextOid, n),
+                                       pg::BinaryArray(kTextOid, n), pg::BinaryArray(kTextOid, n),
+                                       pg::BinaryArray(kTextOid, n), pg::BinaryArray(kTextOid, n)};
+  for (const auto& t : transitions) {
+    char id[16];
+    if (!pg::uuidBytes(t.id, id)) return std::nullopt;
+    ids.add({id, sizeof id});
+    attempts.number(static_cast<std::int32_t>(t.attempts));
+    micros.number(static_cast<std::int64_t>(t.processing_us));
+    const std::string last_error = lastError(t);
+    const std::array<std::string_view, 6> values{toString(t.kind), last_error, t.error_type, t.error_message, t.stage, t.plugin};
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      if (!utf8::valid(values[k])) return std::nullopt;
+      texts[k].add(values[k]);
+    }
+  }
+  std::vector<std::string> out{ids.take(), attempts.take(), micros.take()};
+  for (auto& t : texts) out.push_back(t.take());
+  return out;
+}
 
-// How many statements applyTransitions runs: `done` changes go by
-// themselves, the others together.
-std::size_t transitionStatements(std::span<const Transition> transitions) {
-  const auto done = static_cast<std::size_t>(std::count_if(transitions.begin(), transitions.end(), isDone));
-  return (done > 0 ? 1 : 0) + (done < transitions.size() ? 1 : 0);
+// Every state change of a commit as the CTEs x, upd and dlq of one statement,
+// so one round trip and no BEGIN/COMMIT whatever the mix of done, retrying
+// and dead. `source` yields x(event_id, attempts, us, state, last_error,
+// error_type, error_message, stage, plugin). A terminal event never changes
+// state again (G2, G3); only rows that really turned dead reach the DLQ, and
+// only they carry their payload out of the UPDATE.
+std::string transitionCtes(const std::string& source, const std::string& ids) {
+  return "x AS (" + source + "), "
+         "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
+         "last_error = NULLIF(x.last_error, ''), processing_us = CASE WHEN x.state = " + sql(State::done) +
+         " THEN NULLIF(x.us, -1) ELSE COALESCE(NULLIF(x.us, -1), r.processing_us) END "
+         "FROM x WHERE r.event_id = x.event_id AND r.event_id = ANY(" + ids + ") AND r.state NOT IN " +
+         terminalStatesSql() + " RETURNING r.event_id, r.pipeline, CASE WHEN x.state = " + sql(State::dead) +
+         " THEN r.payload END AS payload, x.state, x.error_type, x.error_message, x.stage, x.plugin, x.attempts), "
+         "dlq AS (INSERT INTO failed_events (event_id, pipeline, payload, error_type, error_message, stage, plugin, "
+         "attempts, first_failed_at, failed_at, replay_count) SELECT event_id, pipeline, payload, error_type, "
+         "error_message, NULLIF(stage, ''), NULLIF(plugin, ''), attempts, now(), now(), 0 FROM upd WHERE state = " +
+         sql(State::dead) + " ON CONFLICT (event_id) DO UPDATE SET error_type = EXCLUDED.error_type, "
+         "error_message = EXCLUDED.error_message, stage = EXCLUDED.stage, plugin = EXCLUDED.plugin, "
+         "attempts = EXCLUDED.attempts, failed_at = now())";
+}
+
+// transitionArrays' nine parameters from $first on.
+std::string transitionArraysSource(int first) {
+  std::string params[9];
+  for (int k = 0; k < 9; ++k) params[k] = "$" + std::to_string(first + k);
+  return transitionCtes("SELECT * FROM unnest(" + params[0] + "::uuid[], " + params[1] + "::integer[], " + params[2] +
+                            "::bigint[], " + params[3] + "::text[], " + params[4] + "::text[], " + params[5] +
+                            "::text[], " + params[6] + "::text[], " + params[7] + "::text[], " + params[8] +
+                            "::text[]) AS x(event_id, attempts, us, state, last_error, error_type, error_message, "
+                            "stage, plugin)",
+                        params[0] + "::uuid[]");
 }
 
 Expected<void> applyTransitions(pg::Connection& conn, std::span<const Transition> transitions) {
-  // Nearly every change a worker commits is `done`: ids and attempts as two
-  // arrays, in binary format, rather than eight JSON fields each, and no
-  // payload carried along for a DLQ row they never get.
-  const auto done = static_cast<std::size_t>(std::count_if(transitions.begin(), transitions.end(), isDone));
-  if (done > 0) {
-    pg::BinaryArray ids(pg::kUuidOid, done), attempts(pg::kInt4Oid, done), micros(pg::kInt8Oid, done);
-    bool binary = true;
-    // when an id is not a UUID, for PostgreSQL's own error
-    std::string text_ids = "{", text_attempts = "{", text_micros = "{";
-    for (const auto& t : transitions) {
-      if (!isDone(t)) continue;
-      char id[16];
-      binary = binary && pg::uuidBytes(t.id, id);
-      if (binary) {
-        ids.add({id, sizeof id});
-        attempts.number(static_cast<std::int32_t>(t.attempts));
-        micros.number(static_cast<std::int64_t>(t.processing_us));
-      }
-      if (text_ids.size() > 1) text_ids += ',', text_attempts += ',', text_micros += ',';
-      text_ids += t.id;
-      text_attempts += std::to_string(t.attempts);
-      text_micros += std::to_string(t.processing_us);
-    }
-    static const std::string kDone =
-        "UPDATE raw_events r SET state = " + sql(State::done) + ", attempts = x.attempts, updated_at = now(), last_error = NULL, "
-        "processing_us = NULLIF(x.us, -1) "
-        "FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) AS x(event_id, attempts, us) "
-        "WHERE r.event_id = x.event_id AND r.state NOT IN " + terminalStatesSql();
-    auto r = binary ? conn.execBinary(kDone, {ids.take(), attempts.take(), micros.take()})
-                    : conn.exec(kDone, {text_ids + "}", text_attempts + "}", text_micros + "}"});
+  // Prepared once per session: parsing and planning these statements each
+  // time was most of PostgreSQL's CPU under single posts (issue 13). The
+  // `event_id = ANY($1)` restriction and the committers' enable_seqscan=off
+  // keep the cached generic plan on the primary key however small raw_events
+  // was when it was made (a plan cached at a near-empty table once scanned
+  // the whole table: 116 ms per 126-row batch at 200,000 rows).
+  if (auto arrays = transitionArrays(transitions)) {
+    static const std::string kArrays = "WITH " + transitionArraysSource(1) + " SELECT 1";
+    auto r = conn.prepared("transitions", kArrays, *arrays, true);
     if (!r) return r.error();
+    return {};
   }
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& t : transitions)
-    if (!isDone(t)) rows.push_back({{"event_id", t.id},
-                    {"state", toString(t.kind)},
-                    {"attempts", t.attempts},
-                    {"last_error", lastError(t)},
-                    {"error_type", t.error_type},
-                    {"error_message", t.error_message},
-                    {"stage", t.stage},
-                    {"plugin", t.plugin},
-                    {"processing_us", t.processing_us}});
-  if (rows.empty()) return {};
-  // A terminal event never changes state again (G2, G3); only rows that
-  // really turned dead reach the DLQ.
-  // Not prepared: a cached generic plan made while raw_events was nearly
-  // empty kept scanning the whole table once it had grown (measured: 116 ms
-  // per 126-row batch at 200,000 rows, against 2 ms planned each time).
-  static const std::string kOthers =
-      "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, state text, attempts integer, "
-      "last_error text, error_type text, error_message text, stage text, plugin text, processing_us bigint)), "
-      "upd AS (UPDATE raw_events r SET state = x.state, attempts = x.attempts, updated_at = now(), "
-      "last_error = NULLIF(x.last_error, ''), processing_us = COALESCE(NULLIF(x.processing_us, -1), r.processing_us) "
-      "FROM x WHERE r.event_id = x.event_id AND r.state NOT IN " + terminalStatesSql() +
-      " RETURNING r.event_id, r.pipeline, r.payload, x.state, x.error_type, "
-      "x.error_message, x.stage, x.plugin, x.attempts) "
-      "INSERT INTO failed_events (event_id, pipeline, payload, error_type, error_message, stage, plugin, attempts, "
-      "first_failed_at, failed_at, replay_count) SELECT event_id, pipeline, payload, error_type, error_message, "
-      "NULLIF(stage, ''), NULLIF(plugin, ''), attempts, now(), now(), 0 FROM upd WHERE state = " + sql(State::dead) +
-      " "
-      "ON CONFLICT (event_id) DO UPDATE SET error_type = EXCLUDED.error_type, error_message = EXCLUDED.error_message, "
-      "stage = EXCLUDED.stage, plugin = EXCLUDED.plugin, attempts = EXCLUDED.attempts, failed_at = now()";
-  auto r = conn.exec(kOthers, {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    rows.push_back({{"event_id", t.id}, {"state", toString(t.kind)}, {"attempts", t.attempts},
+                    {"last_error", lastError(t)}, {"error_type", t.error_type}, {"error_message", t.error_message},
+                    {"stage", t.stage}, {"plugin", t.plugin}, {"us", t.processing_us}});
+  static const std::string kJson = "WITH " + transitionCtes(
+      "SELECT * FROM json_to_recordset($1::json) AS x(event_id uuid, attempts integer, us bigint, state text, "
+      "last_error text, error_type text, error_message text, stage text, plugin text)",
+      "ARRAY(SELECT (e->>'event_id')::uuid FROM json_array_elements($1::json) e)") + " SELECT 1";
+  auto r = conn.exec(kJson, {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
   if (!r) return r.error();
   return {};
+}
+
+// role all: new rows and state changes in one statement, one round trip
+// instead of BEGIN, INSERT, UPDATE and COMMIT. Fresh ids only, as
+// insertNew: false, with nothing committed, when a row repeats an id or
+// the values cannot go as arrays.
+Expected<bool> insertAndApply(pg::Connection& conn, std::span<const RawEvent> inserts,
+                              std::span<const Transition> transitions) {
+  if (!distinctIds(inserts)) return false;
+  auto columns = columnArrays(inserts);
+  auto changes = transitionArrays(transitions);
+  if (!columns || !changes) return false;
+  columns->insert(columns->end(), std::make_move_iterator(changes->begin()), std::make_move_iterator(changes->end()));
+  static const std::string kBoth = "WITH ins AS (" + arraysInsert(false) + "), " + transitionArraysSource(8) + " SELECT 1";
+  return conn.preparedInsert("insert_and_transitions", kBoth, *columns, true);
 }
 
 }  // namespace
@@ -280,10 +306,13 @@ Expected<std::vector<InsertStatus>> commitOn(pg::Connection& conn, std::span<con
     if (*copied) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
     return insertRows(conn, inserts);
   }
-  if (inserts.empty() && transitionStatements(transitions) == 1) {
+  if (inserts.empty()) {
     if (auto applied = applyTransitions(conn, transitions); !applied) return applied.error();
     return std::vector<InsertStatus>{};
   }
+  auto both = insertAndApply(conn, inserts, transitions);
+  if (!both) return both.error();
+  if (*both) return std::vector<InsertStatus>(inserts.size(), InsertStatus::inserted);
   if (auto begun = conn.exec("BEGIN"); !begun) return begun.error();
   std::vector<InsertStatus> statuses;
   if (!inserts.empty()) {

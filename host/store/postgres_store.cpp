@@ -314,8 +314,8 @@ class PostgresStore final : public Store, private SqlDialect {
 Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url) {
   auto info = pg::parseConnInfo(url, "store.url");
   if (!info) return info.error();
-  auto open = [&]() -> Expected<std::unique_ptr<pg::Connection>> {
-    auto conn = pg::Connection::open(*info, &notice);
+  auto open = [&](std::string setup = {}) -> Expected<std::unique_ptr<pg::Connection>> {
+    auto conn = pg::Connection::open(*info, &notice, std::move(setup));
     if (!conn) return makeError("cannot connect to PostgreSQL at " + info->describe() + ": " + conn.error().message);
     return std::move(*conn);
   };
@@ -325,7 +325,11 @@ Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url) {
   if (!reader) return reader.error();
   std::vector<std::unique_ptr<pg::Connection>> committers;
   for (std::size_t i = 0; i < PostgresStore::kWriters; ++i) {
-    auto c = open();
+    // Only primary-key reads and writes run here, as prepared statements:
+    // with sequential scans off their cached generic plans keep to the key
+    // however few rows raw_events had when they were planned (see
+    // applyTransitions in postgres_commit.cpp).
+    auto c = open("SET enable_seqscan = off");
     if (!c) return c.error();
     committers.push_back(std::move(*c));
   }

@@ -92,6 +92,26 @@ Outcome run(PGconn* conn, const std::string& sql, const std::string* parameter =
   return failureOf(conn, status);
 }
 
+// `sql` with `batch` as its one parameter, prepared once per server session
+// (`session`: the backend pid it was prepared in). Parsing and planning the
+// INSERT for every small call was a large part of PostgreSQL's CPU under
+// single posts (issue 13). A reset connection is a new session (a new
+// backend pid) that knows no prepared statement.
+Outcome runPrepared(PGconn* conn, const std::string& sql, int& session, const std::string& batch) {
+  if (PQbackendPID(conn) != session) {
+    const PgResult made(PQprepare(conn, "ef_sink_insert", sql.c_str(), 1, nullptr));
+    const pg::Status status = pg::statusOf(conn, made.get());
+    if (!status.ok) return failureOf(conn, status);
+    session = PQbackendPID(conn);
+  }
+  const char* value = batch.c_str();
+  const PgResult result(PQexecPrepared(conn, "ef_sink_insert", 1, &value, nullptr, nullptr, 0));
+  const pg::Status status = pg::statusOf(conn, result.get());
+  if (status.ok) return {};
+  if (status.sqlstate == "26000") session = 0;  // lost behind our back: prepared again next time
+  return failureOf(conn, status);
+}
+
 void rollbackQuietly(PGconn* conn) noexcept {
   const PGTransactionStatusType status = PQtransactionStatus(conn);
   if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR) PQclear(PQexec(conn, "ROLLBACK"));
@@ -341,7 +361,7 @@ std::vector<Result> PostgresSink::insertAll(const std::vector<std::string>& rows
   for (std::size_t first = 0; first < rows.size();) {
     const std::size_t last = first + std::min(batch_size_, rows.size() - first);
     const std::string batch = arrayOf(rows, first, last);
-    const Outcome inserted = run(conn, insert_sql_, &batch);
+    const Outcome inserted = runPrepared(conn, insert_sql_, prepared_session_, batch);
     if (inserted.failure == Failure::unavailable) {
       rollbackQuietly(conn);
       return retryAll(rows.size(), inserted.message);
@@ -373,7 +393,7 @@ std::vector<Result> PostgresSink::insertAlone(const std::vector<std::string>& ro
         return retryAll(rows.size(), "connection lost and reconnecting failed: " + oneLine(PQerrorMessage(conn)));
     }
     rollbackQuietly(conn);
-    const Outcome inserted = run(conn, insert_sql_, &batch);
+    const Outcome inserted = runPrepared(conn, insert_sql_, prepared_session_, batch);
     if (inserted.failure == Failure::none) return std::vector<Result>(rows.size(), Result::ok());
     if (inserted.failure == Failure::data) {
       context_.log(LogLevel::warn, "postgres " + table_ + ": a row was refused (" + inserted.message +
@@ -396,7 +416,7 @@ std::vector<Result> PostgresSink::insertRowByRow(const std::vector<std::string>&
     if (Outcome saved = run(conn, "SAVEPOINT eventflow_rows"); saved.failure != Failure::none)
       return {Failure::unavailable, std::move(saved.message)};
     const std::string batch = arrayOf(rows, first, last);
-    Outcome inserted = run(conn, insert_sql_, &batch);
+    Outcome inserted = runPrepared(conn, insert_sql_, prepared_session_, batch);
     if (inserted.failure == Failure::unavailable) return inserted;
     Outcome ended = run(conn, inserted.failure == Failure::none ? "RELEASE SAVEPOINT eventflow_rows"
                                                                 : "ROLLBACK TO SAVEPOINT eventflow_rows");

@@ -42,6 +42,7 @@ class PostgresSink final : public Sink {
   std::string insert_sql_;
   std::string copy_sql_;
   pg::Conn conn_;
+  int prepared_session_ = 0;  // backend pid of the session insert_sql_ is prepared in
 };
 
 }  // namespace eventflow::plugins
