@@ -18,7 +18,7 @@
 #include "store/store.hpp"
 
 namespace eventflow::queue { class Queue; }
-namespace eventflow::pipeline { class Router; }
+namespace eventflow::pipeline { class LiveRouter; }
 
 namespace eventflow::runtime {
 
@@ -47,7 +47,7 @@ class Dlq {
   /// Replay needs `queue` and `router`; listing, discarding and purging do
   /// not (`eventflow dlq list` loads no plugins). `max_depth` pauses a bulk
   /// replay while a pipeline's queue is that deep (ingest's bound).
-  Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate = 1000,
+  Dlq(store::Store& store, queue::Queue* queue, const pipeline::LiveRouter* router, unsigned replay_rate = 1000,
       std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20);
 
   static constexpr std::size_t kMaxListLimit = 1000;
@@ -82,7 +82,7 @@ class Dlq {
 
   store::Store& store_;
   queue::Queue* queue_;
-  const pipeline::Router* router_;
+  const pipeline::LiveRouter* router_;
   unsigned replay_rate_;
   std::size_t max_depth_;
   std::size_t max_page_bytes_;

@@ -141,12 +141,12 @@ done
 apt_in_root install --no-install-recommends bash-completion
 cp "$src/tests/package/complete.sh" "$root/tmp/complete.sh"
 completes() { in_root bash /tmp/complete.sh "$@"; }
-[ "$(completes eventflow '')" = "serve validate test dlq plugins plugin keys produce version help" ] ||
+[ "$(completes eventflow '')" = "serve validate test dlq plugins plugin keys produce reload version help" ] ||
   fail "completion of commands: $(completes eventflow '')"
 [ "$(completes eventflow serve --role '')" = "all api worker" ] || fail "completion of --role"
 [ "$(completes eventflow plugin new demo --kind '')" = "validator enricher sink" ] || fail "completion of --kind"
 for c in serve validate test "dlq list" "dlq show" "dlq replay" "dlq purge" "plugins list" "plugins show" "plugin new" \
-  "keys new" produce; do
+  "keys new" produce reload; do
   read -ra words <<<"eventflow $c"
   offered=" $(completes "${words[@]}" --) "
   help=$(in_root eventflow "${words[@]:1}" --help 2>&1 || true)
