@@ -14,6 +14,7 @@
 #include "app/args.hpp"
 #include "app/bootstrap.hpp"
 #include "app/cli.hpp"
+#include "app/reload.hpp"
 #include "app/service_notify.hpp"
 #include "base/ids.hpp"
 #include "base/log.hpp"
@@ -47,6 +48,7 @@ commands:
   validate [--config FILE]             check the host config, every pipeline and plugin config
   test [--config FILE] [PATH ...]      run pipeline fixtures through validators and enrichers (test --help)
   dlq list|show|replay|purge [...]     the dead-letter queue: list, inspect, replay, discard (dlq --help)
+  reload [--config FILE] [--url URL]   ask the running host to re-read its config and pipelines (reload --help)
   plugins list [--config FILE] [--json]  list the plugins found in plugins.paths
   plugins show NAME [--config FILE]    a plugin's description and config schema
   plugin new NAME --kind K [--dir D]   write a new plugin project (K: validator, enricher, sink)
@@ -169,7 +171,7 @@ int serve(int argc, char** argv) {
   if (auto migrated = (*store)->migrate(); !migrated) return fail(migrated.error().message);
 
   metrics::Metrics metrics(kVersion, cfg.metrics.max_label_values);
-  pipeline::Router router(loaded->pipelines);
+  pipeline::LiveRouter router(Reloader::firstGeneration(*loaded));
   std::vector<std::string> names;
   for (const auto& p : loaded->pipelines) {
     names.push_back(p->name());
@@ -191,7 +193,7 @@ int serve(int argc, char** argv) {
     metrics.storeCommitDuration().Observe(std::chrono::duration<double>(took).count());
   });
 
-  auto recovered = runtime::recover(**store, queue, router, committer, {.store_url = cfg.store.url, .config_file = cfg.file});
+  auto recovered = runtime::recover(**store, queue, router.current()->router, committer, {.store_url = cfg.store.url, .config_file = cfg.file});
   if (!recovered) return fail(recovered.error().message);
   const std::string in_hand_dir = recovered->in_hand_dir;
 
@@ -208,6 +210,14 @@ int serve(int argc, char** argv) {
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
   runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes,
                    &metrics);
+  Reloader reloader({.config_path = cfg.file,
+                     .version = kVersion,
+                     .live = &router,
+                     .queue = &queue,
+                     .metrics = &metrics,
+                     .workers = work ? &workers : nullptr,
+                     .settings = settings},
+                    *loaded);
   std::atomic<bool> ready{false};
   http::Server server({.config = &cfg,
                        .router = &router,
@@ -217,7 +227,8 @@ int serve(int argc, char** argv) {
                        .ingestor = ingest ? &ingestor : nullptr,
                        .version = kVersion,
                        .ready = &ready,
-                       .dlq = ingest ? &dlq : nullptr});
+                       .dlq = ingest ? &dlq : nullptr,
+                       .reload = [&reloader] { return reloader.reload("http"); }});
   if (auto started = server.start(); !started) {
     workers.stop(std::chrono::steady_clock::now());
     return fail(started.error().message);
@@ -240,7 +251,11 @@ int serve(int argc, char** argv) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      log::warn("SIGHUP: reload is not available yet; restart the host to apply changes");
+      // On this thread: a SIGTERM arriving meanwhile waits for the reload,
+      // which reads files and loads plugins but never waits on events.
+      service.reloading();
+      (void)reloader.reload("sighup");
+      service.ready("reloaded");
       continue;
     }
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
@@ -288,6 +303,7 @@ int serve(int argc, char** argv) {
     return took;
   };
   ready = false;
+  reloader.stop();  // a reload in progress ends first; later ones answer 503
   dlq.stop();  // a bulk replay in progress answers with what it did so far
   server.stop(std::chrono::duration_cast<std::chrono::milliseconds>(http_share));
   ingestor.stop();  // publishes what the last group commits accepted, before the workers drain
@@ -329,6 +345,7 @@ int run(int argc, char** argv) {
     if (command == "produce") return produce(argc, argv);
     if (command == "test") return testCommand(argc, argv);
     if (command == "keys") return keys(argc, argv);
+    if (command == "reload") return reloadCommand(argc, argv);
     if (command == "version" || command == "--version") {
       std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."
                 << EVENTFLOW_PLUGIN_ABI_MINOR << ")\n";
@@ -342,7 +359,7 @@ int run(int argc, char** argv) {
     return fail(std::string("fatal: ") + e.what());
   }
   return usage(unknownWord("command", command,
-                           {"serve", "validate", "test", "dlq", "plugins", "plugin", "keys", "produce", "version", "help"}));
+                           {"serve", "validate", "test", "dlq", "plugins", "plugin", "keys", "produce", "reload", "version", "help"}));
 }
 
 }  // namespace eventflow::app

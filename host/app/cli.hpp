@@ -33,4 +33,7 @@ std::string unknownWord(const std::string& what, const std::string& word, const 
 /// eventflow keys new (keys_command.cpp).
 int keys(int argc, char** argv);
 
+/// eventflow reload (reload_command.cpp).
+int reloadCommand(int argc, char** argv);
+
 }  // namespace eventflow::app

@@ -23,7 +23,7 @@
 #include "app/cli.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
-#include "pipeline/pipeline.hpp"
+#include "pipeline/live_router.hpp"
 #include "plugin/loader.hpp"
 #include "queue/queue.hpp"
 #include "runtime/dlq.hpp"
@@ -247,7 +247,7 @@ int replay(runtime::Dlq& dlq, store::Store& store, const config::HostConfig& cfg
   // The pipelines as serve builds them, for routing replayed events by type.
   auto loaded = loadPipelines(cfg);
   if (!loaded) return invalidConfiguration(loaded.error().message);
-  pipeline::Router router(loaded->pipelines);
+  pipeline::LiveRouter router(loaded->pipelines);
   std::vector<std::string> names;
   for (const auto& p : loaded->pipelines) names.push_back(p->name());
   queue::RedisOptions options{cfg.queue.url, cfg.queue.stream_prefix, cfg.queue.claim_idle, 1};

@@ -3,6 +3,8 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstdlib>
+#include <ctime>
+#include <string>
 
 #include "base/log.hpp"
 #include "base/threads.hpp"
@@ -30,6 +32,13 @@ void ServiceNotifier::ready(const std::string& status) {
       sd_notify(0, "WATCHDOG=1");
     } while (!cv_.wait_for(lock, every, [this] { return stop_; }));
   });
+}
+
+void ServiceNotifier::reloading() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const auto usec = static_cast<unsigned long long>(ts.tv_sec) * 1'000'000ULL + static_cast<unsigned long long>(ts.tv_nsec) / 1000;
+  sd_notify(0, ("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=" + std::to_string(usec)).c_str());
 }
 
 void ServiceNotifier::stopping() { sd_notify(0, "STOPPING=1\nSTATUS=draining"); }

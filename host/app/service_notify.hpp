@@ -25,6 +25,9 @@ class ServiceNotifier {
   /// STOPPING=1; the watchdog keeps being fed until the object goes, so a
   /// drain that takes up to shutdown_timeout is not killed as a hang.
   void stopping();
+  /// RELOADING=1 (with MONOTONIC_USEC, as systemd 253's notify-reload wants);
+  /// ready() again once the reload answered.
+  void reloading();
 
  private:
   void stopWatchdog();

@@ -108,6 +108,7 @@ Reply Api::dispatch(const Request& req, const Route& r, const std::string& path)
     case RouteId::metrics: return metrics();
     case RouteId::metrics_summary: return summary();
     case RouteId::pipelines: return pipelines();
+    case RouteId::admin_reload: return reload();
     case RouteId::openapi: return text(200, kOpenApiJson);
     case RouteId::docs: return text(200, kDocsHtml, "text/html; charset=utf-8");
     case RouteId::dlq: return dlqPage(req);
@@ -145,7 +146,7 @@ Reply Api::ready() {
 
 Reply Api::metrics() {
   // The queue's gauges as of this scrape (they never wait on Redis).
-  for (const auto& p : s_.router->pipelines()) {
+  for (const auto& p : s_.router->current()->router.pipelines()) {
     s_.metrics->queueDepth(p->name()).Set(static_cast<double>(s_.queue->depth(p->name())));
     s_.metrics->queuePending(p->name()).Set(static_cast<double>(s_.queue->pending(p->name())));
   }
@@ -250,7 +251,7 @@ Reply Api::health() {
 }
 
 Reply Api::summary() {
-  auto books = runtime::ledger(*s_.store, *s_.queue, *s_.router);
+  auto books = runtime::ledger(*s_.store, *s_.queue, s_.router->current()->router);
   if (!books) return unavailable(books.error().message);
   nlohmann::json per = nlohmann::json::object();
   for (const auto& [name, b] : books->pipelines)
@@ -271,18 +272,6 @@ Reply Api::summary() {
                     {"pipelines", per}});
 }
 
-Reply Api::pipelines() {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : s_.router->pipelines()) {
-    nlohmann::json stages = nlohmann::json::array();
-    for (const auto& st : p->stages())
-      stages.push_back({{"kind", kindName(st.spec.kind)}, {"plugin", st.plugin->name}, {"version", st.plugin->version},
-                        {"file", st.plugin->file}, {"config", st.spec.config}});
-    out.push_back({{"name", p->name()}, {"file", p->spec().file}, {"event_types", p->spec().event_types},
-                   {"catch_all", p->spec().catch_all}, {"concurrency", p->spec().concurrency}, {"stages", stages}});
-  }
-  return json(200, {{"pipelines", out}});
-}
 
 
 }  // namespace eventflow::http

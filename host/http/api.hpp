@@ -47,7 +47,9 @@ class Api {
   Reply metrics();
   void refreshBooks();
   Reply summary();
+  // admin_routes.cpp
   Reply pipelines();
+  Reply reload();
   // dlq_routes.cpp
   Reply dlqPage(const Request& req);
   std::optional<Reply> filterParameter(const std::string& key, const std::string& value, store::DeadFilter& filter);

@@ -15,6 +15,7 @@ constexpr Route kRoutes[] = {
     {RouteId::metrics, "/metrics", "GET, HEAD", "metrics", false, true},
     {RouteId::metrics_summary, "/metrics/summary", "GET, HEAD", "metrics", false, true},
     {RouteId::pipelines, "/pipelines", "GET, HEAD", "admin", true},
+    {RouteId::admin_reload, "/admin/reload", "POST", "admin", false},
     {RouteId::dlq, "/dlq", "GET, HEAD", "admin", true},
     {RouteId::dlq_replay, "/dlq/replay", "POST", "admin", true},
     {RouteId::dlq_item, "/dlq/{id}", "GET, HEAD, DELETE", "admin", true},

@@ -21,6 +21,7 @@ enum class RouteId {
   metrics,
   metrics_summary,
   pipelines,
+  admin_reload,
   dlq,
   dlq_replay,
   dlq_item,

@@ -10,11 +10,12 @@
 
 #include "config/config.hpp"
 
-namespace eventflow::pipeline { class Router; }
+namespace eventflow::pipeline { class LiveRouter; }
 namespace eventflow::store { class Store; }
 namespace eventflow::queue { class Queue; }
 namespace eventflow::metrics { class Metrics; }
 namespace eventflow::runtime {
+struct ReloadOutcome;
 class Ingestor;
 class Dlq;
 }  // namespace eventflow::runtime
@@ -24,7 +25,7 @@ namespace eventflow::http {
 /// What the handlers use; all owned by the app and outliving the server.
 struct Services {
   const config::HostConfig* config = nullptr;
-  const pipeline::Router* router = nullptr;
+  const pipeline::LiveRouter* router = nullptr;
   store::Store* store = nullptr;
   queue::Queue* queue = nullptr;
   metrics::Metrics* metrics = nullptr;
@@ -32,6 +33,9 @@ struct Services {
   std::string version;
   std::atomic<bool>* ready = nullptr;
   runtime::Dlq* dlq = nullptr;  // set with ingestor: the DLQ routes are api routes
+  /// POST /admin/reload: re-reads the config and pipelines (app/reload.hpp).
+  /// Every role has it, since each process reloads itself; unset: 404.
+  std::function<runtime::ReloadOutcome()> reload;
 };
 
 class Server {

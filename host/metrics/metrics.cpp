@@ -66,12 +66,21 @@ Metrics::Metrics(const std::string& version, std::size_t max_label_values)
                                  .Name("eventflow_store_commit_duration_seconds")
                                  .Help("One group commit in the store, fsync included")
                                  .Register(*registry_)),
+      reloads_(prometheus::BuildCounter().Name("eventflow_reloads_total").Help("Config reloads by result (ok, failed)").Register(*registry_)),
+      config_generation_(prometheus::BuildGauge()
+                             .Name("eventflow_config_generation")
+                             .Help("The config generation in force: 1 at start, one more per reload that changed something")
+                             .Register(*registry_)
+                             .Add({})),
       resident_(prometheus::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory size in bytes").Register(*registry_).Add({})),
       virtual_(prometheus::BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory size in bytes").Register(*registry_).Add({})),
       open_fds_(prometheus::BuildGauge().Name("process_open_fds").Help("Number of open file descriptors").Register(*registry_).Add({})),
       max_fds_(prometheus::BuildGauge().Name("process_max_fds").Help("Maximum number of open file descriptors").Register(*registry_).Add({})),
       cpu_seconds_(prometheus::BuildCounter().Name("process_cpu_seconds_total").Help("Total user and system CPU time spent in seconds").Register(*registry_).Add({})) {
   prometheus::BuildGauge().Name("eventflow_build_info").Help("Build version").Register(*registry_).Add({{"version", version}}).Set(1);
+  config_generation_.Set(1);
+  reloads("ok");
+  reloads("failed");
   prometheus::BuildGauge()
       .Name("process_start_time_seconds")
       .Help("Start time of the process since unix epoch in seconds")
@@ -103,6 +112,7 @@ prometheus::Histogram& Metrics::stageDuration(const std::string& p, const std::s
 prometheus::Gauge& Metrics::queueDepth(const std::string& p) { return cached(queue_depth_, {{"pipeline", p}}); }
 prometheus::Gauge& Metrics::queuePending(const std::string& p) { return cached(queue_pending_, {{"pipeline", p}}); }
 prometheus::Gauge& Metrics::ingestUncommitted() { return cached(ingest_uncommitted_, {}); }
+prometheus::Counter& Metrics::reloads(const std::string& result) { return cached(reloads_, {{"result", result}}); }
 prometheus::Counter& Metrics::httpRequests(const std::string& route, int code) {
   return cached(http_requests_, {{"route", route}, {"code", std::to_string(code)}});
 }

@@ -53,6 +53,10 @@ class Metrics {
   prometheus::Gauge& queueUp();
   /// One group commit's time in the store (the transaction and its fsync).
   prometheus::Histogram& storeCommitDuration();
+  /// The config generation in force (1 at start, +1 per reload that changed something).
+  prometheus::Gauge& configGeneration() { return config_generation_; }
+  /// Reloads by result: ok (applied or nothing to apply), failed (refused, nothing changed).
+  prometheus::Counter& reloads(const std::string& result);
 
   /// Creates at 0 every per-pipeline series a configured pipeline will have,
   /// so that increase() and rate() see its first events: received and
@@ -108,6 +112,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& store_up_;
   prometheus::Family<prometheus::Gauge>& queue_up_;
   prometheus::Family<prometheus::Histogram>& store_commit_duration_;
+  prometheus::Family<prometheus::Counter>& reloads_;
+  prometheus::Gauge& config_generation_;
   std::mutex plugin_mutex_;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> plugin_counters_;
   std::map<std::string, prometheus::Family<prometheus::Histogram>*> plugin_histograms_;

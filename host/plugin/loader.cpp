@@ -9,6 +9,7 @@
 
 #include "base/suggest.hpp"
 #include "plugin/elf_symbols.hpp"
+#include "plugin/versions.hpp"
 
 namespace eventflow::plugin {
 namespace fs = std::filesystem;
@@ -68,12 +69,19 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
     return refuse(path, "descriptor", std::string("no exported symbol '") + kDescriptorSymbol +
                                           "'; not an EventFlow plugin (declare it with EVENTFLOW_PLUGIN)");
 
-  auto library = std::make_shared<boost::dll::shared_library>();
+  const std::string identity = fileIdentity(real.string());
+  auto from = pathToLoad(real.string(), identity);
+  if (!from) return from.error();
+  auto loading = std::make_unique<boost::dll::shared_library>();
   try {
-    library->load(p, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    loading->load(fs::path(*from), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
+    if (*from != real.string()) {
+      fs::remove(*from, ec);
+    }
     return refuse(path, "load", e.what());
   }
+  auto library = track(std::move(loading), real.string(), identity, *from);
   const EventflowPluginDescriptor* d = nullptr;
   try {
     d = library->get<const EventflowPluginDescriptor*()>(kDescriptorSymbol)();
@@ -116,6 +124,7 @@ Expected<PluginPtr> loadPlugin(const std::string& path, const HostAbi& host) {
 
   auto plugin = std::make_shared<Plugin>();
   plugin->file = path;
+  plugin->identity = identity;
   plugin->name = d->name;
   plugin->version = d->version ? d->version : "";
   plugin->description = d->description ? d->description : "";

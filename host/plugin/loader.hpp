@@ -3,7 +3,8 @@
 // absolute path → descriptor symbol present (read from the file, no code run)
 // → dlopen(RTLD_NOW|RTLD_LOCAL) → descriptor → ABI version, descriptor size,
 // SDK header hash, library tags and kind checked → config schema usable.
-// Nothing is ever unloaded: every instance holds its library.
+// Every instance holds its library, so a version is unloaded only once a
+// reload replaced it and its last instance is gone (versions.hpp).
 
 #include <cstddef>
 #include <functional>
@@ -23,6 +24,7 @@ namespace eventflow::plugin {
 
 struct Plugin {
   std::string file;
+  std::string identity;  // the file's "dev:ino:size:mtime_ns" when loaded: a reload loads a file anew when it differs
   std::string name;
   std::string version;
   std::string description;

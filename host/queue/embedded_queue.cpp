@@ -4,15 +4,20 @@
 
 namespace eventflow::queue {
 
-EmbeddedQueue::EmbeddedQueue(const std::vector<std::string>& pipelines) {
-  for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
+EmbeddedQueue::EmbeddedQueue(const std::vector<std::string>& pipelines) : lanes_(pipelines) {}
+
+void EmbeddedQueue::addPipeline(const std::string& pipeline) {
+  if (!lanes_.add(pipeline) || !closed_) return;
+  Lane* lane = lanes_.find(pipeline);
+  std::lock_guard lock(lane->mutex);
+  lane->closed = true;
 }
 
 Expected<void> EmbeddedQueue::publish(const std::string& pipeline, std::vector<Message> messages) {
-  auto it = lanes_.find(pipeline);
-  if (it == lanes_.end()) return makeError("no pipeline '" + pipeline + "'");
+  Lane* found = lanes_.find(pipeline);
+  if (!found) return makeError("no pipeline '" + pipeline + "'");
   if (messages.empty()) return {};
-  Lane& lane = *it->second;
+  Lane& lane = *found;
   {
     std::lock_guard lock(lane.mutex);
     for (auto& m : messages) lane.items.push_back(std::move(m));
@@ -23,16 +28,16 @@ Expected<void> EmbeddedQueue::publish(const std::string& pipeline, std::vector<M
 }
 
 void EmbeddedQueue::ack(const std::string& pipeline, const std::vector<std::string>& tokens) {
-  auto it = lanes_.find(pipeline);
-  if (it == lanes_.end()) return;
-  std::lock_guard lock(it->second->mutex);
-  it->second->taken -= std::min(it->second->taken, tokens.size());
+  Lane* lane = lanes_.find(pipeline);
+  if (!lane) return;
+  std::lock_guard lock(lane->mutex);
+  lane->taken -= std::min(lane->taken, tokens.size());
 }
 
 void EmbeddedQueue::redeliver(const std::string& pipeline, Message message) {
-  if (auto it = lanes_.find(pipeline); it != lanes_.end()) {
-    std::lock_guard lock(it->second->mutex);
-    if (it->second->taken > 0) --it->second->taken;
+  if (Lane* lane = lanes_.find(pipeline)) {
+    std::lock_guard lock(lane->mutex);
+    if (lane->taken > 0) --lane->taken;
   }
   std::vector<Message> one;
   one.push_back(std::move(message));
@@ -42,9 +47,9 @@ void EmbeddedQueue::redeliver(const std::string& pipeline, Message message) {
 std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, unsigned, std::size_t max,
                                          std::chrono::milliseconds wait) {
   std::vector<Message> out;
-  auto it = lanes_.find(pipeline);
-  if (it == lanes_.end()) return out;
-  Lane& lane = *it->second;
+  Lane* found = lanes_.find(pipeline);
+  if (!found) return out;
+  Lane& lane = *found;
   std::unique_lock lock(lane.mutex);
   lane.cv.wait_for(lock, wait, [&] { return lane.closed || !lane.items.empty(); });
   while (!lane.items.empty() && out.size() < max) {
@@ -56,21 +61,22 @@ std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, unsigned, 
 }
 
 std::size_t EmbeddedQueue::depth(const std::string& pipeline) {
-  auto it = lanes_.find(pipeline);
-  if (it == lanes_.end()) return 0;
-  std::lock_guard lock(it->second->mutex);
-  return it->second->items.size() + it->second->taken;  // not yet acknowledged, as Redis's XLEN counts
+  Lane* lane = lanes_.find(pipeline);
+  if (!lane) return 0;
+  std::lock_guard lock(lane->mutex);
+  return lane->items.size() + lane->taken;  // not yet acknowledged, as Redis's XLEN counts
 }
 
 std::size_t EmbeddedQueue::pending(const std::string& pipeline) {
-  auto it = lanes_.find(pipeline);
-  if (it == lanes_.end()) return 0;
-  std::lock_guard lock(it->second->mutex);
-  return it->second->taken;
+  Lane* lane = lanes_.find(pipeline);
+  if (!lane) return 0;
+  std::lock_guard lock(lane->mutex);
+  return lane->taken;
 }
 
 void EmbeddedQueue::close() {
-  for (auto& [name, lane] : lanes_) {
+  closed_ = true;
+  for (const auto& [name, lane] : lanes_.all()) {
     {
       std::lock_guard lock(lane->mutex);
       lane->closed = true;

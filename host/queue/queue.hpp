@@ -16,6 +16,7 @@
 #include <eventflow/time.hpp>
 
 #include "base/expected.hpp"
+#include "queue/lanes.hpp"
 
 namespace eventflow::queue {
 
@@ -28,6 +29,9 @@ struct Message {
   SystemTime received_at{};
   unsigned attempts = 0;         // attempts already made
   std::uint32_t sinks_done = 0;  // bit i: sink i already took it (kept across retries)
+  /// The sink stages sinks_done counts in (a worker's signature of them), 0
+  /// when not known: after a reload changed them the bits mean nothing.
+  std::uint64_t sinks_of = 0;
   std::string token{};             // the transport's handle for ack (a stream entry id)
   unsigned deliveries = 1;       // times the transport handed it out (poison detection)
   SystemTime not_before{};       // a retry handed back while it waited: not to run before then
@@ -70,6 +74,9 @@ class Queue {
   /// last counted; never waits.
   virtual std::size_t pending(const std::string& pipeline) = 0;
   virtual Expected<void> ping() = 0;
+  /// A reload added `pipeline`: from now on it may be published and taken.
+  /// Lanes are never removed (a removed pipeline's drains and stays empty).
+  virtual void addPipeline(const std::string& pipeline) = 0;
   /// Messages this process took but will not run (retries waiting for their
   /// backoff at shutdown): another consumer gets them at once, not after
   /// claim_idle. The embedded queue has no other consumer; the store still
@@ -107,6 +114,7 @@ class EmbeddedQueue final : public Queue {
   std::size_t depth(const std::string& pipeline) override;
   std::size_t pending(const std::string& pipeline) override;
   Expected<void> ping() override { return {}; }
+  void addPipeline(const std::string& pipeline) override;
   void close() override;
 
  private:
@@ -117,7 +125,8 @@ class EmbeddedQueue final : public Queue {
     std::size_t taken = 0;  // handed to workers, not yet acknowledged
     bool closed = false;
   };
-  std::map<std::string, std::unique_ptr<Lane>> lanes_;
+  Lanes<Lane> lanes_;
+  std::atomic<bool> closed_{false};
 };
 
 struct RedisOptions {

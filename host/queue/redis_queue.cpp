@@ -152,7 +152,7 @@ void RedisQueue::handBack(const std::string& pipeline, std::vector<Message> mess
 void RedisQueue::close() {
   if (closed_) return;
   // Retries whose backoff passed but which no worker took: handed back.
-  for (auto& [pipeline, lane] : lanes_) {
+  for (const auto& [pipeline, lane] : lanes_.all()) {
     std::vector<Message> left;
     {
       std::lock_guard lock(lane->mutex);
@@ -227,7 +227,7 @@ void RedisQueue::refreshDepths() {
   std::unique_lock lock(refresh_mutex_);
   while (!refresh_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closed_.load(); })) {
     lock.unlock();
-    for (auto& [pipeline, lane] : lanes_) {
+    for (const auto& [pipeline, lane] : lanes_.all()) {
       if (!lane->wanted.exchange(false)) continue;
       // The stream's length and its pending list's size, in one round trip.
       std::string wire;

@@ -43,11 +43,10 @@ bool decode(Reply& entry, const std::string& pipeline, Message& m);
 class RedisQueue final : public Queue {
  public:
   RedisQueue(const RedisOptions& options, const std::vector<std::string>& pipelines)
-      : options_(options), consumer_prefix_(consumerPrefix()) {
+      : options_(options), consumer_prefix_(consumerPrefix()), lanes_(pipelines) {
     Poco::URI uri(options.url);
     host_ = uri.getHost().empty() ? "127.0.0.1" : uri.getHost();
     port_ = uri.getPort() ? uri.getPort() : 6379;
-    for (const auto& p : pipelines) lanes_.emplace(p, std::make_unique<Lane>());
     refresher_ = std::thread([this] {
       nameThread("ef-queue-depth");
       refreshDepths();
@@ -109,6 +108,10 @@ class RedisQueue final : public Queue {
   }
 
   void handBack(const std::string& pipeline, std::vector<Message> messages) override;
+
+  // Its stream and group appear with the first worker's read (XGROUP CREATE
+  // … MKSTREAM from id 0), so entries an api published before are all read.
+  void addPipeline(const std::string& pipeline) override { lanes_.add(pipeline); }
 
   void close() override;
 
@@ -173,10 +176,7 @@ class RedisQueue final : public Queue {
   // source of truth and the relay publishes what Redis missed).
   void refreshDepths();
 
-  Lane* laneOf(const std::string& pipeline) {
-    auto it = lanes_.find(pipeline);
-    return it == lanes_.end() ? nullptr : it->second.get();
-  }
+  Lane* laneOf(const std::string& pipeline) { return lanes_.find(pipeline); }
 
   Connection& reader(const std::string& pipeline, unsigned worker) {
     std::lock_guard lock(readers_mutex_);
@@ -247,7 +247,7 @@ class RedisQueue final : public Queue {
   std::string consumer_prefix_;
   std::string host_;
   int port_ = 6379;
-  std::map<std::string, std::unique_ptr<Lane>> lanes_;
+  Lanes<Lane> lanes_;
   std::mutex readers_mutex_;
   std::map<std::string, std::unique_ptr<Connection>> readers_;
   std::mutex shared_mutex_;

@@ -7,6 +7,7 @@
 #include "base/log.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
+#include "pipeline/live_router.hpp"
 #include "queue/queue.hpp"
 #include "runtime/recover.hpp"
 
@@ -30,7 +31,7 @@ nlohmann::json toJson(const store::DeadEvent& e) {
           {"event", nlohmann::json::parse(e.payload, nullptr, false)}};
 }
 
-Dlq::Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate,
+Dlq::Dlq(store::Store& store, queue::Queue* queue, const pipeline::LiveRouter* router, unsigned replay_rate,
          std::size_t max_depth, std::size_t max_page_bytes, metrics::Metrics* metrics)
     : store_(store), queue_(queue), router_(router), replay_rate_(std::max(1u, replay_rate)), max_depth_(max_depth),
       max_page_bytes_(max_page_bytes), metrics_(metrics) {}
@@ -102,7 +103,7 @@ Expected<std::size_t> Dlq::publish(std::vector<store::PendingEvent> events) {
   std::map<std::string, std::vector<queue::Message>> out;
   for (auto& e : events) {
     // Routed by type as ingest would route it now, like recovery at start.
-    const auto* p = router_->route(e.type);
+    const auto* p = router_->current()->router.route(e.type);
     if (!p) continue;  // checked before the replay; the store keeps it queued for recovery
     out[p->name()].push_back(messageOf(std::move(e), p->name()));
   }
@@ -125,7 +126,7 @@ Expected<DlqAnswer> Dlq::replay(const std::string& id) {
   auto dead = store_.getDead(id);
   if (!dead) return dead.error();
   if (!*dead) return notDead(id);
-  if (!router_->route((*dead)->event_type)) return DlqAnswer{DlqStatus::no_pipeline, {}};
+  if (!router_->current()->router.route((*dead)->event_type)) return DlqAnswer{DlqStatus::no_pipeline, {}};
   const std::string ids[] = {id};
   auto replayed = store_.replay(ids);
   if (!replayed) return replayed.error();
@@ -189,7 +190,7 @@ Expected<BulkReplay> Dlq::replayAll(store::DeadFilter filter, std::uint64_t limi
     std::vector<std::string> ids;
     pipelines.clear();
     for (const auto& e : page->items) {
-      const auto* p = router_->route(e.event_type);
+      const auto* p = router_->current()->router.route(e.event_type);
       if (!p) {
         ++left_behind;
         ++result.skipped;

@@ -18,7 +18,7 @@
 #include "store/store.hpp"
 
 namespace eventflow::queue { class Queue; }
-namespace eventflow::pipeline { class Router; }
+namespace eventflow::pipeline { class LiveRouter; }
 namespace eventflow::metrics { class Metrics; }
 
 namespace eventflow::runtime {
@@ -50,7 +50,7 @@ class Dlq {
   /// replay while a pipeline's queue is that deep (ingest's bound). With
   /// `metrics`, replays and discards are counted by the pipeline the event
   /// died in (eventflow_dlq_replayed_total, eventflow_dlq_discarded_total).
-  Dlq(store::Store& store, queue::Queue* queue, const pipeline::Router* router, unsigned replay_rate = 1000,
+  Dlq(store::Store& store, queue::Queue* queue, const pipeline::LiveRouter* router, unsigned replay_rate = 1000,
       std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20, metrics::Metrics* metrics = nullptr);
 
   static constexpr std::size_t kMaxListLimit = 1000;
@@ -86,7 +86,7 @@ class Dlq {
 
   store::Store& store_;
   queue::Queue* queue_;
-  const pipeline::Router* router_;
+  const pipeline::LiveRouter* router_;
   unsigned replay_rate_;
   std::size_t max_depth_;
   std::size_t max_page_bytes_;

@@ -18,7 +18,7 @@
 
 namespace eventflow::runtime {
 
-Ingestor::Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
+Ingestor::Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& committer, queue::Queue& queue,
                    metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope)
     : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth),
       envelope_(envelope) {
@@ -129,6 +129,7 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
   };
   auto pending = std::make_shared<Pending>();
   auto& results = pending->answer.results;
+  const auto generation = router_.current();  // one generation routes the whole batch
   results.resize(docs.size());
   std::vector<store::RawEvent> rows;
   const auto now = std::chrono::system_clock::now();
@@ -155,7 +156,7 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
       result.invalid = std::move(*err);
       continue;
     }
-    const pipeline::Pipeline* p = router_.route(env.type);
+    const pipeline::Pipeline* p = generation->router.route(env.type);
     if (!p) {
       result.outcome = IngestOutcome::no_pipeline;
       result.event_type = env.type;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/envelope.hpp"
+#include "pipeline/live_router.hpp"
 #include "pipeline/pipeline.hpp"
 
 #include "queue/queue.hpp"
@@ -55,7 +56,7 @@ struct IngestAnswer {
 
 class Ingestor {
  public:
-  Ingestor(const pipeline::Router& router, store::GroupCommitter& committer, queue::Queue& queue,
+  Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& committer, queue::Queue& queue,
            metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope = {});
 
   using Done = std::function<void(IngestAnswer)>;
@@ -77,7 +78,7 @@ class Ingestor {
   void publishLoop();
   void send(std::map<std::string, std::vector<queue::Message>>& out);
 
-  const pipeline::Router& router_;
+  const pipeline::LiveRouter& router_;
   store::GroupCommitter& committer_;
   queue::Queue& queue_;
   metrics::Metrics& metrics_;

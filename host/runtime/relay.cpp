@@ -19,7 +19,7 @@ constexpr std::size_t kBacklog = 1000;
 constexpr std::size_t kBatch = 1000;
 }  // namespace
 
-Relay::Relay(store::Store& store, queue::Queue& queue, const pipeline::Router& router, metrics::Metrics& metrics,
+Relay::Relay(store::Store& store, queue::Queue& queue, const pipeline::LiveRouter& router, metrics::Metrics& metrics,
              std::chrono::milliseconds republish_after)
     : store_(store), queue_(queue), router_(router), metrics_(metrics), republish_after_(republish_after) {}
 
@@ -49,7 +49,8 @@ void Relay::stop() {
 
 std::size_t Relay::runOnce() {
   std::size_t backlog = 0;
-  for (const auto& p : router_.pipelines()) {
+  const auto generation = router_.current();  // one generation for the whole pass
+  for (const auto& p : generation->router.pipelines()) {
     const std::size_t depth = queue_.depth(p->name());
     metrics_.queueDepth(p->name()).Set(static_cast<double>(depth));
     backlog = std::max(backlog, depth);
@@ -62,7 +63,7 @@ std::size_t Relay::runOnce() {
   }
   std::map<std::string, std::vector<queue::Message>> out;
   for (auto& e : *stale) {
-    const auto* p = router_.route(e.type);
+    const auto* p = generation->router.route(e.type);
     if (!p) continue;  // no pipeline takes it any more; recovery at start dead-letters it
     out[p->name()].push_back(messageOf(std::move(e), p->name()));
   }

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "pipeline/pipeline.hpp"
+#include "pipeline/live_router.hpp"
 
 namespace eventflow::store { class Store; }
 namespace eventflow::queue { class Queue; }
@@ -20,7 +20,7 @@ namespace eventflow::runtime {
 
 class Relay {
  public:
-  Relay(store::Store& store, queue::Queue& queue, const pipeline::Router& router, metrics::Metrics& metrics,
+  Relay(store::Store& store, queue::Queue& queue, const pipeline::LiveRouter& router, metrics::Metrics& metrics,
         std::chrono::milliseconds republish_after);
   ~Relay();
   void start();
@@ -31,7 +31,7 @@ class Relay {
  private:
   store::Store& store_;
   queue::Queue& queue_;
-  const pipeline::Router& router_;
+  const pipeline::LiveRouter& router_;
   metrics::Metrics& metrics_;
   std::chrono::milliseconds republish_after_;
   std::mutex mutex_;

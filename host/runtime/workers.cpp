@@ -35,43 +35,112 @@ constexpr std::size_t kMaxBatch = 64;
 // Before the first measurement: small, so that a slow pipeline's first batch
 // does not hold a stop either.
 constexpr std::size_t kFirstBatch = 4;
+constexpr auto kDrainGrace = std::chrono::seconds(5);
+
+// Which sink stages a Message's sinks_done bits count in: a retry that comes
+// back to a runner with other sinks (a reload changed them) runs every sink
+// again, which G3 makes safe, instead of skipping the wrong ones.
+std::uint64_t sinkSignature(const pipeline::Pipeline& p) {
+  std::string text;
+  for (const auto& st : p.stages())
+    if (st.spec.kind == Kind::sink) text += st.plugin->file + "\n" + st.plugin->version + "\n" + st.spec.config.dump() + "\n";
+  const std::uint64_t h = std::hash<std::string>{}(text);
+  return h ? h : 1;
+}
 }  // namespace
 
-WorkerPool::WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
+WorkerPool::WorkerPool(const pipeline::LiveRouter& router, queue::Queue& queue, store::GroupCommitter& committer,
                        metrics::Metrics& metrics, pipeline::Settings settings)
     : router_(router), queue_(queue), committer_(committer), metrics_(metrics), settings_(std::move(settings)) {}
 
 WorkerPool::~WorkerPool() { stop(SteadyClock::now()); }
 
-Expected<void> WorkerPool::start() {
-  for (const auto& p : router_.pipelines()) {
+Expected<WorkerPool::Staged> WorkerPool::stage(const std::vector<pipeline::PipelinePtr>& pipelines) {
+  Staged staged;
+  for (const auto& p : pipelines) {
     for (unsigned i = 0; i < p->spec().concurrency; ++i) {
       auto runner = pipeline::Runner::create(p, settings_, &metrics_);
       if (!runner) return runner.error();
-      runners_.push_back(std::move(*runner));
+      staged.runners.push_back(std::move(*runner));
     }
   }
+  return staged;
+}
+
+Expected<void> WorkerPool::start() {
+  auto staged = stage(router_.current()->router.pipelines());
+  if (!staged) return staged.error();
   timers_guard_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
       timers_.get_executor());
   timer_thread_ = std::thread([this] {
     nameThread("ef-timers");
     timers_.run();
   });
-  pool_ = std::make_unique<boost::asio::thread_pool>(runners_.size());
-  for (std::size_t i = 0; i < runners_.size(); ++i)
-    boost::asio::post(*pool_, [this, i] {
-      nameThread("ef-worker");
-      loop(*runners_[i], static_cast<unsigned>(i));
-    });
+  std::lock_guard lock(workers_mutex_);
+  started_ = true;
+  for (auto& runner : staged->runners) launch(std::move(runner));
   return {};
 }
 
+void WorkerPool::launch(std::unique_ptr<pipeline::Runner> runner) {
+  auto w = std::make_unique<Worker>();
+  w->sinks = sinkSignature(runner->pipeline());
+  w->runner = std::move(runner);
+  w->id = next_worker_++;
+  Worker& ref = *w;
+  workers_.push_back(std::move(w));
+  ref.thread = std::thread([this, &ref] { run(ref); });
+}
+
+void WorkerPool::run(Worker& w) {
+  nameThread("ef-worker");
+  loop(w);
+  // The last instances of a replaced plugin may be these: destroyed on the
+  // thread that used them, before anyone joins it.
+  w.runner.reset();
+  if (!in_hand_dir_.empty() && w.until != kRun) {
+    std::error_code ec;
+    std::filesystem::remove(in_hand_dir_ + "/" + std::to_string(w.id) + ".ids", ec);
+  }
+  w.exited = true;
+}
+
+bool WorkerPool::swap(Staged staged, const std::set<std::string>& retire, const std::set<std::string>& drain) {
+  std::lock_guard lock(workers_mutex_);
+  if (!started_ || stopping_) return false;
+  // Workers a past reload stopped: joined now (they have exited, this does not wait).
+  std::erase_if(workers_, [](std::unique_ptr<Worker>& w) {
+    if (!w->exited) return false;
+    w->thread.join();
+    return true;
+  });
+  for (auto& w : workers_) {
+    if (w->until != kRun) continue;
+    const std::string& name = w->runner->pipeline().name();
+    if (retire.count(name)) {
+      w->until = kRetire;
+    } else if (drain.count(name)) {
+      // An ingest request routed by the old generation may still publish to
+      // the removed pipeline after its commit (milliseconds, seconds if the
+      // store stalls): its workers wait this long before trusting an empty queue.
+      w->drain_from = SteadyClock::now() + kDrainGrace;
+      w->until = kDrain;
+    }
+  }
+  for (auto& runner : staged.runners) launch(std::move(runner));
+  return true;
+}
+
 void WorkerPool::stop(SteadyClock::time_point deadline) {
-  if (!pool_) return;
-  deadline_ns_ = deadline.time_since_epoch().count();
-  stopping_ = true;
-  pool_->join();
-  pool_.reset();
+  {
+    std::lock_guard lock(workers_mutex_);
+    if (!started_ || stopping_) return;
+    deadline_ns_ = deadline.time_since_epoch().count();
+    stopping_ = true;
+  }
+  // swap() refuses from here on, so workers_ no longer changes.
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
   timers_guard_.reset();
   timers_.stop();
   if (timer_thread_.joinable()) timer_thread_.join();
@@ -91,7 +160,7 @@ void WorkerPool::stop(SteadyClock::time_point deadline) {
     queue_.handBack(pipeline, std::move(messages));
   }
   if (handed) log::info("handed back retries waiting on their timer", {{"count", std::to_string(handed)}});
-  runners_.clear();
+  workers_.clear();
 }
 
 std::size_t WorkerPool::batchSize(double per_event_ns) const {
@@ -108,7 +177,9 @@ std::size_t WorkerPool::batchSize(double per_event_ns) const {
   return std::min(n, static_cast<std::size_t>(left / per_event_ns));
 }
 
-void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
+void WorkerPool::loop(Worker& w) {
+  pipeline::Runner& runner = *w.runner;
+  const unsigned worker = w.id;
   const std::string& name = runner.pipeline().name();
   const unsigned max_deliveries = runner.pipeline().spec().max_deliveries;
   std::vector<pipeline::Work> works;
@@ -120,18 +191,33 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
   double per_event_ns = 0;  // measured, smoothed
   auto run = [&](std::vector<queue::Message>& batch) {
     const auto started = SteadyClock::now();
-    process(runner, worker, batch, works, inflight);
+    process(w, batch, works, inflight);
     const double each = std::chrono::duration<double, std::nano>(SteadyClock::now() - started).count() /
                         static_cast<double>(std::max<std::size_t>(1, batch.size()));
     per_event_ns = per_event_ns > 0 ? 0.7 * per_event_ns + 0.3 * each : each;
   };
   for (;;) {
+    // A reload replaced this pipeline: what this worker took ran on its old
+    // runner; what it has not taken runs on the new one.
+    if (w.until == kRetire) return settle();
     const std::size_t want = batchSize(per_event_ns);
     if (want == 0) return settle();
     auto messages = queue_.take(name, worker, want, std::chrono::milliseconds(stopping_ ? 20 : 200));
     if (messages.empty()) {
       if (stopping_) return settle();  // drained
+      // A reload removed this pipeline: it stops once nothing of it is left
+      // unacknowledged (retries on their timer count, as they are taken).
+      if (w.until == kDrain) {
+        settle();
+        if (queue_.depth(name) == 0 && SteadyClock::now() >= w.drain_from) return;
+      }
       continue;
+    }
+    // Retired while it waited in take(): what it got goes to the new
+    // generation's workers, unrun (they take it as a retry due now).
+    if (w.until == kRetire) {
+      for (auto& m : messages) queue_.redeliver(name, std::move(m));
+      return settle();
     }
     // Retries handed back by a stopped process wait out the rest of their backoff.
     const auto now = std::chrono::system_clock::now();
@@ -175,10 +261,11 @@ void WorkerPool::loop(pipeline::Runner& runner, unsigned worker) {
   }
 }
 
-void WorkerPool::process(pipeline::Runner& runner, unsigned worker, std::vector<queue::Message>& messages,
-                         std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
+void WorkerPool::process(Worker& wk, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+                         std::deque<std::future<Expected<void>>>& inflight) {
+  pipeline::Runner& runner = *wk.runner;
   const std::string& name = runner.pipeline().name();
-  if (!in_hand_dir_.empty()) noteInHand(worker, messages);
+  if (!in_hand_dir_.empty()) noteInHand(wk.id, messages);
   works.clear();
   works.reserve(messages.size());
   const auto started = SteadyClock::now();
@@ -192,11 +279,11 @@ void WorkerPool::process(pipeline::Runner& runner, unsigned worker, std::vector<
     w.event.attempt = m.attempts + 1;
     w.event.received_at = m.received_at;
     w.event.body = nlohmann::json::parse(m.payload, nullptr, false);
-    w.sinks_done = m.sinks_done;
+    w.sinks_done = m.sinks_of != 0 && m.sinks_of != wk.sinks ? 0 : m.sinks_done;
     works.push_back(std::move(w));
   }
   runner.run(works);
-  finish(runner, messages, works, inflight);
+  finish(wk, messages, works, inflight);
 }
 
 void WorkerPool::noteInHand(unsigned worker, const std::vector<queue::Message>& messages) {
@@ -227,9 +314,9 @@ std::vector<std::string> takeInHand(const std::string& dir) {
   return ids;
 }
 
-void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& messages,
-                        std::vector<pipeline::Work>& works, std::deque<std::future<Expected<void>>>& inflight) {
-  const auto& spec = runner.pipeline().spec();
+void WorkerPool::finish(Worker& wk, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+                        std::deque<std::future<Expected<void>>>& inflight) {
+  const auto& spec = wk.runner->pipeline().spec();
   const auto now = std::chrono::system_clock::now();
   const auto finished = SteadyClock::now();
   std::vector<store::Transition> changes;
@@ -277,6 +364,7 @@ void WorkerPool::finish(pipeline::Runner& runner, std::vector<queue::Message>& m
                                              {"pipeline", spec.name}, {"stage", o.stage}, {"error", o.message}});
         m.attempts = attempt;
         m.sinks_done = w.sinks_done;
+        m.sinks_of = wk.sinks;
         retries.push_back(std::move(m));
         break;
     }

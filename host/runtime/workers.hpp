@@ -14,10 +14,12 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 
-#include "pipeline/pipeline.hpp"
 #include <map>
+#include <set>
+
+#include "pipeline/live_router.hpp"
+#include "pipeline/pipeline.hpp"
 
 #include "queue/queue.hpp"
 
@@ -37,7 +39,7 @@ std::vector<std::string> takeInHand(const std::string& dir);
 
 class WorkerPool {
  public:
-  WorkerPool(const pipeline::Router& router, queue::Queue& queue, store::GroupCommitter& committer,
+  WorkerPool(const pipeline::LiveRouter& router, queue::Queue& queue, store::GroupCommitter& committer,
              metrics::Metrics& metrics, pipeline::Settings settings);
   ~WorkerPool();
 
@@ -56,12 +58,40 @@ class WorkerPool {
   /// even if the hand-back fails.
   void stop(std::chrono::steady_clock::time_point deadline);
 
+  /// Runners for `pipelines` made off to the side (a reload's new or changed
+  /// pipelines): plugin instances created, nothing running them yet.
+  struct Staged {
+    std::vector<std::unique_ptr<pipeline::Runner>> runners;
+  };
+  Expected<Staged> stage(const std::vector<pipeline::PipelinePtr>& pipelines);
+  /// A reload's swap, once the new generation is published: the workers of
+  /// `retire` (changed pipelines) finish the batch in hand on their old
+  /// runner and stop, those of `drain` (removed pipelines) run until their
+  /// queue is empty and stop, and `staged`'s runners start taking at once. An
+  /// event runs on one runner from its first stage to its last, never on a
+  /// mix. Each stopped worker destroys its instances itself, which lets a
+  /// replaced plugin library go. False (nothing done) once stop() began.
+  bool swap(Staged staged, const std::set<std::string>& retire, const std::set<std::string>& drain);
+  bool started() const { return started_; }
+
  private:
-  void loop(pipeline::Runner& runner, unsigned worker);
+  enum Until : int { kRun = 0, kRetire = 1, kDrain = 2 };
+  struct Worker {
+    std::unique_ptr<pipeline::Runner> runner;
+    unsigned id = 0;
+    std::uint64_t sinks = 0;  // signature of the runner's sink stages (Message::sinks_of)
+    std::atomic<int> until{kRun};
+    std::chrono::steady_clock::time_point drain_from{};  // kDrain: not to stop before then
+    std::atomic<bool> exited{false};
+    std::thread thread;
+  };
+  void launch(std::unique_ptr<pipeline::Runner> runner);  // under workers_mutex_
+  void run(Worker& w);
+  void loop(Worker& w);
   void noteInHand(unsigned worker, const std::vector<queue::Message>& messages);
-  void process(pipeline::Runner& runner, unsigned worker, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+  void process(Worker& w, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
                std::deque<std::future<Expected<void>>>& inflight);
-  void finish(pipeline::Runner& runner, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
+  void finish(Worker& w, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
               std::deque<std::future<Expected<void>>>& inflight);
   void scheduleRetry(queue::Message m, std::chrono::milliseconds delay);
   std::size_t batchSize(double per_event_ns) const;
@@ -70,13 +100,15 @@ class WorkerPool {
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
 
-  const pipeline::Router& router_;
+  const pipeline::LiveRouter& router_;
   queue::Queue& queue_;
   store::GroupCommitter& committer_;
   metrics::Metrics& metrics_;
   pipeline::Settings settings_;
-  std::vector<std::unique_ptr<pipeline::Runner>> runners_;
-  std::unique_ptr<boost::asio::thread_pool> pool_;
+  std::mutex workers_mutex_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  unsigned next_worker_ = 0;  // ids are never reused: they name Redis consumers and in-hand files
+  bool started_ = false;
   boost::asio::io_context timers_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> timers_guard_;
   std::thread timer_thread_;

@@ -44,7 +44,7 @@ _eventflow() {
     local opts=""
     case $cmd in
         "")
-            COMPREPLY=($(compgen -W 'serve validate test dlq plugins plugin keys produce version help' -- "$cur"))
+            COMPREPLY=($(compgen -W 'serve validate test dlq plugins plugin keys produce reload version help' -- "$cur"))
             return ;;
         serve) opts='--config --role --help' ;;
         validate) opts='--config --help' ;;
@@ -78,6 +78,7 @@ _eventflow() {
                 "") COMPREPLY=($(compgen -W 'new' -- "$cur")); return ;;
                 new) opts='--scope --name --help' ;;
             esac ;;
+        reload) opts='--config --url --api-key --json --help' ;;
         produce)
             opts='--url --cacert --insecure --cert --key --count --duration --concurrency --batch --api-key --invalid-every --random-ids --wait
                   --wait-timeout --mix --report --help' ;;

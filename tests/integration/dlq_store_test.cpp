@@ -17,7 +17,7 @@
 #include "backends.hpp"
 #include "store_test.hpp"
 #include "config/config.hpp"
-#include "pipeline/pipeline.hpp"
+#include "pipeline/live_router.hpp"
 #include "plugin/loader.hpp"
 #include "queue/queue.hpp"
 #include "runtime/dlq.hpp"
@@ -310,7 +310,7 @@ TEST_P(DlqStore, BulkReplayPublishesEveryMatchOnceAtTheConfiguredRate) {
   auto p1 = pipeline::Pipeline::build(spec, *registry);
   auto p2 = pipeline::Pipeline::build(other, *registry);
   ASSERT_TRUE(p1 && p2);
-  pipeline::Router router({*p1, *p2});
+  pipeline::LiveRouter router(std::vector<pipeline::PipelinePtr>{*p1, *p2});
   queue::EmbeddedQueue queue({"purchases", "signups"});
   runtime::Dlq dlq(*store_, &queue, &router, /*replay_rate=*/5, /*max_depth=*/1000);
 
@@ -365,7 +365,7 @@ TEST_P(DlqStore, BulkReplayDoesNotTakeAnEventThatFailsAgainWhileItRuns) {
   auto registry = plugin::Registry::scan({});
   auto p = pipeline::Pipeline::build(spec, *registry);
   ASSERT_TRUE(p);
-  pipeline::Router router({*p});
+  pipeline::LiveRouter router(std::vector<pipeline::PipelinePtr>{*p});
   queue::EmbeddedQueue queue({"purchases"});
   runtime::Dlq dlq(*store_, &queue, &router, /*replay_rate=*/3, 1000);
   tick();

@@ -1,6 +1,7 @@
 // The host as systemd runs it (packaging/eventflow.service, Type=notify): the
 // sd_notify messages it sends on NOTIFY_SOCKET, read here from a datagram
-// socket as the service manager would, and SIGHUP (ExecReload=) harming nothing.
+// socket as the service manager would, and SIGHUP (ExecReload=) reloading with
+// RELOADING=1 then READY=1.
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -113,22 +114,34 @@ TEST(ServiceNotify, WithoutNotifySocketTheHostServesAndSendsNothing) {
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
 
-// Until reload exists (ExecReload= sends SIGHUP), a SIGHUP must change
-// nothing: the host keeps serving, keeps its data, says so in one log line.
-TEST(ServiceNotify, SighupChangesNothingAndLogsOneLine) {
+// ExecReload= sends SIGHUP: with nothing changed on disk it reloads to the
+// same set (one log line, no restart), telling systemd RELOADING=1 and then
+// READY=1 (systemd 253's notify-reload protocol), and the host keeps serving
+// and keeps its data.
+TEST(ServiceNotify, SighupReloadsInPlaceAndTellsTheServiceManager) {
   HostProcess host("sighup");
-  ASSERT_TRUE(host.start()) << host.readLog();
+  NotifySocket notify(host.dir() / "notify.sock");
+  ASSERT_TRUE(notify.bound()) << std::strerror(errno);
+  ::setenv("NOTIFY_SOCKET", (host.dir() / "notify.sock").c_str(), 1);
+  const bool started = host.start();
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(started) << host.readLog();
+  std::string seen;
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(10), seen)) << seen;
   const std::string before = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
   ASSERT_EQ(host.post(validEvent(0, before).dump()).status, 202);
   ASSERT_EQ(host.waitIdle(std::chrono::seconds(30))["events_in_flight"], 0);
 
   ASSERT_TRUE(host.signal(SIGHUP));
+  EXPECT_TRUE(notify.waitFor("RELOADING=1", std::chrono::seconds(10), seen)) << seen;
+  EXPECT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(10), seen)) << seen;
   // Wait on the log line, not on time.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (countLines(host.readLog(), "SIGHUP") == 0 && std::chrono::steady_clock::now() < deadline)
+  while (countLines(host.readLog(), "\"trigger\":\"sighup\"") == 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const std::string log = host.readLog();
-  EXPECT_EQ(countLines(log, "SIGHUP"), 1u) << log;
+  EXPECT_EQ(countLines(log, "\"trigger\":\"sighup\""), 1u) << log;
+  EXPECT_EQ(countLines(log, "reload: nothing to swap"), 1u) << log;
   EXPECT_EQ(countLines(log, "eventflow started"), 1u) << "no restart: " << log;
 
   EXPECT_TRUE(host.running());
