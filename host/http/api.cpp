@@ -189,7 +189,7 @@ void Api::refreshBooks() {
   }
   auto counts = s_.store->counts();
   if (!counts) return;
-  for (const auto& p : s_.router->pipelines()) (void)(*counts)[p->name()];
+  for (const auto& p : s_.router->current()->router.pipelines()) (void)(*counts)[p->name()];
   for (const auto& [pipeline, c] : *counts) {
     s_.metrics->books(pipeline, "received").Set(static_cast<double>(c.received));
     s_.metrics->books(pipeline, "processed").Set(static_cast<double>(c.processed));
