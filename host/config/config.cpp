@@ -197,6 +197,24 @@ class Reader {
     return std::nullopt;
   }
 
+  // `isolation: inline | process` and `limits: {memory, call_timeout}` of a
+  // stage or, as its stages' default, of a pipeline.
+  void readIsolation(const YAML::Node& map, IsolationSpec& out) {
+    if (const auto n = map["isolation"]; n) {
+      if (!n.IsScalar() || (n.Scalar() != "inline" && n.Scalar() != "process"))
+        fail(n, "'isolation' must be inline or process");
+      else
+        out.process = n.Scalar() == "process";
+    }
+    if (const auto l = map["limits"]; l && expectMap(l, "limits")) {
+      checkKeys(l, {"memory", "call_timeout"}, "limits");
+      readSize(l, "memory", out.memory);
+      readDuration(l, "call_timeout", out.call_timeout);
+      if (l["memory"] && out.memory < (16ull << 20)) fail(l["memory"], "'memory' must be at least 16MiB");
+      if (l["call_timeout"] && out.call_timeout.count() < 1) fail(l["call_timeout"], "'call_timeout' must be at least 1ms");
+    }
+  }
+
   void readStringList(const YAML::Node& map, const char* key, std::vector<std::string>& out) {
     const YAML::Node n = map[key];
     if (!n) return;
@@ -556,7 +574,9 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
   PipelineSpec p;
   p.file = fs::absolute(file).lexically_normal().string();
   p.dir = fs::path(p.file).parent_path().string();
-  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "stages"}, "a pipeline");
+  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "isolation", "limits", "stages"},
+              "a pipeline");
+  r.readIsolation(root, p.isolation);
   r.readString(root, "pipeline", p.name);
   if (p.name.empty()) r.fail(root, "missing 'pipeline': the pipeline's name");
   // The name goes into stream keys, metric labels, the store and every
@@ -601,8 +621,10 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
     bool has_sink = false;
     for (const auto& st : stages) {
       if (!r.expectMap(st, "a stage")) continue;
-      r.checkKeys(st, {"validator", "enricher", "sink", "config", "path"}, "a stage");
+      r.checkKeys(st, {"validator", "enricher", "sink", "config", "path", "isolation", "limits"}, "a stage");
       StageSpec spec;
+      spec.isolation = p.isolation;
+      r.readIsolation(st, spec.isolation);
       spec.where = r.where(st);
       int kinds = 0;
       for (auto [key, kind] : {std::pair{"validator", Kind::validator}, std::pair{"enricher", Kind::enricher},
@@ -623,6 +645,12 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
                        "' comes after a later kind: stages run validators, then enrichers, then sinks");
       order = std::max(order, rank);
       has_sink = has_sink || spec.kind == Kind::sink;
+      // A sink takes its events as one batch, so a crash in it could not be
+      // pinned on one event: isolation (and a pipeline's default) is for
+      // validators and enrichers.
+      if (spec.kind == Kind::sink && st["isolation"] && spec.isolation.process)
+        r.fail(st["isolation"], "'isolation: process' is for validators and enrichers, not sinks");
+      if (spec.kind == Kind::sink) spec.isolation.process = false;
       if (auto cfg = st["config"]; cfg) {
         if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
         else if (cfg.IsMap()) {
