@@ -251,3 +251,50 @@ TEST(Isolation, AStageThatCannotStartFailsTheHostStartNamingIt) {
   EXPECT_NE(log.find("isolation: process"), std::string::npos) << log;
   fs::remove_all(pipelines);
 }
+
+TEST(Isolation, SigtermDrainsTheWorkersThenStopsEveryChild) {
+  const auto pipelines = writePipeline("sigterm", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 5s }"));
+  HostProcess host("isolation-sigterm", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto children = childrenOf(host.pid());
+  ASSERT_EQ(children.size(), 2u);
+  nlohmann::json batch = nlohmann::json::array();
+  for (int i = 0; i < 200; ++i) batch.push_back(event(uuid()));
+  ASSERT_EQ(host.post(batch.dump(), "/events/batch").status, 202);
+  EXPECT_EQ(host.terminate(std::chrono::seconds(30)), 0) << host.readLog();
+  // Stopped with their workers: none is left running.
+  for (const auto& [pid, state] : children) {
+    char s = 0;
+    pid_t ppid = 0;
+    EXPECT_FALSE(procStat(pid, s, ppid) && s != 'Z') << "child " << pid << " still running";
+  }
+  // Nothing lost: what was not finished is still recorded, and finishes after a restart.
+  ASSERT_TRUE(host.start()) << host.readLog();
+  EXPECT_EQ(host.waitIdle(std::chrono::seconds(120))["events_in_flight"], 0);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 200);
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, EventflowTestRunsFixturesThroughTheChild) {
+  const auto pipelines = writePipeline("fixtures", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 2s }"));
+  fs::create_directories(pipelines / "tests");
+  std::ofstream(pipelines / "tests" / "iso.yaml")
+      << "pipeline: iso\ncases:\n"
+         "  - name: a normal event is enriched in the child\n"
+         "    event: { event_type: custom, properties: {} }\n"
+         "    expect:\n      output: { misbehave: ok }\n"
+         "  - name: a crashing event is plugin_crashed\n"
+         "    event: { event_type: custom, properties: { crash: true } }\n"
+         "    expect:\n      dead: { error_type: plugin_crashed, stage: enricher misbehave, message: SIGSEGV }\n";
+  HostProcess host("isolation-fixtures", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  const std::string command = std::string(EVENTFLOW_BINARY) + " test --config " + host.config() + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("2 passed, 0 failed"), std::string::npos) << out;
+  fs::remove_all(pipelines);
+}
