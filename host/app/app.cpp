@@ -20,6 +20,7 @@
 #include "base/log.hpp"
 #include "config/config.hpp"
 #include "http/server.hpp"
+#include "isolation/runner.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/pipeline.hpp"
 #include "plugin/loader.hpp"
@@ -346,6 +347,7 @@ int run(int argc, char** argv) {
     if (command == "test") return testCommand(argc, argv);
     if (command == "keys") return keys(argc, argv);
     if (command == "reload") return reloadCommand(argc, argv);
+    if (command == "plugin-runner") return isolation::runnerMain(argc, argv);  // hidden: the child of an isolated stage
     if (command == "version" || command == "--version") {
       std::cout << "eventflow " << kVersion << " (plugin ABI " << EVENTFLOW_PLUGIN_ABI_MAJOR << "."
                 << EVENTFLOW_PLUGIN_ABI_MINOR << ")\n";

@@ -116,8 +116,17 @@ struct RetrySpec {
   bool full_jitter = true;
 };
 
+/// How a stage's plugin runs (issue 14): in the worker thread, or in a child
+/// process that a crash, leak or hang of the plugin cannot take the host with.
+struct IsolationSpec {
+  bool process = false;
+  std::uint64_t memory = 256ull << 20;  // RLIMIT_AS of the child
+  Millis call_timeout{2'000};           // one plugin call; past it the child is killed
+};
+
 struct StageSpec {
   Kind kind = Kind::validator;
+  IsolationSpec isolation;   // the pipeline's default unless the stage says
   std::string plugin;
   std::string path;          // explicit .so, absolute; empty: found by name
   nlohmann::json config = nlohmann::json::object();
@@ -136,6 +145,7 @@ struct PipelineSpec {
   unsigned concurrency = 2;
   RetrySpec retry;
   unsigned max_deliveries = 5;
+  IsolationSpec isolation;   // default of its stages
   std::vector<StageSpec> stages;
 };
 

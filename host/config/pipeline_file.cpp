@@ -25,7 +25,9 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
   PipelineSpec p;
   p.file = fs::absolute(file).lexically_normal().string();
   p.dir = fs::path(p.file).parent_path().string();
-  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "stages"}, "a pipeline");
+  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "isolation", "limits", "stages"},
+              "a pipeline");
+  r.readIsolation(root, p.isolation);
   r.readString(root, "pipeline", p.name);
   if (p.name.empty()) r.fail(root, "missing 'pipeline': the pipeline's name");
   // The name goes into stream keys, metric labels, the store and every
@@ -70,8 +72,10 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
     bool has_sink = false;
     for (const auto& st : stages) {
       if (!r.expectMap(st, "a stage")) continue;
-      r.checkKeys(st, {"validator", "enricher", "sink", "config", "path"}, "a stage");
+      r.checkKeys(st, {"validator", "enricher", "sink", "config", "path", "isolation", "limits"}, "a stage");
       StageSpec spec;
+      spec.isolation = p.isolation;
+      r.readIsolation(st, spec.isolation);
       spec.where = r.where(st);
       int kinds = 0;
       for (auto [key, kind] : {std::pair{"validator", Kind::validator}, std::pair{"enricher", Kind::enricher},
@@ -92,6 +96,12 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
                        "' comes after a later kind: stages run validators, then enrichers, then sinks");
       order = std::max(order, rank);
       has_sink = has_sink || spec.kind == Kind::sink;
+      // A sink takes its events as one batch, so a crash in it could not be
+      // pinned on one event: isolation (and a pipeline's default) is for
+      // validators and enrichers.
+      if (spec.kind == Kind::sink && st["isolation"] && spec.isolation.process)
+        r.fail(st["isolation"], "'isolation: process' is for validators and enrichers, not sinks");
+      if (spec.kind == Kind::sink) spec.isolation.process = false;
       if (auto cfg = st["config"]; cfg) {
         if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
         else if (cfg.IsMap()) {

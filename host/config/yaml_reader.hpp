@@ -127,6 +127,24 @@ class Reader {
     out = *size;
   }
 
+  // `isolation: inline | process` and `limits: {memory, call_timeout}` of a
+  // stage or, as its stages' default, of a pipeline.
+  void readIsolation(const YAML::Node& map, IsolationSpec& out) {
+    if (const auto n = map["isolation"]; n) {
+      if (!n.IsScalar() || (n.Scalar() != "inline" && n.Scalar() != "process"))
+        fail(n, "'isolation' must be inline or process");
+      else
+        out.process = n.Scalar() == "process";
+    }
+    if (const auto l = map["limits"]; l && expectMap(l, "limits")) {
+      checkKeys(l, {"memory", "call_timeout"}, "limits");
+      readSize(l, "memory", out.memory);
+      readDuration(l, "call_timeout", out.call_timeout);
+      if (l["memory"] && out.memory < (16ull << 20)) fail(l["memory"], "'memory' must be at least 16MiB");
+      if (l["call_timeout"] && out.call_timeout.count() < 1) fail(l["call_timeout"], "'call_timeout' must be at least 1ms");
+    }
+  }
+
   void readStringList(const YAML::Node& map, const char* key, std::vector<std::string>& out) {
     const YAML::Node n = map[key];
     if (!n) return;

@@ -170,6 +170,23 @@ prometheus::Histogram& Metrics::pluginHistogram(const std::string& name, const s
   return family->Add({{"plugin", plugin}, {"pipeline", pipeline}}, latencyBuckets());
 }
 
+prometheus::Counter& Metrics::pluginRestarts(const std::string& pipeline, const std::string& stage,
+                                             const std::string& plugin, const std::string& reason) {
+  std::lock_guard lock(plugin_mutex_);
+  if (!plugin_restarts_)
+    plugin_restarts_ = &prometheus::BuildCounter().Name("eventflow_plugin_restarts_total")
+                            .Help("Child processes of isolated plugins restarted, by reason").Register(*registry_);
+  return plugin_restarts_->Add({{"pipeline", pipeline}, {"stage", stage}, {"plugin", plugin}, {"reason", reason}});
+}
+
+prometheus::Gauge& Metrics::pluginResident(const std::string& pipeline, const std::string& stage, const std::string& child) {
+  std::lock_guard lock(plugin_mutex_);
+  if (!plugin_resident_)
+    plugin_resident_ = &prometheus::BuildGauge().Name("eventflow_plugin_process_resident_memory_bytes")
+                            .Help("Resident memory of an isolated plugin's child process").Register(*registry_);
+  return plugin_resident_->Add({{"pipeline", pipeline}, {"stage", stage}, {"child", child}});
+}
+
 template <class T, class... Args>
 T& Metrics::cached(prometheus::Family<T>& family, std::initializer_list<std::pair<const char*, const std::string&>> labels_in,
                    Args&&... args) {

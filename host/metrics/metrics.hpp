@@ -71,6 +71,12 @@ class Metrics {
   prometheus::Counter& pluginCounter(const std::string& name, const std::string& plugin, const std::string& pipeline);
   prometheus::Histogram& pluginHistogram(const std::string& name, const std::string& plugin, const std::string& pipeline);
 
+  /// Isolated plugins (issue 14): restarts of their child processes by
+  /// reason (signal, memory, exit, timeout), and each child's resident memory.
+  prometheus::Counter& pluginRestarts(const std::string& pipeline, const std::string& stage, const std::string& plugin,
+                                      const std::string& reason);
+  prometheus::Gauge& pluginResident(const std::string& pipeline, const std::string& stage, const std::string& child);
+
   /// Prometheus text exposition of everything, with the standard process_*
   /// metrics read from /proc at that moment.
   std::string serialize();
@@ -117,6 +123,8 @@ class Metrics {
   std::mutex plugin_mutex_;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> plugin_counters_;
   std::map<std::string, prometheus::Family<prometheus::Histogram>*> plugin_histograms_;
+  prometheus::Family<prometheus::Counter>* plugin_restarts_ = nullptr;  // under plugin_mutex_
+  prometheus::Family<prometheus::Gauge>* plugin_resident_ = nullptr;
   std::mutex process_mutex_;
   prometheus::Gauge& resident_;
   prometheus::Gauge& virtual_;

@@ -5,6 +5,7 @@
 
 #include "base/crash.hpp"
 #include "base/log.hpp"
+#include "isolation/process_stage.hpp"
 #include "metrics/metrics.hpp"
 
 namespace eventflow::pipeline {
@@ -126,6 +127,7 @@ struct Runner::Impl {
     std::unique_ptr<plugin::Instance<Validator>> validator;
     std::unique_ptr<plugin::Instance<Enricher>> enricher;
     std::unique_ptr<plugin::Instance<Sink>> sink;
+    std::unique_ptr<isolation::ProcessStage> isolated;  // isolation: process
     prometheus::Histogram* duration = nullptr;
   };
   std::vector<Slot> slots;  // in stage order
@@ -143,6 +145,17 @@ Expected<std::unique_ptr<Runner>> Runner::create(PipelinePtr pipeline, const Set
     slot.context = std::make_unique<PluginContext>(*pipeline, stage, settings, metrics);
     if (metrics) slot.duration = &metrics->stageDuration(pipeline->name(), stage.label, stage.plugin->name);
     const std::string where = stage.spec.where + ": ";
+    if (stage.spec.isolation.process) {
+      auto made = isolation::ProcessStage::start(
+          {.pipeline = pipeline->name(), .stage = stage.label, .plugin = stage.plugin->name, .file = stage.plugin->file,
+           .dir = pipeline->spec().dir, .kind = stage.spec.kind, .config = stage.spec.config,
+           .limits = stage.spec.isolation, .settings = settings},
+          *slot.context, metrics);
+      if (!made) return makeError(where + made.error().message);
+      slot.isolated = std::move(*made);
+      runner->impl_->slots.push_back(std::move(slot));
+      continue;
+    }
     switch (stage.spec.kind) {
       case Kind::validator: {
         auto made = plugin::createInstance<Validator>(stage.plugin, stage.spec.config, *slot.context);
@@ -182,7 +195,21 @@ void Runner::run(std::span<Work> batch) {
     // What a crash report names if this stage's plugin takes the process down.
     crash::Doing doing{.pipeline = &pipeline_->name(), .stage = &slot.stage->label, .plugin = &slot.stage->plugin->name};
     const crash::Scope crash_scope(doing);
-    if (slot.validator || slot.enricher) {
+    if (slot.isolated) {
+      std::vector<std::size_t> index;
+      std::vector<Event*> events;
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (active[i]) {
+          index.push_back(i);
+          events.push_back(&batch[i].event);
+        }
+      const auto results = slot.isolated->run(events);
+      for (std::size_t k = 0; k < index.size(); ++k)
+        if (!results[k].isOk()) {
+          batch[index[k]].outcome = failure(results[k], *slot.stage);
+          active[index[k]] = false;
+        }
+    } else if (slot.validator || slot.enricher) {
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (!active[i]) continue;
         Work& w = batch[i];

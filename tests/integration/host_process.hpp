@@ -115,6 +115,7 @@ class HostProcess {
 
   const fs::path& dir() const { return dir_; }
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string config() const { return (dir_ / "eventflow.yaml").string(); }
   std::string db() const { return (dir_ / "eventflow.db").string(); }
   std::string logFile() const { return (dir_ / "host.log").string(); }

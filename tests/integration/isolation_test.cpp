@@ -1,0 +1,300 @@
+// Plugin isolation (issue 14): an enricher run with `isolation: process`
+// that segfaults, leaks or hangs costs the one event it was running — dead
+// at once as plugin_crashed, or after max_attempts as plugin_timeout — while
+// the host, its /health and every other event carry on; and its children
+// neither outlive a killed host nor leak fds or zombies across restarts.
+
+#include <gtest/gtest.h>
+
+#include <Poco/UUIDGenerator.h>
+#include <dirent.h>
+
+#include <atomic>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "host_process.hpp"
+
+using namespace eventflow::testing;
+
+namespace {
+
+std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+fs::path writePipeline(const std::string& name, const std::string& yaml) {
+  const fs::path dir = fs::temp_directory_path() / ("eventflow-isolation-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / (name + ".yaml")) << yaml;
+  return dir;
+}
+
+std::string pipelineYaml(unsigned concurrency, const std::string& limits) {
+  return "pipeline: iso\nmatch: { event_types: [custom] }\nconcurrency: " + std::to_string(concurrency) +
+         "\nretry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n"
+         "stages:\n  - enricher: misbehave\n    isolation: process\n    limits: " + limits + "\n  - sink: sqlite\n";
+}
+
+nlohmann::json event(const std::string& id, const char* misbehaviour = nullptr) {
+  nlohmann::json e{{"event_id", id}, {"event_type", "custom"}, {"properties", nlohmann::json::object()}};
+  if (misbehaviour) e["properties"][misbehaviour] = true;
+  return e;
+}
+
+// The field after `)` in /proc/<pid>/stat: state, then ppid.
+bool procStat(pid_t pid, char& state, pid_t& ppid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(text.substr(close + 1));
+  return static_cast<bool>(rest >> state >> ppid);
+}
+
+// Children of `parent`, with their states.
+std::vector<std::pair<pid_t, char>> childrenOf(pid_t parent) {
+  std::vector<std::pair<pid_t, char>> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    char state = 0;
+    pid_t ppid = 0;
+    if (procStat(std::stoi(name), state, ppid) && ppid == parent) out.emplace_back(std::stoi(name), state);
+  }
+  return out;
+}
+
+std::size_t openFds(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::directory_iterator(); ++it) ++n;
+  return n;
+}
+
+// Sum of a counter's series whose labels contain `labels`.
+double metric(std::uint16_t port, const std::string& name, const std::string& labels) {
+  const std::string text = http(port, "GET", "/metrics").body;
+  std::istringstream in(text);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(name + "{", 0) == 0 && line.find(labels) != std::string::npos)
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+  return sum;
+}
+
+template <class F>
+bool waitUntil(F&& done, std::chrono::seconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+std::string idList(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "'" : ",'") + id + "'";
+  return out;
+}
+
+}  // namespace
+
+TEST(Isolation, CrashLeakAndHangCostOneEventEachInEmbeddedMode) {
+  const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 1s }"));
+  HostProcess host("isolation-mixed", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const pid_t host_pid = host.pid();
+  EXPECT_EQ(childrenOf(host_pid).size(), 2u) << "one child per worker of the isolated stage";
+
+  std::atomic<bool> stop_health{false};
+  std::atomic<int> health_ok{0}, health_bad{0};
+  std::thread health([&] {
+    while (!stop_health) {
+      (http(host.port(), "GET", "/health").status == 200 ? health_ok : health_bad)++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+
+  // 1,000 normal events with 5 crash, 5 leak and 5 hang events spread among them.
+  std::vector<std::string> normal, crash, leak, hang;
+  nlohmann::json all = nlohmann::json::array();
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 66 == 33) {
+      const int k = i / 66;  // 0..14
+      const char* what = k % 3 == 0 ? "crash" : k % 3 == 1 ? "leak" : "hang";
+      auto& list = k % 3 == 0 ? crash : k % 3 == 1 ? leak : hang;
+      list.push_back(uuid());
+      all.push_back(event(list.back(), what));
+    }
+    normal.push_back(uuid());
+    all.push_back(event(normal.back()));
+  }
+  ASSERT_EQ(crash.size() + leak.size() + hang.size(), 15u);
+  for (std::size_t i = 0; i < all.size(); i += 50) {
+    nlohmann::json chunk(all.begin() + static_cast<std::ptrdiff_t>(i),
+                         all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), i + 50)));
+    ASSERT_EQ(host.post(chunk.dump(), "/events/batch").status, 202);
+  }
+  const auto summary = host.waitIdle(std::chrono::seconds(240));
+  stop_health = true;
+  health.join();
+
+  EXPECT_TRUE(host.running()) << "the host must survive its plugin";
+  EXPECT_EQ(host.pid(), host_pid);
+  EXPECT_EQ(health_bad, 0) << "/health answered other than 200 " << health_bad << " times";
+  EXPECT_GT(health_ok, 0);
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_EQ(summary["events_received"], 1015);
+  EXPECT_EQ(summary["events_processed"], 1000);
+  EXPECT_EQ(summary["events_failed"], 15);
+  EXPECT_EQ(summary["events_received"].get<long long>(),
+            summary["events_processed"].get<long long>() + summary["events_failed"].get<long long>() +
+                summary["events_discarded"].get<long long>() + summary["events_in_flight"].get<long long>())
+      << summary.dump();
+
+  // The 1,000 processed exactly once: one row each, first attempt, enriched in the child.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id IN (" + idList(normal) + ")"), 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND attempts = 1 AND event_id IN (" +
+                       idList(normal) + ")"), 1000);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE enriched_data LIKE '%\"misbehave\":\"ok\"%'"), 1000)
+      << "the child's changes to the event reach the sink";
+
+  // Crash and leak: dead at their first attempt, plugin and stage named.
+  const std::string named = " AND error_type = 'plugin_crashed' AND attempts = 1 AND plugin = 'misbehave' AND "
+                            "stage = 'enricher misbehave'";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id IN (" + idList(crash) + ")" + named +
+                       " AND error_message LIKE '%SIGSEGV%'"), 5) << host.readLog();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id IN (" + idList(leak) + ")" + named +
+                       " AND error_message LIKE '%limits.memory%'"), 5) << host.readLog();
+  // Hang: retried as plugin_timeout, dead after max_attempts.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id IN (" + idList(hang) +
+                       ") AND error_type = 'plugin_timeout' AND attempts = 3 AND plugin = 'misbehave'"), 5)
+      << host.readLog();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events"), 15);
+
+  // The journey says what killed it.
+  const auto journey = http(host.port(), "GET", "/events/" + crash[0]).body;
+  EXPECT_NE(journey.find("plugin_crashed"), std::string::npos) << journey;
+  EXPECT_NE(journey.find("SIGSEGV"), std::string::npos) << journey;
+
+  // Every death counted by reason; the children are back.
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"signal\""), 5);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"memory\""), 5);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"timeout\""), 15);
+  EXPECT_EQ(metric(host.port(), "eventflow_events_failed_total", "error_type=\"plugin_crashed\""), 10);
+  EXPECT_GT(metric(host.port(), "eventflow_plugin_process_resident_memory_bytes", "stage=\"enricher misbehave\""), 0);
+  EXPECT_GE(metric(host.port(), "eventflow_plugin_misbehave_calls_total", "pipeline=\"iso\""), 1000)
+      << "what the plugin counts in its child reaches the host's metrics";
+  EXPECT_TRUE(waitUntil([&] { return childrenOf(host_pid).size() == 2; }, std::chrono::seconds(30)));
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
+  const auto pipelines = writePipeline("orphans", pipelineYaml(3, "{ memory: 256MiB, call_timeout: 5s }"));
+  HostProcess host("isolation-orphans", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto children = childrenOf(host.pid());
+  ASSERT_EQ(children.size(), 3u);
+  host.kill9();
+  // PR_SET_PDEATHSIG kills each one; whoever adopts it reaps it (a zombie
+  // left by an init that does not reap runs no code either).
+  for (const auto& [pid, state] : children)
+    EXPECT_TRUE(waitUntil(
+        [pid = pid] {
+          char s = 0;
+          pid_t ppid = 0;
+          return !procStat(pid, s, ppid) || s == 'Z';
+        },
+        std::chrono::seconds(30)))
+        << "child " << pid << " outlived its host";
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, AHundredRestartsLeaveNoFdOrZombieBehind) {
+  const auto pipelines = writePipeline("restarts", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 5s }"));
+  HostProcess host("isolation-restarts", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const pid_t pid = host.pid();
+  // Warm: the first batch opens whatever the store and sink keep open.
+  nlohmann::json warm = nlohmann::json::array();
+  for (int i = 0; i < 20; ++i) warm.push_back(event(uuid()));
+  ASSERT_EQ(host.post(warm.dump(), "/events/batch").status, 202);
+  ASSERT_EQ(host.waitIdle(std::chrono::seconds(60))["events_in_flight"], 0);
+  const std::size_t fds_before = openFds(pid);
+
+  nlohmann::json crashes = nlohmann::json::array();
+  for (int i = 0; i < 100; ++i) crashes.push_back(event(uuid(), "crash"));
+  ASSERT_EQ(host.post(crashes.dump(), "/events/batch").status, 202);
+  const auto summary = host.waitIdle(std::chrono::seconds(240));
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE error_type = 'plugin_crashed' AND attempts = 1"), 100);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"signal\""), 100);
+
+  const auto children = childrenOf(pid);
+  EXPECT_EQ(children.size(), 1u) << "one live child, no zombies of the 100 dead ones";
+  for (const auto& [child, state] : children) EXPECT_NE(state, 'Z') << child;
+  // The HTTP server's own connections come and go: a little slack, far below 100.
+  EXPECT_LE(openFds(pid), fds_before + 4) << "fds before " << fds_before;
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, AStageThatCannotStartFailsTheHostStartNamingIt) {
+  // Below what the runner itself needs to load the plugin: the start fails, naming the stage.
+  const auto pipelines = writePipeline("tiny", pipelineYaml(1, "{ memory: 16MiB, call_timeout: 1s }"));
+  HostProcess host("isolation-tiny", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  EXPECT_FALSE(host.start());
+  const std::string log = host.readLog();
+  EXPECT_NE(log.find("enricher misbehave"), std::string::npos) << log;
+  EXPECT_NE(log.find("isolation: process"), std::string::npos) << log;
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, SigtermDrainsTheWorkersThenStopsEveryChild) {
+  const auto pipelines = writePipeline("sigterm", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 5s }"));
+  HostProcess host("isolation-sigterm", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto children = childrenOf(host.pid());
+  ASSERT_EQ(children.size(), 2u);
+  nlohmann::json batch = nlohmann::json::array();
+  for (int i = 0; i < 200; ++i) batch.push_back(event(uuid()));
+  ASSERT_EQ(host.post(batch.dump(), "/events/batch").status, 202);
+  EXPECT_EQ(host.terminate(std::chrono::seconds(30)), 0) << host.readLog();
+  // Stopped with their workers: none is left running.
+  for (const auto& [pid, state] : children) {
+    char s = 0;
+    pid_t ppid = 0;
+    EXPECT_FALSE(procStat(pid, s, ppid) && s != 'Z') << "child " << pid << " still running";
+  }
+  // Nothing lost: what was not finished is still recorded, and finishes after a restart.
+  ASSERT_TRUE(host.start()) << host.readLog();
+  EXPECT_EQ(host.waitIdle(std::chrono::seconds(120))["events_in_flight"], 0);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 200);
+  fs::remove_all(pipelines);
+}
+
+TEST(Isolation, EventflowTestRunsFixturesThroughTheChild) {
+  const auto pipelines = writePipeline("fixtures", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 2s }"));
+  fs::create_directories(pipelines / "tests");
+  std::ofstream(pipelines / "tests" / "iso.yaml")
+      << "pipeline: iso\ncases:\n"
+         "  - name: a normal event is enriched in the child\n"
+         "    event: { event_type: custom, properties: {} }\n"
+         "    expect:\n      output: { misbehave: ok }\n"
+         "  - name: a crashing event is plugin_crashed\n"
+         "    event: { event_type: custom, properties: { crash: true } }\n"
+         "    expect:\n      dead: { error_type: plugin_crashed, stage: enricher misbehave, message: SIGSEGV }\n";
+  HostProcess host("isolation-fixtures", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+  const std::string command = std::string(EVENTFLOW_BINARY) + " test --config " + host.config() + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("2 passed, 0 failed"), std::string::npos) << out;
+  fs::remove_all(pipelines);
+}
