@@ -16,16 +16,17 @@
 
 #include "isolation/channel.hpp"
 #include "plugin/loader.hpp"
+#include "plugin/local_context.hpp"
 
 namespace eventflow::isolation {
 namespace {
 
 // Context in the child: log, count and observe go to the host as frames,
 // sent with the batch's answer; paths and settings are answered here.
-class ChildContext final : public Context {
+class ChildContext final : public plugin::LocalContext {
  public:
   ChildContext(std::string& out, std::string dir, std::map<std::string, std::string> settings)
-      : out_(out), dir_(std::move(dir)), settings_(std::move(settings)) {}
+      : LocalContext(std::move(dir), std::move(settings)), out_(out) {}
   void log(LogLevel level, std::string_view message) override {
     appendFrame(out_, Frame::log, nlohmann::json{static_cast<int>(level), std::string(message)}.dump(
                                       -1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -36,20 +37,9 @@ class ChildContext final : public Context {
   void observe(std::string_view name, double value) override {
     appendFrame(out_, Frame::observe, nlohmann::json{std::string(name), value}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
-  std::string resolvePath(std::string_view path) const override {
-    std::filesystem::path p(path);
-    if (p.is_relative()) p = std::filesystem::path(dir_) / p;
-    return p.lexically_normal().string();
-  }
-  std::string setting(std::string_view key) const override {
-    auto it = settings_.find(std::string(key));
-    return it == settings_.end() ? std::string() : it->second;
-  }
 
  private:
   std::string& out_;
-  std::string dir_;
-  std::map<std::string, std::string> settings_;
 };
 
 [[noreturn]] void outOfMemory() { ::_exit(kExitOutOfMemory); }

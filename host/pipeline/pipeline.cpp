@@ -7,16 +7,17 @@
 #include "base/log.hpp"
 #include "isolation/process_stage.hpp"
 #include "metrics/metrics.hpp"
+#include "plugin/local_context.hpp"
 
 namespace eventflow::pipeline {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class PluginContext final : public Context {
+class PluginContext final : public plugin::LocalContext {
  public:
   PluginContext(const Pipeline& pipeline, const Stage& stage, const Settings& settings, metrics::Metrics* metrics)
-      : pipeline_(pipeline.name()), plugin_(stage.plugin->name), dir_(pipeline.spec().dir), settings_(settings),
+      : LocalContext(pipeline.spec().dir, settings), pipeline_(pipeline.name()), plugin_(stage.plugin->name),
         metrics_(metrics) {}
 
   void log(LogLevel level, std::string_view message) override {
@@ -30,21 +31,10 @@ class PluginContext final : public Context {
   void observe(std::string_view name, double value) override {
     if (metrics_) metrics_->pluginHistogram(std::string(name), plugin_, pipeline_).Observe(value);
   }
-  std::string resolvePath(std::string_view path) const override {
-    std::filesystem::path p(path);
-    if (p.is_relative()) p = std::filesystem::path(dir_) / p;
-    return p.lexically_normal().string();
-  }
-  std::string setting(std::string_view key) const override {
-    auto it = settings_.find(std::string(key));
-    return it == settings_.end() ? std::string() : it->second;
-  }
 
  private:
   std::string pipeline_;
   std::string plugin_;
-  std::string dir_;
-  Settings settings_;
   metrics::Metrics* metrics_;
 };
 
