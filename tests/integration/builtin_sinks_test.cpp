@@ -19,8 +19,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 std::vector<std::string> lines(const fs::path& file) {
   std::ifstream in(file);
   std::vector<std::string> out;

@@ -21,14 +21,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
-std::string sha256(const std::string& s) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(s);
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
-
 const std::string kAdminKey = "admin-key-" + uuid();
 const std::string kIngestKey = "ingest-key-" + uuid();
 

@@ -18,8 +18,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // Posts valid events to `port` from a few connections until stopped; keeps
 // the ids that got a 202.
 class Load {

@@ -28,8 +28,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 std::string upper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return s;
@@ -65,12 +63,6 @@ void expectStillAccepts(HostProcess& host, const std::map<std::string, std::stri
 }
 
 std::string nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
-
-std::string sha256(const std::string& s) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(s);
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
 
 }  // namespace
 

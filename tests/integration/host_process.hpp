@@ -7,7 +7,10 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/DigestEngine.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/SHA2Engine.h>
+#include <Poco/UUIDGenerator.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -77,6 +80,16 @@ inline int waitForExit(pid_t& pid, std::chrono::milliseconds within) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return -1;
+}
+
+/// A random (version 4) UUID: an event id or key no other test uses.
+inline std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+/// Lower-case hex SHA-256, as api_keys' `sha256` holds a key.
+inline std::string sha256(const std::string& s) {
+  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
+  engine.update(s);
+  return Poco::DigestEngine::digestToHex(engine.digest());
 }
 
 inline std::uint16_t freePort() {

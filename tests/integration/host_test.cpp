@@ -16,8 +16,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // Posts `n` valid events from `threads` connections; returns the ids that got 202.
 std::vector<std::string> postMany(const HostProcess& host, int n, int threads, std::atomic<bool>* stop = nullptr) {
   std::mutex m;

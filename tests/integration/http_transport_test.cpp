@@ -27,8 +27,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 std::string testName() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 bool hostServes(const HostProcess& host) { return http(host.port(), "GET", "/health/live").status == 200; }

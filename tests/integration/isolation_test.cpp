@@ -20,8 +20,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 fs::path writePipeline(const std::string& name, const std::string& yaml) {
   const fs::path dir = fs::temp_directory_path() / ("eventflow-isolation-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(dir);

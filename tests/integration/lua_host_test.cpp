@@ -14,8 +14,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // Waits until every event the host took is done or dead; false on timeout.
 bool waitTerminal(const HostProcess& host, std::chrono::seconds within) {
   const auto deadline = std::chrono::steady_clock::now() + within;

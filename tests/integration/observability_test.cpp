@@ -25,14 +25,6 @@ const std::string kKit = EVENTFLOW_OBSERVABILITY_DIR;
 const char* const kPromtool = "/usr/bin/promtool";
 const char* const kPrometheus = "/usr/bin/prometheus";
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
-std::string sha256(const std::string& s) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(s);
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
-
 const std::string kScrapeKey = "prometheus-" + uuid();
 const std::string kLoadKey = "loader-" + uuid();
 const std::string kAdminKey = "ops-" + uuid();

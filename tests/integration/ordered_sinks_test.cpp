@@ -16,8 +16,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // Two pipelines, one per event, so the two are never in one batch: the http
 // sink holds back the rest of a batch after a retry, which would spend an
 // attempt of the other without a delivery.

@@ -16,8 +16,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // The value of one sample on /metrics, or -1 when the series is absent.
 double sample(const std::string& metrics, const std::string& name, const std::string& plugin, const std::string& pipeline) {
   std::istringstream lines(metrics);

@@ -18,14 +18,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
-std::string sha256(const std::string& s) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(s);
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
-
 const std::string kSlowKey = "slow-" + uuid();
 const std::string kFastKey = "fast-" + uuid();
 const std::string kAdminKey = "admin-" + uuid();

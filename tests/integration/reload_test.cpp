@@ -21,8 +21,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 void writeFile(const fs::path& path, const std::string& text) {
   // A new file renamed into place, as an editor or a deploy does.
   const fs::path tmp = path.string() + ".tmp";

@@ -28,8 +28,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 // The slow webhook: every request takes `delay` (50 ms), then 200.
 class SlowWebhook {
  public:

@@ -24,8 +24,6 @@ using namespace eventflow::testing;
 
 namespace {
 
-std::string uuid() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
 std::string testName() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 // Runs openssl in `dir`; fails the test if it fails.
