@@ -29,6 +29,7 @@
 #include "runtime/ingest.hpp"
 #include "runtime/recover.hpp"
 #include "runtime/relay.hpp"
+#include "runtime/retention.hpp"
 #include "runtime/workers.hpp"
 #include "store/group_commit.hpp"
 #include "store/store.hpp"
@@ -206,6 +207,9 @@ int serve(int argc, char** argv) {
   }
   runtime::Relay relay(**store, queue, router, metrics, cfg.republish_after);
   if (ingest && queue.kind() != "embedded") relay.start();
+  // Every role prunes: passes from several processes skip each other's rows.
+  runtime::Retention retention(**store, router, metrics);
+  retention.start();
 
   runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth,
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
@@ -309,6 +313,7 @@ int serve(int argc, char** argv) {
   server.stop(std::chrono::duration_cast<std::chrono::milliseconds>(http_share));
   ingestor.stop();  // publishes what the last group commits accepted, before the workers drain
   relay.stop();
+  retention.stop();  // between two batches: each is its own short transaction
   const auto http_drain = lap();
   workers.stop(deadline - commit_share);
   const auto worker_drain = lap();

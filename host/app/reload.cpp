@@ -74,7 +74,8 @@ Reloader::Reloader(ReloadContext context, const Loaded& started) : c_(std::move(
 }
 
 pipeline::GenerationPtr Reloader::firstGeneration(const Loaded& loaded) {
-  pipeline::Generation g{.number = 1, .router = pipeline::Router(loaded.pipelines), .stamps = {}};
+  pipeline::Generation g{
+      .number = 1, .router = pipeline::Router(loaded.pipelines), .stamps = {}, .retention = loaded.config.retention};
   const std::string at = now();
   for (const auto& p : loaded.pipelines) g.stamps[p->name()] = {.generation = 1, .config_hash = pipelineHash(*p), .loaded_at = at};
   return std::make_shared<const pipeline::Generation>(std::move(g));
@@ -189,7 +190,10 @@ runtime::ReloadOutcome Reloader::attempt(const std::string& trigger) {
     const auto& after = *std::find_if(next.begin(), next.end(), [&](const auto& p) { return p->name() == name; });
     changed_list.push_back({{"name", name}, {"stages", stageChanges(*before[name], *after)}});
   }
-  const bool swap = !added.empty() || !changed.empty() || !removed.empty();
+  // The host's retention lives in the generation, which a change to it alone
+  // also replaces.
+  const bool swap =
+      !added.empty() || !changed.empty() || !removed.empty() || loaded->config.retention != old->retention;
   const std::uint64_t number = swap ? old->number + 1 : old->number;
   nlohmann::json report{{"status", swap || !applied.empty() ? "reloaded" : "unchanged"},
                         {"generation", number},
@@ -201,7 +205,8 @@ runtime::ReloadOutcome Reloader::attempt(const std::string& trigger) {
 
   // 4. Swap. From here nothing can fail.
   if (swap) {
-    pipeline::Generation g{.number = number, .router = pipeline::Router(next), .stamps = {}};
+    pipeline::Generation g{
+        .number = number, .router = pipeline::Router(next), .stamps = {}, .retention = loaded->config.retention};
     const std::string at = now();
     for (const auto& p : next) {
       if (unchanged.count(p->name())) {

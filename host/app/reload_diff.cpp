@@ -78,12 +78,14 @@ std::map<std::string, std::string> flattenHostFile(const nlohmann::json& doc) {
 
 bool liveKey(const std::string& key) {
   // logging.level: the logger is set up again. plugins.paths and
-  // pipelines.paths: the reload reads them to find what to load.
+  // pipelines.paths: the reload reads them to find what to load. retention:
+  // the pruner reads it from each generation.
   // Everything else is held by a running part (the listening socket and its
   // TLS context, the store's and queue's connections, the committer, the
   // relay's timer, the API keys each request checks, the limits ingest
   // checks): it needs a restart, and the answer says so.
-  static const std::set<std::string> kLive{"logging.level", "plugins.paths", "pipelines.paths"};
+  static const std::set<std::string> kLive{"logging.level", "plugins.paths", "pipelines.paths", "retention.done",
+                                              "retention.dead", "retention.discarded"};
   return kLive.count(key) > 0;
 }
 

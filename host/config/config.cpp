@@ -101,7 +101,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
   const fs::path base = fs::path(c.file).parent_path();
   r.checkKeys(root,
               {"server", "ingest", "metrics", "limits", "store", "queue", "plugins", "pipelines", "logging", "relay",
-               "dlq", "shutdown_timeout"},
+               "dlq", "shutdown_timeout", "retention"},
               "the host config");
   if (auto s = root["server"]; s && r.expectMap(s, "server")) {
     r.checkKeys(s, {"listen", "max_body_bytes", "max_batch", "max_json_depth", "max_connections", "threads", "api_keys", "tls"},
@@ -207,6 +207,7 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     r.readUnsigned(s, "max_page_bytes", c.dlq.max_page_bytes, 1024);
   }
   r.readDuration(root, "shutdown_timeout", c.shutdown_timeout);
+  r.readRetention(root, c.retention);
   if (!r.ok()) return r.error();
   return c;
 }

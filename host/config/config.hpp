@@ -92,6 +92,25 @@ struct DlqConfig {
   std::size_t max_page_bytes = 8 << 20;  // GET /dlq: events' bytes per page (at least one event)
 };
 
+/// How long a terminal event is kept (issue 16, DESIGN §4 `retention`): an
+/// event in that state is pruned once its last change (updated_at) is older,
+/// with its failed_events and processed_events rows. nullopt: this file does
+/// not say (a pipeline's falls back to the host's); kForever: never pruned.
+struct RetentionSpec {
+  static constexpr Millis kForever = Millis::max();
+  std::optional<Millis> done;
+  std::optional<Millis> dead;
+  std::optional<Millis> discarded;
+
+  /// This spec's keys, and `base`'s where this one says nothing.
+  RetentionSpec over(const RetentionSpec& base) const {
+    return {.done = done ? done : base.done,
+            .dead = dead ? dead : base.dead,
+            .discarded = discarded ? discarded : base.discarded};
+  }
+  bool operator==(const RetentionSpec&) const = default;
+};
+
 struct HostConfig {
   std::string file;  // where it was read from; empty for built-in defaults
   ServerConfig server;
@@ -106,6 +125,7 @@ struct HostConfig {
   DlqConfig dlq;
   Millis republish_after{30'000};
   Millis shutdown_timeout{30'000};
+  RetentionSpec retention{.done = std::chrono::days(7), .dead = std::chrono::days(30), .discarded = std::chrono::days(7)};
 };
 
 struct RetrySpec {
@@ -146,6 +166,7 @@ struct PipelineSpec {
   RetrySpec retry;
   unsigned max_deliveries = 5;
   IsolationSpec isolation;   // default of its stages
+  RetentionSpec retention;   // its own keys only: the host's apply to the rest
   std::vector<StageSpec> stages;
 };
 

@@ -25,9 +25,11 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
   PipelineSpec p;
   p.file = fs::absolute(file).lexically_normal().string();
   p.dir = fs::path(p.file).parent_path().string();
-  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "isolation", "limits", "stages"},
+  r.checkKeys(root, {"pipeline", "match", "concurrency", "retry", "max_deliveries", "isolation", "limits", "retention",
+               "stages"},
               "a pipeline");
   r.readIsolation(root, p.isolation);
+  r.readRetention(root, p.retention);
   r.readString(root, "pipeline", p.name);
   if (p.name.empty()) r.fail(root, "missing 'pipeline': the pipeline's name");
   // The name goes into stream keys, metric labels, the store and every

@@ -145,6 +145,30 @@ class Reader {
     }
   }
 
+  // `retention: {done, dead, discarded}`: a duration each, or never.
+  void readRetention(const YAML::Node& map, RetentionSpec& out) {
+    const auto n = map["retention"];
+    if (!n || !expectMap(n, "retention")) return;
+    checkKeys(n, {"done", "dead", "discarded"}, "retention");
+    const std::pair<const char*, std::optional<Millis>*> slots[] = {
+        {"done", &out.done}, {"dead", &out.dead}, {"discarded", &out.discarded}};
+    for (const auto& [key, slot] : slots) {
+      const auto v = n[key];
+      if (!v) continue;
+      if (v.IsScalar() && v.Scalar() == "never") {
+        *slot = RetentionSpec::kForever;
+        continue;
+      }
+      const auto d = v.IsScalar() ? strictDuration(v.Scalar()) : std::nullopt;
+      if (!d || d->count() < 1000) {
+        fail(v, std::string("retention '") + key + "' must be a duration of at least 1s, such as 7d or 12h (at most " +
+                    std::to_string(kMaxDurationDays) + "d), or never");
+        continue;
+      }
+      *slot = *d;
+    }
+  }
+
   void readStringList(const YAML::Node& map, const char* key, std::vector<std::string>& out) {
     const YAML::Node n = map[key];
     if (!n) return;

@@ -55,6 +55,10 @@ Metrics::Metrics(const std::string& version, std::size_t max_label_values)
                         .Help("Events refused with 429 because their API key was over its rate")
                         .Register(*registry_)),
       dlq_replayed_(prometheus::BuildCounter().Name("eventflow_dlq_replayed_total").Help("Dead events sent back through their pipeline").Register(*registry_)),
+      retention_pruned_(prometheus::BuildCounter()
+                            .Name("eventflow_retention_pruned_total")
+                            .Help("Terminal events deleted by retention (still counted in the books)")
+                            .Register(*registry_)),
       dlq_discarded_(prometheus::BuildCounter().Name("eventflow_dlq_discarded_total").Help("Dead events discarded").Register(*registry_)),
       books_(prometheus::BuildGauge()
                  .Name("eventflow_books_events")
@@ -123,6 +127,9 @@ prometheus::Counter& Metrics::rateLimited(const std::string& key_name) {
   return cached(rate_limited_, {{"key_name", key_name}});
 }
 prometheus::Counter& Metrics::dlqReplayed(const std::string& p) { return cached(dlq_replayed_, {{"pipeline", p}}); }
+prometheus::Counter& Metrics::retentionPruned(const std::string& p, const std::string& state) {
+  return cached(retention_pruned_, {{"pipeline", p}, {"state", state}});
+}
 prometheus::Counter& Metrics::dlqDiscarded(const std::string& p) { return cached(dlq_discarded_, {{"pipeline", p}}); }
 prometheus::Gauge& Metrics::books(const std::string& p, const std::string& state) {
   return cached(books_, {{"pipeline", p}, {"state", state}});

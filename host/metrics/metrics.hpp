@@ -43,6 +43,8 @@ class Metrics {
   prometheus::Counter& rateLimited(const std::string& key_name);
   /// Dead events sent back through their pipeline, and dead events discarded (DLQ routes).
   prometheus::Counter& dlqReplayed(const std::string& pipeline);
+  /// Terminal events retention deleted (eventflow_retention_pruned_total).
+  prometheus::Counter& retentionPruned(const std::string& pipeline, const std::string& state);
   prometheus::Counter& dlqDiscarded(const std::string& pipeline);
   /// The store's books (G8) as of the last scrape, system-wide: `state` is
   /// received, processed, dead (the DLQ's size), discarded or in_flight.
@@ -113,6 +115,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Counter>& rate_limited_;
   prometheus::Family<prometheus::Counter>& dlq_replayed_;
+  prometheus::Family<prometheus::Counter>& retention_pruned_;
   prometheus::Family<prometheus::Counter>& dlq_discarded_;
   prometheus::Family<prometheus::Gauge>& books_;
   prometheus::Family<prometheus::Gauge>& store_up_;

@@ -27,6 +27,9 @@ struct Generation {
   std::uint64_t number = 1;
   Router router;
   std::map<std::string, PipelineStamp> stamps;  // by pipeline name
+  /// The host file's retention: what a pipeline's file does not say, and
+  /// everything for events of pipelines no longer configured.
+  config::RetentionSpec retention{};
 };
 using GenerationPtr = std::shared_ptr<const Generation>;
 
@@ -35,7 +38,7 @@ class LiveRouter {
   explicit LiveRouter(GenerationPtr first) : current_(std::move(first)) {}
   /// Generation 1 of `pipelines`, without stamps (commands that never reload).
   explicit LiveRouter(std::vector<PipelinePtr> pipelines)
-      : current_(std::make_shared<const Generation>(Generation{.number = 1, .router = Router(std::move(pipelines)), .stamps = {}})) {}
+      : current_(std::make_shared<const Generation>(Generation{.number = 1, .router = Router(std::move(pipelines)), .stamps = {}, .retention = {}})) {}
 
   /// One atomic load: take it once per request or pass, not once per event.
   GenerationPtr current() const { return current_.load(std::memory_order_acquire); }

@@ -82,6 +82,53 @@ ALTER TABLE raw_events ALTER COLUMN updated_at SET DEFAULT now();
     R"(
 ALTER TABLE raw_events ADD COLUMN processing_us bigint;
 )",
+    // 7: the summary's counters (queries.hpp). Statement triggers with
+    // transition tables: one aggregated delta row per (pipeline, state) per
+    // statement, appended, so concurrent commits never wait on each other's
+    // counter rows; compactCounts() folds the deltas into the totals. The
+    // triggers exist before the totals are first counted: CREATE TRIGGER
+    // locks out writers until this migration commits, so no row is counted
+    // twice or missed. Then retention's index of terminal events.
+    R"(
+CREATE TABLE event_counts (
+  pipeline text NOT NULL, state text NOT NULL, n bigint NOT NULL, PRIMARY KEY (pipeline, state));
+CREATE TABLE event_count_deltas (pipeline text NOT NULL, state text NOT NULL, n bigint NOT NULL);
+CREATE TABLE processing_minutes (
+  pipeline text NOT NULL, minute bigint NOT NULL, finished bigint NOT NULL, processing_us bigint NOT NULL,
+  PRIMARY KEY (pipeline, minute));
+CREATE TABLE processing_deltas (
+  pipeline text NOT NULL, minute bigint NOT NULL, finished bigint NOT NULL, processing_us bigint NOT NULL);
+CREATE FUNCTION eventflow_count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO event_count_deltas (pipeline, state, n)
+    SELECT pipeline, state, count(*) FROM new_rows GROUP BY pipeline, state;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION eventflow_count_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO event_count_deltas (pipeline, state, n)
+    SELECT pipeline, state, sum(d) FROM (
+      SELECT o.pipeline, o.state, -1 AS d FROM old_rows o JOIN new_rows w ON w.event_id = o.event_id
+        WHERE w.state <> o.state
+      UNION ALL
+      SELECT w.pipeline, w.state, 1 FROM old_rows o JOIN new_rows w ON w.event_id = o.event_id
+        WHERE w.state <> o.state) c
+    GROUP BY pipeline, state HAVING sum(d) <> 0;
+  INSERT INTO processing_deltas (pipeline, minute, finished, processing_us)
+    SELECT w.pipeline, floor(extract(epoch FROM w.updated_at) / 60)::bigint, count(*), sum(w.processing_us)
+    FROM old_rows o JOIN new_rows w ON w.event_id = o.event_id
+    WHERE w.state <> o.state AND w.state IN ('done', 'dead') AND w.processing_us IS NOT NULL
+    GROUP BY 1, 2;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER raw_events_count_inserts AFTER INSERT ON raw_events
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION eventflow_count_inserts();
+CREATE TRIGGER raw_events_count_updates AFTER UPDATE ON raw_events
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION eventflow_count_updates();
+INSERT INTO event_counts (pipeline, state, n) SELECT pipeline, state, count(*) FROM raw_events GROUP BY pipeline, state;
+CREATE INDEX raw_events_terminal ON raw_events (pipeline, state, updated_at)
+  WHERE state IN ('done', 'dead', 'discarded');
+)",
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations when
@@ -197,6 +244,37 @@ class PostgresStore final : public Store, private SqlDialect {
 
   Expected<std::optional<Journey>> journey(const std::string& id) override { return readJourney(*this, id); }
   Expected<std::map<std::string, StateCounts>> counts() override { return readCounts(*this); }
+
+  Expected<void> compactCounts() override {
+    std::lock_guard lock(write_mutex_);
+    // One implicit transaction: a delta leaves its table as it reaches the
+    // totals. A delta a concurrent commit has not committed yet is not seen,
+    // and waits for the next fold; a second folder skips the rows this one took.
+    auto r = writer_->exec(std::string("WITH moved AS (DELETE FROM event_count_deltas RETURNING pipeline, state, n) ") +
+                           kFoldCounts + "; WITH moved AS (DELETE FROM processing_deltas RETURNING pipeline, minute, "
+                           "finished, processing_us) " + kFoldMinutes + "; DELETE FROM processing_minutes WHERE minute < " +
+                           std::to_string(oldestSummaryMinute()));
+    if (!r) return r.error();
+    return {};
+  }
+
+  Expected<std::size_t> prune(const std::string& pipeline, State state, std::chrono::milliseconds older_than,
+                              std::size_t limit) override {
+    if (!isTerminal(state)) return makeError(std::string("retention never prunes ") + toString(state) + " events");
+    std::lock_guard lock(write_mutex_);
+    // The rows are locked as they are chosen (and re-checked if a replay
+    // moved one meanwhile); another pruner skips them rather than waiting.
+    auto r = writer_->exec(
+        "WITH doomed AS (SELECT event_id FROM raw_events WHERE pipeline = $1 AND state = " + sql(state) +
+            " AND updated_at < now() - make_interval(secs => $2::float8 / 1000) ORDER BY updated_at LIMIT $3 "
+            "FOR UPDATE SKIP LOCKED), "
+            "p AS (DELETE FROM processed_events WHERE event_id IN (SELECT event_id FROM doomed)), "
+            "f AS (DELETE FROM failed_events WHERE event_id IN (SELECT event_id FROM doomed)) "
+            "DELETE FROM raw_events WHERE event_id IN (SELECT event_id FROM doomed)",
+        {pipeline, std::to_string(older_than.count()), std::to_string(limit)});
+    if (!r) return r.error();
+    return static_cast<std::size_t>(std::stoull(PQcmdTuples(r->get())));
+  }
   Expected<DeadPage> listDead(const DeadFilter& filter) override { return readDead(*this, filter); }
   Expected<std::optional<DeadEvent>> getDead(const std::string& id) override { return readOneDead(*this, id); }
 
@@ -270,10 +348,6 @@ class PostgresStore final : public Store, private SqlDialect {
   // takes in the whole millisecond an operator copies from a listing.
   std::string failedUntil(std::vector<std::string>& params, SystemTime until) const override {
     return "f.failed_at < " + param(params, formatRfc3339(until), "timestamptz") + " + interval '1 millisecond'";
-  }
-  // The server's clock, which wrote updated_at.
-  std::string recentlyUpdated(std::vector<std::string>&) const override {
-    return "updated_at >= now() - interval '" + std::to_string(kProcessingWindow.count()) + " minutes'";
   }
   bool uuidIdsOnly() const override { return true; }
 

@@ -148,31 +148,42 @@ Expected<std::optional<Journey>> readJourney(SqlDialect& db, const std::string& 
   return std::optional<Journey>(std::move(j));
 }
 
+std::int64_t oldestSummaryMinute() {
+  const auto now = std::chrono::duration_cast<std::chrono::minutes>(std::chrono::system_clock::now().time_since_epoch());
+  // The window's minutes, the current one partly: avg_processing_time_ms
+  // covers the last 4-5 minutes rather than exactly kProcessingWindow.
+  return (now - kProcessingWindow).count() + 1;
+}
+
 Expected<std::map<std::string, StateCounts>> readCounts(SqlDialect& db) {
-  // One scan for the counts and the recent processing times.
-  std::vector<std::string> params;
-  const std::string recent_count = db.recentlyUpdated(params);
-  const std::string recent_sum = db.recentlyUpdated(params);
-  auto rows = db.query("SELECT pipeline, state, COUNT(*), COUNT(CASE WHEN " + recent_count +
-                           " THEN processing_us END), COALESCE(SUM(CASE WHEN " + recent_sum +
-                           " THEN processing_us END), 0) FROM raw_events GROUP BY pipeline, state",
-                       params);
+  auto rows = db.query(
+      "SELECT pipeline, state, SUM(n) FROM (SELECT pipeline, state, n FROM event_counts UNION ALL "
+      "SELECT pipeline, state, n FROM event_count_deltas) c GROUP BY pipeline, state",
+      {});
   if (!rows) return rows.error();
   std::map<std::string, StateCounts> out;
   for (const Row& r : *rows) {
+    const auto n = count(r, 2);
+    if (n == 0) continue;  // a state every event of the pipeline has left
     auto& c = out[value(r, 0)];
     const auto state = parseState(value(r, 1));
-    const auto n = count(r, 2);
     c.received += n;
     if (state == State::done) c.processed += n;
     else if (state == State::dead) c.dead += n;
     else if (state == State::discarded) c.discarded += n;
     else c.in_flight += n;
-    if (state == State::done || state == State::dead) {
-      c.finished_recently += count(r, 3);
-      const std::string& sum = value(r, 4);
-      c.processing_ms_sum += (sum.empty() ? 0 : std::stod(sum)) / 1000;
-    }
+  }
+  auto recent = db.query(
+      "SELECT pipeline, SUM(finished), SUM(processing_us) FROM (SELECT pipeline, minute, finished, processing_us "
+      "FROM processing_minutes UNION ALL SELECT pipeline, minute, finished, processing_us FROM processing_deltas) p "
+      "WHERE minute >= " + std::to_string(oldestSummaryMinute()) + " GROUP BY pipeline",
+      {});
+  if (!recent) return recent.error();
+  for (const Row& r : *recent) {
+    auto& c = out[value(r, 0)];
+    c.finished_recently += count(r, 1);
+    const std::string& sum = value(r, 2);
+    c.processing_ms_sum += (sum.empty() ? 0 : std::stod(sum)) / 1000;
   }
   return out;
 }

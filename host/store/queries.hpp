@@ -32,8 +32,6 @@ class SqlDialect {
   /// The condition "failed_at (of f) is at or before `until`", at
   /// millisecond precision, as listings show it.
   virtual std::string failedUntil(std::vector<std::string>& params, SystemTime until) const = 0;
-  /// The condition "updated_at is within kProcessingWindow of now".
-  virtual std::string recentlyUpdated(std::vector<std::string>& params) const = 0;
   /// Whether an id that is not a UUID can be stored at all (PostgreSQL's
   /// uuid column refuses it, so a lookup of one answers "unknown" at once).
   virtual bool uuidIdsOnly() const = 0;
@@ -53,6 +51,27 @@ std::vector<PendingEvent> pendingFrom(const Rows& rows);
 /// raw_events r (limit and offset are the caller's).
 std::string deadWhere(const SqlDialect& db, const DeadFilter& filter, std::vector<std::string>& params);
 inline constexpr const char* kDeadFrom = " FROM failed_events f JOIN raw_events r ON r.event_id = f.event_id";
+
+/// The schema both engines give the summary's counters (a migration each).
+/// event_counts holds the number of events per pipeline and state;
+/// processing_minutes the events that turned done or dead per minute (unix
+/// time / 60) with the sum of their processing times. Triggers on raw_events
+/// keep them in the writing transaction. SQLite's write the totals at once
+/// (one writer, no contention); PostgreSQL's append to the *_deltas tables,
+/// as many concurrent commits would otherwise queue on the few total rows,
+/// and compactCounts() folds those in. Reads add both.
+inline constexpr const char* kFoldCounts =
+    "INSERT INTO event_counts (pipeline, state, n) SELECT pipeline, state, SUM(n) FROM moved GROUP BY pipeline, state "
+    "ON CONFLICT (pipeline, state) DO UPDATE SET n = event_counts.n + excluded.n";
+inline constexpr const char* kFoldMinutes =
+    "INSERT INTO processing_minutes (pipeline, minute, finished, processing_us) SELECT pipeline, minute, "
+    "SUM(finished), SUM(processing_us) FROM moved GROUP BY pipeline, minute ON CONFLICT (pipeline, minute) DO UPDATE "
+    "SET finished = processing_minutes.finished + excluded.finished, "
+    "processing_us = processing_minutes.processing_us + excluded.processing_us";
+
+/// The minute (unix time / 60) processing_minutes older than which no
+/// summary reads.
+std::int64_t oldestSummaryMinute();
 
 /// raw_events.last_error for a transition: "error_type: message", or empty.
 std::string lastError(const Transition& t);

@@ -71,6 +71,39 @@ ALTER TABLE raw_events ADD COLUMN deliveries integer NOT NULL DEFAULT 0;
     R"(
 ALTER TABLE raw_events ADD COLUMN processing_us integer;
 )",
+    // 5: the summary's counters (queries.hpp), kept by triggers in the
+    // writing transaction, so /metrics/summary no longer counts rows and
+    // retention can delete them; and retention's index, which replaces the
+    // one the counts scanned. The *_deltas tables stay empty here (one writer
+    // updates the totals at once); reads share PostgreSQL's SQL.
+    R"(
+CREATE TABLE event_counts (
+  pipeline TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (pipeline, state)) WITHOUT ROWID;
+CREATE TABLE event_count_deltas (pipeline TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL);
+CREATE TABLE processing_minutes (
+  pipeline TEXT NOT NULL, minute INTEGER NOT NULL, finished INTEGER NOT NULL, processing_us INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, minute)) WITHOUT ROWID;
+CREATE TABLE processing_deltas (
+  pipeline TEXT NOT NULL, minute INTEGER NOT NULL, finished INTEGER NOT NULL, processing_us INTEGER NOT NULL);
+INSERT INTO event_counts (pipeline, state, n) SELECT pipeline, state, COUNT(*) FROM raw_events GROUP BY pipeline, state;
+CREATE TRIGGER raw_events_count_insert AFTER INSERT ON raw_events BEGIN
+  INSERT INTO event_counts (pipeline, state, n) VALUES (NEW.pipeline, NEW.state, 1)
+    ON CONFLICT (pipeline, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER raw_events_count_update AFTER UPDATE OF state ON raw_events WHEN NEW.state <> OLD.state BEGIN
+  UPDATE event_counts SET n = n - 1 WHERE pipeline = OLD.pipeline AND state = OLD.state;
+  INSERT INTO event_counts (pipeline, state, n) VALUES (NEW.pipeline, NEW.state, 1)
+    ON CONFLICT (pipeline, state) DO UPDATE SET n = n + 1;
+  INSERT INTO processing_minutes (pipeline, minute, finished, processing_us)
+    SELECT NEW.pipeline, CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 60, 1, NEW.processing_us
+    WHERE NEW.state IN ('done', 'dead') AND NEW.processing_us IS NOT NULL
+    ON CONFLICT (pipeline, minute) DO UPDATE SET finished = finished + 1,
+      processing_us = processing_us + excluded.processing_us;
+END;
+DROP INDEX raw_events_pipeline_state;
+CREATE INDEX raw_events_terminal ON raw_events (pipeline, state, updated_at)
+  WHERE state IN ('done', 'dead', 'discarded');
+)",
 };
 
 std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
@@ -95,16 +128,16 @@ class SqliteStore final : public Store, private SqlDialect {
                          ", newer than this EventFlow knows (" + std::to_string(latest) + ")");
       for (int v = current + 1; v <= latest; ++v) {
         writer_.begin();
-        // Poco runs one statement per call; split the migration on ';'.
         std::string script = kMigrations[v - 1];
         if (v == 1) script += tables::processedEventsDdl(tables::Engine::sqlite) + ";";
-        std::size_t start = 0;
-        while (start < script.size()) {
-          std::size_t end = script.find(';', start);
-          if (end == std::string::npos) end = script.size();
-          const std::string stmt = script.substr(start, end - start);
-          if (stmt.find_first_not_of(" \n\t") != std::string::npos) writer_ << stmt, now;
-          start = end + 1;
+        // The whole script at once: a trigger's body holds ';' of its own.
+        char* message = nullptr;
+        if (sqlite3_exec(Poco::Data::SQLite::Utility::dbHandle(writer_), script.c_str(), nullptr, nullptr, &message) !=
+            SQLITE_OK) {
+          const std::string what = message ? message : "unknown error";
+          sqlite3_free(message);
+          rollbackWriter();
+          return makeError("migrating " + path_ + " to version " + std::to_string(v) + ": " + what);
         }
         writer_ << "INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)", bind(v), bind(nowText()), now;
         writer_.commit();
@@ -197,6 +230,40 @@ class SqliteStore final : public Store, private SqlDialect {
 
   Expected<std::optional<Journey>> journey(const std::string& id) override { return readJourney(*this, id); }
   Expected<std::map<std::string, StateCounts>> counts() override { return readCounts(*this); }
+
+  Expected<void> compactCounts() override {
+    std::lock_guard lock(write_mutex_);
+    try {
+      writer_ << "DELETE FROM processing_minutes WHERE minute < ?", bind(oldestSummaryMinute()), now;
+    } catch (const Poco::Exception& e) {
+      return makeError("sqlite counters: " + e.displayText());
+    }
+    return {};
+  }
+
+  Expected<std::size_t> prune(const std::string& pipeline, State state, std::chrono::milliseconds older_than,
+                              std::size_t limit) override {
+    if (!isTerminal(state)) return makeError(std::string("retention never prunes ") + toString(state) + " events");
+    std::lock_guard lock(write_mutex_);
+    try {
+      const std::string cutoff = formatRfc3339(std::chrono::system_clock::now() - older_than);
+      // One writer: nothing changes these rows between the three statements.
+      const std::string doomed = "(SELECT event_id FROM raw_events WHERE pipeline = ? AND state = " + sql(state) +
+                                 " AND updated_at < ? ORDER BY updated_at LIMIT ?)";
+      const int n = static_cast<int>(limit);
+      writer_.begin();
+      writer_ << "DELETE FROM processed_events WHERE event_id IN " + doomed, bind(pipeline), bind(cutoff), bind(n), now;
+      writer_ << "DELETE FROM failed_events WHERE event_id IN " + doomed, bind(pipeline), bind(cutoff), bind(n), now;
+      Poco::Data::Statement del(writer_);
+      del << "DELETE FROM raw_events WHERE event_id IN " + doomed, bind(pipeline), bind(cutoff), bind(n);
+      const std::size_t deleted = del.execute();
+      writer_.commit();
+      return deleted;
+    } catch (const Poco::Exception& e) {
+      if (writer_.isTransaction()) writer_.rollback();
+      return makeError("sqlite retention: " + e.displayText());
+    }
+  }
   Expected<DeadPage> listDead(const DeadFilter& filter) override { return readDead(*this, filter); }
   Expected<std::optional<DeadEvent>> getDead(const std::string& id) override { return readOneDead(*this, id); }
 
@@ -306,9 +373,6 @@ class SqliteStore final : public Store, private SqlDialect {
   std::string jsonText(const std::string& column) const override { return column; }
   std::string failedUntil(std::vector<std::string>& params, SystemTime until) const override {
     return "f.failed_at <= " + param(params, formatRfc3339(until), nullptr);
-  }
-  std::string recentlyUpdated(std::vector<std::string>& params) const override {
-    return "updated_at >= " + param(params, formatRfc3339(std::chrono::system_clock::now() - kProcessingWindow), nullptr);
   }
   bool uuidIdsOnly() const override { return false; }
 

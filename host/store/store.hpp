@@ -179,8 +179,20 @@ class Store {
   virtual Expected<std::vector<PendingEvent>> stale(std::chrono::milliseconds older_than, std::size_t limit) = 0;
   /// The event's journey; nullopt when unknown.
   virtual Expected<std::optional<Journey>> journey(const std::string& id) = 0;
-  /// Per pipeline, from the tables (system-wide).
+  /// Per pipeline, system-wide, from counters every commit keeps in the same
+  /// transaction (event_counts, processing_minutes): the cost does not grow
+  /// with raw_events, and pruned events stay counted (G8).
   virtual Expected<std::map<std::string, StateCounts>> counts() = 0;
+  /// Folds the counters' pending deltas into their totals and drops
+  /// processing minutes older than any summary reads. Safe to run from many
+  /// processes at once.
+  virtual Expected<void> compactCounts() = 0;
+  /// Retention: deletes at most `limit` events of `pipeline` that are in the
+  /// terminal `state` and unchanged for `older_than`, with their
+  /// failed_events and processed_events rows, in one short transaction.
+  /// Returns how many events went. Never touches an unfinished event.
+  virtual Expected<std::size_t> prune(const std::string& pipeline, State state, std::chrono::milliseconds older_than,
+                                      std::size_t limit) = 0;
   virtual Expected<void> ping() = 0;
 
   // The DLQ (failed_events) holds history; what is in it *now* is the rows
