@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "base/log.hpp"
 #include "base/threads.hpp"
@@ -244,6 +245,7 @@ void WorkerPool::loop(Worker& w) {
       suspects.push_back(std::move(m));
       return true;
     });
+    if (!suspects.empty()) dropSettled(name, suspects);
     // One suspect at a time in the whole process: a crash then implicates
     // only the one running, never a suspect on another thread.
     std::unique_lock suspect_lock(suspects_mutex_, std::defer_lock);
@@ -441,6 +443,28 @@ void WorkerPool::scheduleRetry(queue::Message m, std::chrono::milliseconds delay
     const std::string pipeline = msg.pipeline;
     queue_.redeliver(pipeline, std::move(msg));
   });
+}
+
+void WorkerPool::dropSettled(const std::string& pipeline, std::vector<queue::Message>& redelivered) {
+  // A worker that died after its outcome's commit and before the
+  // acknowledgement leaves the event finished in the store; past its
+  // retention the row is even gone. Either way its sinks must not run again
+  // (G3): the entry is only acknowledged. On a store error the events run,
+  // and the sinks' own idempotency holds.
+  std::vector<std::string> ids;
+  for (const auto& m : redelivered) ids.push_back(m.id);
+  auto settled = committer_.store().settled(ids);
+  if (!settled || settled->empty()) return;
+  const std::set<std::string> done(settled->begin(), settled->end());
+  std::vector<std::string> tokens;
+  std::erase_if(redelivered, [&](const queue::Message& m) {
+    if (!done.count(m.id)) return false;
+    tokens.push_back(m.token);
+    return true;
+  });
+  queue_.ack(pipeline, tokens);
+  log::debug("redelivered events already finished were acknowledged unrun",
+             {{"pipeline", pipeline}, {"count", std::to_string(tokens.size())}});
 }
 
 void WorkerPool::deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison) {

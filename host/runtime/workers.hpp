@@ -98,6 +98,8 @@ class WorkerPool {
   void ack(const std::string& pipeline, std::vector<std::string> tokens);
   void flushAcks();
   void deadLetterPoison(pipeline::Runner& runner, std::vector<queue::Message>& poison);
+  /// Acknowledges, unrun, the redelivered messages whose event is finished or pruned.
+  void dropSettled(const std::string& pipeline, std::vector<queue::Message>& redelivered);
   std::chrono::milliseconds backoff(const config::RetrySpec& retry, unsigned attempt);
 
   const pipeline::LiveRouter& router_;

@@ -33,6 +33,8 @@ class GroupCommitter {
   /// Set before the first insert: told how long each commit took, failed or not.
   void timeCommits(std::function<void(std::chrono::steady_clock::duration)> hook) { commit_timer_ = std::move(hook); }
   ~GroupCommitter();
+  /// The store it commits to, for the few reads its users need.
+  Store& store() const { return store_; }
 
   using InsertDone = std::function<void(Expected<std::vector<InsertStatus>>)>;
   /// Records the events in the next group commit; `done` runs on a committer

@@ -1,5 +1,8 @@
 #include "store/queries.hpp"
 
+#include <cctype>
+#include <set>
+
 #include "base/ids.hpp"
 
 namespace eventflow::store {
@@ -185,6 +188,32 @@ Expected<std::map<std::string, StateCounts>> readCounts(SqlDialect& db) {
     const std::string& sum = value(r, 2);
     c.processing_ms_sum += (sum.empty() ? 0 : std::stod(sum)) / 1000;
   }
+  return out;
+}
+
+Expected<std::vector<std::string>> readSettled(SqlDialect& db, std::span<const std::string> ids) {
+  // Ids compare without case: PostgreSQL prints a uuid in lower case.
+  const auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  std::vector<std::string> params;
+  std::string in;
+  for (const auto& id : ids) {
+    if (db.uuidIdsOnly() && !isUuid(id)) continue;  // never stored there: it counts as gone
+    in += (in.empty() ? "" : ", ") + db.param(params, id, "uuid");
+  }
+  std::set<std::string> unfinished;
+  if (!in.empty()) {
+    auto rows = db.query("SELECT event_id FROM raw_events WHERE event_id IN (" + in + ") AND state IN " +
+                             unfinishedStatesSql(),
+                         params);
+    if (!rows) return rows.error();
+    for (const Row& r : *rows) unfinished.insert(lower(value(r, 0)));
+  }
+  std::vector<std::string> out;
+  for (const auto& id : ids)
+    if (!unfinished.count(lower(id))) out.push_back(id);
   return out;
 }
 

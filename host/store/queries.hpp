@@ -41,6 +41,7 @@ Expected<std::vector<PendingEvent>> readUnfinished(SqlDialect& db);
 Expected<std::optional<Journey>> readJourney(SqlDialect& db, const std::string& id);
 Expected<std::map<std::string, StateCounts>> readCounts(SqlDialect& db);
 Expected<DeadPage> readDead(SqlDialect& db, const DeadFilter& filter);
+Expected<std::vector<std::string>> readSettled(SqlDialect& db, std::span<const std::string> ids);
 Expected<std::optional<DeadEvent>> readOneDead(SqlDialect& db, const std::string& id);
 
 /// The columns pendingFrom reads, of raw_events as `r` (prefix "r.") or unnamed.

@@ -230,6 +230,9 @@ class SqliteStore final : public Store, private SqlDialect {
 
   Expected<std::optional<Journey>> journey(const std::string& id) override { return readJourney(*this, id); }
   Expected<std::map<std::string, StateCounts>> counts() override { return readCounts(*this); }
+  Expected<std::vector<std::string>> settled(std::span<const std::string> ids) override {
+    return readSettled(*this, ids);
+  }
 
   Expected<void> compactCounts() override {
     std::lock_guard lock(write_mutex_);

@@ -187,6 +187,10 @@ class Store {
   /// processing minutes older than any summary reads. Safe to run from many
   /// processes at once.
   virtual Expected<void> compactCounts() = 0;
+  /// Of `ids`, those whose event is terminal or no longer stored (pruned by
+  /// retention: every queued event was recorded first, G1). A redelivered
+  /// message of such an event must not run its sinks again (G3).
+  virtual Expected<std::vector<std::string>> settled(std::span<const std::string> ids) = 0;
   /// Retention: deletes at most `limit` events of `pipeline` that are in the
   /// terminal `state` and unchanged for `older_than`, with their
   /// failed_events and processed_events rows, in one short transaction.

@@ -62,7 +62,8 @@ class Cluster {
                           << "plugins: { paths: [" << plugin_paths_ << "] }\n"
                           << "pipelines: { paths: [" << pipelines_.string() << "] }\n"
                           << "relay: { republish_after: " << republish_after_ << " }\n"
-                          << "shutdown_timeout: " << shutdown_timeout_ << "\n";
+                          << "shutdown_timeout: " << shutdown_timeout_ << "\n"
+                          << host_extra_;
     auto p = std::make_unique<ChildProcess>(
         std::vector<std::string>{EVENTFLOW_BINARY, "serve", "--role", role, "--config", config.string()},
         (dir_ / (id + ".log")).string());
@@ -87,11 +88,13 @@ class Cluster {
   void shutdownTimeout(std::string timeout) { shutdown_timeout_ = std::move(timeout); }
   /// Keys added to the queue section (", max_depth: 400"), for processes added from now on.
   void queueExtra(std::string keys) { queue_extra_ = std::move(keys); }
+  /// Top-level lines added to the host file ("retention: {done: 1s}\n"), for processes added from now on.
+  void hostExtra(std::string yaml) { host_extra_ = std::move(yaml); }
 
  private:
   fs::path dir_, pipelines_;
   std::string claim_idle_, republish_after_;
-  std::string shutdown_timeout_ = "10s", queue_extra_;
+  std::string shutdown_timeout_ = "10s", queue_extra_, host_extra_;
   std::string plugin_paths_ = EVENTFLOW_PLUGIN_DIR;
   std::string pg_, redis_, prefix_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;

@@ -240,5 +240,22 @@ TEST_P(RetentionStore, CountersStayExactUnderConcurrentCommitsPrunesAndFolds) {
   EXPECT_EQ(rows("SELECT COUNT(*) FROM raw_events"), static_cast<long long>(written - pruned));
 }
 
+// A redelivered event whose row is terminal, or gone to retention, is
+// settled: its sinks must not run again. An unfinished one is not.
+TEST_P(RetentionStore, SettledNamesTerminalAndPrunedEventsOnly) {
+  const auto waiting = record(1);
+  const auto done = record(2);
+  move(done, TK::done);
+  ASSERT_EQ(prune("purchases", store::State::done), 2u);
+  const auto dead = record(1);
+  move(dead, TK::dead);
+  std::string upper = dead[0];
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::vector<std::string> ids{waiting[0], done[0], done[1], upper, "not-a-uuid"};
+  auto settled = store_->settled(ids);
+  ASSERT_TRUE(settled) << settled.error().message;
+  EXPECT_EQ(*settled, (std::vector<std::string>{done[0], done[1], upper, "not-a-uuid"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, RetentionStore, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param_info) { return param_info.param; });
