@@ -258,6 +258,67 @@ TEST_P(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
   fs::remove_all(pipelines);
 }
 
+// The `Seccomp:` line of /proc/<pid>/status: 0 none, 2 a filter.
+int seccompMode(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Seccomp:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+TEST_P(Isolation, SeccompStrictKillsAForbiddenSystemCallAndCostsThatEventOnly) {
+  const auto pipelines = writePipeline(
+      "seccomp", "pipeline: iso\nmatch: { event_types: [custom] }\nconcurrency: 2\n"
+                 "retry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n"
+                 "stages:\n  - enricher: misbehave\n    isolation: { mode: process, seccomp: strict }\n"
+                 "    limits: { memory: 256MiB, call_timeout: 2s }\n  - sink: " + sink() + "\n");
+  ModeHost host("isolation-seccomp", GetParam(), pipelines);
+  ASSERT_TRUE(host.start()) << host.readLog();
+  host.expectMode();
+  const auto children = childrenOf(host.pid());
+  ASSERT_EQ(children.size(), 2u);
+  for (const auto& [pid, state] : children) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid << " runs under a filter";
+
+  // 200 normal events with a socket(), an execve() and an abort() among them.
+  std::vector<std::string> normal;
+  const std::string socket_id = uuid(), exec_id = uuid(), abort_id = uuid();
+  nlohmann::json all = nlohmann::json::array();
+  for (int i = 0; i < 200; ++i) {
+    if (i == 50) all.push_back(event(socket_id, "socket"));
+    if (i == 100) all.push_back(event(exec_id, "exec"));
+    if (i == 150) all.push_back(event(abort_id, "abort"));
+    normal.push_back(uuid());
+    all.push_back(event(normal.back()));
+  }
+  ASSERT_EQ(host.post(all.dump(), "/events/batch").status, 202);
+  const auto summary = host.waitIdle(std::chrono::seconds(120));
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_TRUE(host.running());
+  EXPECT_EQ(summary["events_processed"], 200);
+  EXPECT_EQ(summary["events_failed"], 3);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id IN (" + idList(normal) + ") AND " +
+                       host.text("enriched_data") + " LIKE '%\"misbehave\":%\"ok\"%'"), 200);
+
+  // The forbidden calls: dead at their first attempt, the signal and seccomp named.
+  const std::string crashed = " AND error_type = 'plugin_crashed' AND attempts = 1 AND plugin = 'misbehave' AND "
+                              "stage = 'enricher misbehave' AND error_message LIKE '%SIGSYS%' AND "
+                              "error_message LIKE '%seccomp%'";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id IN ('" + socket_id + "','" + exec_id + "')" +
+                       crashed), 2) << host.readLog();
+  // abort() signals itself, which the filter allows: an ordinary crash.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + abort_id +
+                       "' AND error_type = 'plugin_crashed' AND error_message LIKE '%SIGABRT%' AND "
+                       "error_message NOT LIKE '%seccomp%'"), 1) << host.readLog();
+  const auto journey = http(host.port(), "GET", "/events/" + socket_id).body;
+  EXPECT_NE(journey.find("SIGSYS"), std::string::npos) << journey;
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"seccomp\""), 2);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"signal\""), 1);
+  // The restarted children run under the filter too.
+  ASSERT_TRUE(waitUntil([&] { return childrenOf(host.pid()).size() == 2; }, std::chrono::seconds(30)));
+  for (const auto& [pid, state] : childrenOf(host.pid())) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid;
+  fs::remove_all(pipelines);
+}
+
 TEST(IsolationEmbedded, AHundredRestartsLeaveNoFdOrZombieBehind) {
   const auto pipelines = writePipeline("restarts", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 5s }"));
   HostProcess host("isolation-restarts", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
