@@ -279,14 +279,15 @@ TEST_P(Isolation, SeccompStrictKillsAForbiddenSystemCallAndCostsThatEventOnly) {
   ASSERT_EQ(children.size(), 2u);
   for (const auto& [pid, state] : children) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid << " runs under a filter";
 
-  // 200 normal events with a socket(), an execve() and an abort() among them.
+  // 200 normal events with a socket(), an execve(), an abort() and a leak among them.
   std::vector<std::string> normal;
-  const std::string socket_id = uuid(), exec_id = uuid(), abort_id = uuid();
+  const std::string socket_id = uuid(), exec_id = uuid(), abort_id = uuid(), leak_id = uuid();
   nlohmann::json all = nlohmann::json::array();
   for (int i = 0; i < 200; ++i) {
     if (i == 50) all.push_back(event(socket_id, "socket"));
     if (i == 100) all.push_back(event(exec_id, "exec"));
     if (i == 150) all.push_back(event(abort_id, "abort"));
+    if (i == 175) all.push_back(event(leak_id, "leak"));
     normal.push_back(uuid());
     all.push_back(event(normal.back()));
   }
@@ -295,7 +296,7 @@ TEST_P(Isolation, SeccompStrictKillsAForbiddenSystemCallAndCostsThatEventOnly) {
   ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
   EXPECT_TRUE(host.running());
   EXPECT_EQ(summary["events_processed"], 200);
-  EXPECT_EQ(summary["events_failed"], 3);
+  EXPECT_EQ(summary["events_failed"], 4);
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id IN (" + idList(normal) + ") AND " +
                        host.text("enriched_data") + " LIKE '%\"misbehave\":%\"ok\"%'"), 200);
 
@@ -309,10 +310,15 @@ TEST_P(Isolation, SeccompStrictKillsAForbiddenSystemCallAndCostsThatEventOnly) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + abort_id +
                        "' AND error_type = 'plugin_crashed' AND error_message LIKE '%SIGABRT%' AND "
                        "error_message NOT LIKE '%seccomp%'"), 1) << host.readLog();
+  // The memory limit still ends in a failed allocation, not in a forbidden call.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + leak_id +
+                       "' AND error_type = 'plugin_crashed' AND error_message LIKE '%limits.memory%'"), 1)
+      << host.readLog();
   const auto journey = http(host.port(), "GET", "/events/" + socket_id).body;
   EXPECT_NE(journey.find("SIGSYS"), std::string::npos) << journey;
   EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"seccomp\""), 2);
   EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"signal\""), 1);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"memory\""), 1);
   // The restarted children run under the filter too.
   ASSERT_TRUE(waitUntil([&] { return childrenOf(host.pid()).size() == 2; }, std::chrono::seconds(30)));
   for (const auto& [pid, state] : childrenOf(host.pid())) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid;
