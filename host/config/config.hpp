@@ -140,6 +140,9 @@ struct RetrySpec {
 /// process that a crash, leak or hang of the plugin cannot take the host with.
 struct IsolationSpec {
   bool process = false;
+  // `isolation: {mode: process, seccomp: strict}`: the child runs the
+  // plugin's calls under a seccomp allow-list (host/isolation/seccomp.cpp).
+  bool seccomp = false;
   std::uint64_t memory = 256ull << 20;  // RLIMIT_AS of the child
   Millis call_timeout{2'000};           // one plugin call; past it the child is killed
 };

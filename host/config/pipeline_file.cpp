@@ -103,7 +103,7 @@ Expected<PipelineSpec> loadPipelineFile(const std::string& file) {
       // validators and enrichers.
       if (spec.kind == Kind::sink && st["isolation"] && spec.isolation.process)
         r.fail(st["isolation"], "'isolation: process' is for validators and enrichers, not sinks");
-      if (spec.kind == Kind::sink) spec.isolation.process = false;
+      if (spec.kind == Kind::sink) spec.isolation.process = spec.isolation.seccomp = false;
       if (auto cfg = st["config"]; cfg) {
         if (!cfg.IsMap() && !cfg.IsNull()) r.fail(cfg, "'config' must be a mapping");
         else if (cfg.IsMap()) {

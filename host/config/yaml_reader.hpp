@@ -127,14 +127,33 @@ class Reader {
     out = *size;
   }
 
-  // `isolation: inline | process` and `limits: {memory, call_timeout}` of a
-  // stage or, as its stages' default, of a pipeline.
+  // `isolation: inline | process | {mode: inline | process, seccomp: off | strict}`
+  // and `limits: {memory, call_timeout}` of a stage or, as its stages'
+  // default, of a pipeline. A stage's `isolation` replaces the pipeline's
+  // whole (the short form means seccomp: off); its limits key by key.
   void readIsolation(const YAML::Node& map, IsolationSpec& out) {
-    if (const auto n = map["isolation"]; n) {
+    const auto mode = [&](const YAML::Node& n, const char* what) {
       if (!n.IsScalar() || (n.Scalar() != "inline" && n.Scalar() != "process"))
-        fail(n, "'isolation' must be inline or process");
+        fail(n, std::string(what) + " must be inline or process");
       else
         out.process = n.Scalar() == "process";
+    };
+    if (const auto n = map["isolation"]; n && n.IsMap()) {
+      checkKeys(n, {"mode", "seccomp"}, "isolation");
+      if (!n["mode"]) fail(n, "'isolation' needs 'mode' (inline or process)");
+      else mode(n["mode"], "'isolation.mode'");
+      out.seccomp = false;
+      if (const auto s = n["seccomp"]; s) {
+        if (!s.IsScalar() || (s.Scalar() != "off" && s.Scalar() != "strict"))
+          fail(s, "'seccomp' must be off or strict");
+        else
+          out.seccomp = s.Scalar() == "strict";
+        if (out.seccomp && n["mode"] && n["mode"].IsScalar() && n["mode"].Scalar() != "process")
+          fail(s, "'seccomp: strict' needs 'mode: process': the filter is installed in the plugin's child process");
+      }
+    } else if (n) {
+      mode(n, "'isolation'");
+      out.seccomp = false;
     }
     if (const auto l = map["limits"]; l && expectMap(l, "limits")) {
       checkKeys(l, {"memory", "call_timeout"}, "limits");

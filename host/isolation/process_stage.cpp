@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/log.hpp"
+#include "isolation/seccomp.hpp"
 #include "isolation/spawn.hpp"
 #include "metrics/metrics.hpp"
 
@@ -112,7 +113,7 @@ Expected<void> ProcessStage::spawn() {
   nlohmann::json init{{"file", setup_.file},       {"kind", static_cast<unsigned>(setup_.kind)},
                       {"config", setup_.config},   {"stage", setup_.stage},
                       {"dir", setup_.dir},         {"settings", setup_.settings},
-                      {"memory", setup_.limits.memory}};
+                      {"memory", setup_.limits.memory}, {"seccomp", setup_.limits.seccomp}};
   std::string out;
   appendFrame(out, Frame::init, init.dump());
   writeAll(fd_, out);  // a child that died already shows as EOF below
@@ -182,7 +183,10 @@ ProcessStage::Call ProcessStage::died(std::size_t at) {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
   }
-  if (WIFSIGNALED(status)) {
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && setup_.limits.seccomp) {
+    c.reason = "seccomp";
+    c.message = "the plugin process died of SIGSYS" + std::string(kSeccompViolation);
+  } else if (WIFSIGNALED(status)) {
     c.reason = "signal";
     c.message = "the plugin process died of " + signalName(WTERMSIG(status));
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == kExitOutOfMemory) {

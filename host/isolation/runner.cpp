@@ -15,6 +15,7 @@
 #include <string>
 
 #include "isolation/channel.hpp"
+#include "isolation/seccomp.hpp"
 #include "plugin/loader.hpp"
 #include "plugin/local_context.hpp"
 
@@ -110,6 +111,10 @@ int serve(Shared* shared) {
   } catch (const std::bad_alloc&) {
     outOfMemory();
   }
+  // After the plugin is loaded and made (dlopen, its files, create() may
+  // open what they need) and before its first call.
+  if (spec.value("seccomp", false))
+    if (auto e = installStrictFilter(kChannelFd); !e.empty()) return fail(out, "seccomp: strict could not be installed: " + e);
   appendFrame(out, Frame::ready, {});
   if (!writeAll(kChannelFd, out)) return 0;
   out.clear();

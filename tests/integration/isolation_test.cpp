@@ -3,6 +3,8 @@
 // at once as plugin_crashed, or after max_attempts as plugin_timeout — while
 // the host, its /health and every other event carry on; and its children
 // neither outlive a killed host nor leak fds or zombies across restarts.
+// The mixed load and kill -9 run in both queue modes: embedded (SQLite, the
+// in-process queue) and Redis Streams + PostgreSQL (the test services, role all).
 
 #include <gtest/gtest.h>
 
@@ -14,6 +16,7 @@
 #include <regex>
 #include <set>
 
+#include "backends.hpp"
 #include "host_process.hpp"
 
 using namespace eventflow::testing;
@@ -28,11 +31,52 @@ fs::path writePipeline(const std::string& name, const std::string& yaml) {
   return dir;
 }
 
-std::string pipelineYaml(unsigned concurrency, const std::string& limits) {
+std::string pipelineYaml(unsigned concurrency, const std::string& limits, const std::string& sink = "sqlite") {
   return "pipeline: iso\nmatch: { event_types: [custom] }\nconcurrency: " + std::to_string(concurrency) +
          "\nretry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n"
-         "stages:\n  - enricher: misbehave\n    isolation: process\n    limits: " + limits + "\n  - sink: sqlite\n";
+         "stages:\n  - enricher: misbehave\n    isolation: process\n    limits: " + limits + "\n  - sink: " + sink + "\n";
 }
+
+enum class Mode { embedded, redis };
+
+// A host in either queue mode over the pipeline folder `pipelines`: embedded
+// as HostProcess makes it, or its store on a fresh PostgreSQL database and
+// its queue on the test Redis (a stream prefix of its own). count() asks
+// whichever store it has.
+class ModeHost : public HostProcess {
+ public:
+  ModeHost(const std::string& name, Mode mode, const fs::path& pipelines)
+      : HostProcess(name + (mode == Mode::redis ? "-redis" : "-embedded"), pipelines.string(), {},
+                    {EVENTFLOW_FAULT_FIXTURE_DIR}) {
+    if (mode == Mode::embedded) return;
+    pg_ = freshDatabase("isolation");
+    std::ifstream in(config());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string cfg = std::regex_replace(ss.str(), std::regex("store: \\{ url: \"sqlite://[^\"]*\" \\}"),
+                                               "store: { url: \"" + pg_ + "\" }");
+    std::ofstream(config()) << cfg << "queue: { type: redis, url: \"" << redisUrl() << "\", stream_prefix: \"iso-"
+                            << name << "-" << ::getpid() << ":\", claim_idle: 5s }\n";
+  }
+  bool redis() const { return !pg_.empty(); }
+  /// The host's start line says it runs on the store and queue of its mode.
+  void expectMode() const {
+    const std::string log = readLog();
+    EXPECT_NE(log.find(redis() ? "\"queue\":\"redis\"" : "\"queue\":\"embedded\""), std::string::npos) << log;
+    EXPECT_NE(log.find(redis() ? "\"store\":\"postgres" : "\"store\":\"sqlite"), std::string::npos) << log;
+  }
+  long long count(const std::string& sql) const { return redis() ? pgCount(pg_, sql) : HostProcess::count(sql); }
+  /// A JSON column as text, in either store's SQL.
+  std::string text(const std::string& column) const { return redis() ? column + "::text" : column; }
+
+ private:
+  std::string pg_;
+};
+
+class Isolation : public ::testing::TestWithParam<Mode> {
+ protected:
+  std::string sink() const { return GetParam() == Mode::redis ? "postgres" : "sqlite"; }
+};
 
 nlohmann::json event(const std::string& id, const char* misbehaviour = nullptr) {
   nlohmann::json e{{"event_id", id}, {"event_type", "custom"}, {"properties", nlohmann::json::object()}};
@@ -99,10 +143,11 @@ std::string idList(const std::vector<std::string>& ids) {
 
 }  // namespace
 
-TEST(Isolation, CrashLeakAndHangCostOneEventEachInEmbeddedMode) {
-  const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 1s }"));
-  HostProcess host("isolation-mixed", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+TEST_P(Isolation, CrashLeakAndHangCostOneEventEach) {
+  const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 1s }", sink()));
+  ModeHost host("isolation-mixed", GetParam(), pipelines);
   ASSERT_TRUE(host.start()) << host.readLog();
+  host.expectMode();
   const pid_t host_pid = host.pid();
   EXPECT_EQ(childrenOf(host_pid).size(), 2u) << "one child per worker of the isolated stage";
 
@@ -157,7 +202,8 @@ TEST(Isolation, CrashLeakAndHangCostOneEventEachInEmbeddedMode) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), 1000);
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done' AND attempts = 1 AND event_id IN (" +
                        idList(normal) + ")"), 1000);
-  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE enriched_data LIKE '%\"misbehave\":\"ok\"%'"), 1000)
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE " + host.text("enriched_data") +
+                       " LIKE '%\"misbehave\":%\"ok\"%'"), 1000)
       << "the child's changes to the event reach the sink";
 
   // Crash and leak: dead at their first attempt, plugin and stage named.
@@ -190,10 +236,11 @@ TEST(Isolation, CrashLeakAndHangCostOneEventEachInEmbeddedMode) {
   fs::remove_all(pipelines);
 }
 
-TEST(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
-  const auto pipelines = writePipeline("orphans", pipelineYaml(3, "{ memory: 256MiB, call_timeout: 5s }"));
-  HostProcess host("isolation-orphans", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
+TEST_P(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
+  const auto pipelines = writePipeline("orphans", pipelineYaml(3, "{ memory: 256MiB, call_timeout: 5s }", sink()));
+  ModeHost host("isolation-orphans", GetParam(), pipelines);
   ASSERT_TRUE(host.start()) << host.readLog();
+  host.expectMode();
   const auto children = childrenOf(host.pid());
   ASSERT_EQ(children.size(), 3u);
   host.kill9();
@@ -211,7 +258,74 @@ TEST(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
   fs::remove_all(pipelines);
 }
 
-TEST(Isolation, AHundredRestartsLeaveNoFdOrZombieBehind) {
+// The `Seccomp:` line of /proc/<pid>/status: 0 none, 2 a filter.
+int seccompMode(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Seccomp:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+TEST_P(Isolation, SeccompStrictKillsAForbiddenSystemCallAndCostsThatEventOnly) {
+  const auto pipelines = writePipeline(
+      "seccomp", "pipeline: iso\nmatch: { event_types: [custom] }\nconcurrency: 2\n"
+                 "retry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n"
+                 "stages:\n  - enricher: misbehave\n    isolation: { mode: process, seccomp: strict }\n"
+                 "    limits: { memory: 256MiB, call_timeout: 2s }\n  - sink: " + sink() + "\n");
+  ModeHost host("isolation-seccomp", GetParam(), pipelines);
+  ASSERT_TRUE(host.start()) << host.readLog();
+  host.expectMode();
+  const auto children = childrenOf(host.pid());
+  ASSERT_EQ(children.size(), 2u);
+  for (const auto& [pid, state] : children) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid << " runs under a filter";
+
+  // 200 normal events with a socket(), an execve(), an abort() and a leak among them.
+  std::vector<std::string> normal;
+  const std::string socket_id = uuid(), exec_id = uuid(), abort_id = uuid(), leak_id = uuid();
+  nlohmann::json all = nlohmann::json::array();
+  for (int i = 0; i < 200; ++i) {
+    if (i == 50) all.push_back(event(socket_id, "socket"));
+    if (i == 100) all.push_back(event(exec_id, "exec"));
+    if (i == 150) all.push_back(event(abort_id, "abort"));
+    if (i == 175) all.push_back(event(leak_id, "leak"));
+    normal.push_back(uuid());
+    all.push_back(event(normal.back()));
+  }
+  ASSERT_EQ(host.post(all.dump(), "/events/batch").status, 202);
+  const auto summary = host.waitIdle(std::chrono::seconds(120));
+  ASSERT_EQ(summary["events_in_flight"], 0) << summary.dump();
+  EXPECT_TRUE(host.running());
+  EXPECT_EQ(summary["events_processed"], 200);
+  EXPECT_EQ(summary["events_failed"], 4);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events WHERE event_id IN (" + idList(normal) + ") AND " +
+                       host.text("enriched_data") + " LIKE '%\"misbehave\":%\"ok\"%'"), 200);
+
+  // The forbidden calls: dead at their first attempt, the signal and seccomp named.
+  const std::string crashed = " AND error_type = 'plugin_crashed' AND attempts = 1 AND plugin = 'misbehave' AND "
+                              "stage = 'enricher misbehave' AND error_message LIKE '%SIGSYS%' AND "
+                              "error_message LIKE '%seccomp%'";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id IN ('" + socket_id + "','" + exec_id + "')" +
+                       crashed), 2) << host.readLog();
+  // abort() signals itself, which the filter allows: an ordinary crash.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + abort_id +
+                       "' AND error_type = 'plugin_crashed' AND error_message LIKE '%SIGABRT%' AND "
+                       "error_message NOT LIKE '%seccomp%'"), 1) << host.readLog();
+  // The memory limit still ends in a failed allocation, not in a forbidden call.
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM failed_events WHERE event_id = '" + leak_id +
+                       "' AND error_type = 'plugin_crashed' AND error_message LIKE '%limits.memory%'"), 1)
+      << host.readLog();
+  const auto journey = http(host.port(), "GET", "/events/" + socket_id).body;
+  EXPECT_NE(journey.find("SIGSYS"), std::string::npos) << journey;
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"seccomp\""), 2);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"signal\""), 1);
+  EXPECT_EQ(metric(host.port(), "eventflow_plugin_restarts_total", "reason=\"memory\""), 1);
+  // The restarted children run under the filter too.
+  ASSERT_TRUE(waitUntil([&] { return childrenOf(host.pid()).size() == 2; }, std::chrono::seconds(30)));
+  for (const auto& [pid, state] : childrenOf(host.pid())) EXPECT_EQ(seccompMode(pid), 2) << "child " << pid;
+  fs::remove_all(pipelines);
+}
+
+TEST(IsolationEmbedded, AHundredRestartsLeaveNoFdOrZombieBehind) {
   const auto pipelines = writePipeline("restarts", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 5s }"));
   HostProcess host("isolation-restarts", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
   ASSERT_TRUE(host.start()) << host.readLog();
@@ -239,7 +353,7 @@ TEST(Isolation, AHundredRestartsLeaveNoFdOrZombieBehind) {
   fs::remove_all(pipelines);
 }
 
-TEST(Isolation, AStageThatCannotStartFailsTheHostStartNamingIt) {
+TEST(IsolationEmbedded, AStageThatCannotStartFailsTheHostStartNamingIt) {
   // Below what the runner itself needs to load the plugin: the start fails, naming the stage.
   const auto pipelines = writePipeline("tiny", pipelineYaml(1, "{ memory: 16MiB, call_timeout: 1s }"));
   HostProcess host("isolation-tiny", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
@@ -250,7 +364,7 @@ TEST(Isolation, AStageThatCannotStartFailsTheHostStartNamingIt) {
   fs::remove_all(pipelines);
 }
 
-TEST(Isolation, SigtermDrainsTheWorkersThenStopsEveryChild) {
+TEST(IsolationEmbedded, SigtermDrainsTheWorkersThenStopsEveryChild) {
   const auto pipelines = writePipeline("sigterm", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 5s }"));
   HostProcess host("isolation-sigterm", pipelines.string(), {}, {EVENTFLOW_FAULT_FIXTURE_DIR});
   ASSERT_TRUE(host.start()) << host.readLog();
@@ -273,7 +387,7 @@ TEST(Isolation, SigtermDrainsTheWorkersThenStopsEveryChild) {
   fs::remove_all(pipelines);
 }
 
-TEST(Isolation, EventflowTestRunsFixturesThroughTheChild) {
+TEST(IsolationEmbedded, EventflowTestRunsFixturesThroughTheChild) {
   const auto pipelines = writePipeline("fixtures", pipelineYaml(1, "{ memory: 256MiB, call_timeout: 2s }"));
   fs::create_directories(pipelines / "tests");
   std::ofstream(pipelines / "tests" / "iso.yaml")
@@ -296,3 +410,6 @@ TEST(Isolation, EventflowTestRunsFixturesThroughTheChild) {
   EXPECT_NE(out.find("2 passed, 0 failed"), std::string::npos) << out;
   fs::remove_all(pipelines);
 }
+
+INSTANTIATE_TEST_SUITE_P(Queues, Isolation, ::testing::Values(Mode::embedded, Mode::redis),
+                         [](const auto& p) { return p.param == Mode::redis ? "redis" : "embedded"; });

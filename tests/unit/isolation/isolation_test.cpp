@@ -1,8 +1,11 @@
-// Plugin isolation (issue 14) without a child: the stage keys as read from a
-// pipeline file, hostile ones refused with file:line:col, and the framing on
-// canned bytes.
+// Plugin isolation (issue 14) without a plugin child: the stage keys as read
+// from a pipeline file, hostile ones refused with file:line:col, the framing
+// on canned bytes, and the seccomp: strict filter in a forked process.
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "isolation/channel.hpp"
+#include "isolation/seccomp.hpp"
 
 namespace fs = std::filesystem;
 using namespace eventflow;
@@ -69,6 +73,112 @@ TEST(IsolationConfig, HostileValuesAreRefusedNamingTheKeyAndItsPlace) {
   auto sink = readPipeline("pipeline: p\nmatch: { event_types: [t] }\nstages:\n  - sink: sqlite\n    isolation: process\n");
   ASSERT_FALSE(sink);
   EXPECT_NE(sink.error().message.find("not sinks"), std::string::npos) << sink.error().message;
+}
+
+TEST(IsolationConfig, SeccompIsTheLongFormsKeyAndAStageReplacesThePipelinesIsolationWhole) {
+  auto spec = readPipeline(pipeline("isolation: { mode: process, seccomp: strict }\n",
+                                    "    isolation: process\n"));
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->stages[0].isolation.process);
+  EXPECT_TRUE(spec->stages[0].isolation.seccomp) << "the pipeline's default";
+  EXPECT_TRUE(spec->stages[1].isolation.process);
+  EXPECT_FALSE(spec->stages[1].isolation.seccomp) << "the short form is seccomp: off";
+  EXPECT_FALSE(spec->stages[2].isolation.seccomp) << "never on a sink";
+
+  auto stage = readPipeline(pipeline("", "    isolation: { mode: process, seccomp: strict }\n"));
+  ASSERT_TRUE(stage) << stage.error().message;
+  EXPECT_TRUE(stage->stages[1].isolation.seccomp);
+  EXPECT_FALSE(stage->stages[0].isolation.process);
+  auto off = readPipeline(pipeline("", "    isolation: { mode: process, seccomp: off }\n"));
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_TRUE(off->stages[1].isolation.process);
+  EXPECT_FALSE(off->stages[1].isolation.seccomp);
+}
+
+TEST(IsolationConfig, HostileSeccompValuesAreRefusedNamingTheKeyAndItsLine) {
+  struct Case {
+    std::string stage;
+    std::string expect;
+    std::string line;  // where the message must point: the stage's key is on line 6
+  };
+  for (const auto& c : std::vector<Case>{
+           {"    isolation: { mode: process, seccomp: lax }\n", "'seccomp' must be off or strict", ":6:"},
+           {"    isolation: { mode: process, seccomp: [strict] }\n", "'seccomp' must be off or strict", ":6:"},
+           {"    isolation: { mode: process, seccomp: true }\n", "'seccomp' must be off or strict", ":6:"},
+           {"    isolation: { mode: inline, seccomp: strict }\n", "'seccomp: strict' needs 'mode: process'", ":6:"},
+           {"    isolation: { seccomp: strict }\n", "'isolation' needs 'mode'", ":6:"},
+           {"    isolation: { mode: thread }\n", "'isolation.mode' must be inline or process", ":6:"},
+           {"    isolation: { mode: process, seccomp: strict, filter: all }\n", "unknown key 'filter' in isolation", ":6:"},
+           {"    isolation: {}\n", "'isolation' needs 'mode'", ":6:"},
+       }) {
+    auto spec = readPipeline(pipeline("", c.stage));
+    ASSERT_FALSE(spec) << c.stage;
+    EXPECT_NE(spec.error().message.find(c.expect), std::string::npos) << c.stage << spec.error().message;
+    EXPECT_NE(spec.error().message.find(".yaml" + c.line), std::string::npos) << spec.error().message;
+  }
+  auto sink = readPipeline("pipeline: p\nmatch: { event_types: [t] }\nstages:\n  - sink: sqlite\n"
+                           "    isolation: { mode: process, seccomp: strict }\n");
+  ASSERT_FALSE(sink);
+  EXPECT_NE(sink.error().message.find("not sinks"), std::string::npos) << sink.error().message;
+}
+
+namespace {
+
+// Forks; the child installs the filter on one end of a socketpair, runs
+// `body`, and exits 0. Returns the child's wait status.
+template <class F>
+int underStrictFilter(F&& body) {
+  int pair[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (!isolation::installStrictFilter(pair[1]).empty()) ::_exit(3);
+    body(pair[1]);
+    ::_exit(0);
+  }
+  ::close(pair[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(pair[0]);
+  return status;
+}
+
+}  // namespace
+
+TEST(IsolationSeccomp, ComputingAllocatingAndTheChannelAreAllowed) {
+  const int status = underStrictFilter([](int channel) {
+    std::vector<std::string> kept;
+    for (int i = 0; i < 2000; ++i) kept.emplace_back(std::string(1 << (i % 20), 'x'));  // small and mmap-sized
+    const std::string frame = nlohmann::json{{"n", kept.size()}}.dump();
+    if (!isolation::writeAll(channel, frame)) ::_exit(4);
+    if (::write(2, "", 0) != 0) ::_exit(5);
+    (void)::getpid();
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(IsolationSeccomp, ASocketExecOrFileOpenKillsWithSigsysButAbortIsStillSigabrt) {
+  for (const auto& [what, call] : std::vector<std::pair<const char*, void (*)(int)>>{
+           {"socket", [](int) { (void)::socket(AF_INET, SOCK_STREAM, 0); }},
+           {"execve", [](int) {
+              char* const argv[] = {const_cast<char*>("true"), nullptr};
+              ::execv("/bin/true", argv);
+            }},
+           {"open", [](int) { (void)::fopen("/etc/hostname", "r"); }},
+           {"fork", [](int) { (void)::fork(); }},
+           {"read of another fd", [](int) {
+              char c;
+              (void)::read(0, &c, 1);
+            }},
+       }) {
+    const int status = underStrictFilter(call);
+    ASSERT_TRUE(WIFSIGNALED(status)) << what << ": exited " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGSYS) << what;
+  }
+  const int aborted = underStrictFilter([](int) { std::abort(); });
+  ASSERT_TRUE(WIFSIGNALED(aborted));
+  EXPECT_EQ(WTERMSIG(aborted), SIGABRT) << "abort() signals itself: allowed, so the host names SIGABRT";
 }
 
 TEST(IsolationChannel, FramesSplitAnywhereComeBackWhole) {
