@@ -268,7 +268,8 @@ class PostgresStore final : public Store, private SqlDialect {
     // The rows are locked as they are chosen (and re-checked if a replay
     // moved one meanwhile); another pruner skips them rather than waiting.
     auto r = writer_->exec(
-        "WITH doomed AS (SELECT event_id FROM raw_events WHERE pipeline = $1 AND state = " + sql(state) +
+        "WITH doomed AS (SELECT event_id FROM raw_events WHERE pipeline = $1 AND state IN " + terminalStatesSql() +
+            " AND state = " + sql(state) +
             " AND updated_at < now() - make_interval(secs => $2::float8 / 1000) ORDER BY updated_at LIMIT $3 "
             "FOR UPDATE SKIP LOCKED), "
             "p AS (DELETE FROM processed_events WHERE event_id IN (SELECT event_id FROM doomed)), "

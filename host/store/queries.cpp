@@ -151,6 +151,14 @@ Expected<std::optional<Journey>> readJourney(SqlDialect& db, const std::string& 
   return std::optional<Journey>(std::move(j));
 }
 
+void CountDeltas::finished(const std::string& pipeline, std::int64_t processing_us) {
+  const auto minute =
+      std::chrono::duration_cast<std::chrono::minutes>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto& m = minutes[{pipeline, minute}];
+  m.first += 1;
+  m.second += processing_us;
+}
+
 std::int64_t oldestSummaryMinute() {
   const auto now = std::chrono::duration_cast<std::chrono::minutes>(std::chrono::system_clock::now().time_since_epoch());
   // The window's minutes, the current one partly: avg_processing_time_ms

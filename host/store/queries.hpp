@@ -3,7 +3,9 @@
 // runs a query and spells a few things (parameters, times and JSON as text);
 // the SQL and what the rows mean are written here once.
 
+#include <cstdint>
 #include <map>
+#include <utility>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,11 +58,13 @@ inline constexpr const char* kDeadFrom = " FROM failed_events f JOIN raw_events 
 /// The schema both engines give the summary's counters (a migration each).
 /// event_counts holds the number of events per pipeline and state;
 /// processing_minutes the events that turned done or dead per minute (unix
-/// time / 60) with the sum of their processing times. Triggers on raw_events
-/// keep them in the writing transaction. SQLite's write the totals at once
-/// (one writer, no contention); PostgreSQL's append to the *_deltas tables,
-/// as many concurrent commits would otherwise queue on the few total rows,
-/// and compactCounts() folds those in. Reads add both.
+/// time / 60) with the sum of their processing times. Both are kept in the
+/// writing transaction. SQLite's store writes the totals itself, one upsert
+/// per pipeline and state a transaction touched, counting the unfinished
+/// states together as kInFlight (one writer, no contention). PostgreSQL's
+/// statement triggers append to the *_deltas tables, as concurrent commits
+/// would otherwise queue on the few total rows, and compactCounts() folds
+/// those in. Reads add both.
 inline constexpr const char* kFoldCounts =
     "INSERT INTO event_counts (pipeline, state, n) SELECT pipeline, state, SUM(n) FROM moved GROUP BY pipeline, state "
     "ON CONFLICT (pipeline, state) DO UPDATE SET n = event_counts.n + excluded.n";
@@ -69,6 +73,24 @@ inline constexpr const char* kFoldMinutes =
     "SUM(finished), SUM(processing_us) FROM moved GROUP BY pipeline, minute ON CONFLICT (pipeline, minute) DO UPDATE "
     "SET finished = processing_minutes.finished + excluded.finished, "
     "processing_us = processing_minutes.processing_us + excluded.processing_us";
+
+/// The event_counts state under which SQLite counts every unfinished state
+/// together (readCounts takes any state it does not know as in flight).
+inline constexpr const char* kInFlight = "in_flight";
+
+/// One writing transaction's changes to the counters, written as one upsert
+/// per pipeline and state (and minute) at its end.
+struct CountDeltas {
+  std::map<std::pair<std::string, std::string>, std::int64_t> counts;
+  std::map<std::pair<std::string, std::int64_t>, std::pair<std::int64_t, std::int64_t>> minutes;  // finished, µs
+
+  void move(const std::string& pipeline, const std::string& from, const std::string& to, std::int64_t n = 1) {
+    counts[{pipeline, from}] -= n;
+    counts[{pipeline, to}] += n;
+  }
+  void add(const std::string& pipeline, const std::string& state, std::int64_t n = 1) { counts[{pipeline, state}] += n; }
+  void finished(const std::string& pipeline, std::int64_t processing_us);
+};
 
 /// The minute (unix time / 60) processing_minutes older than which no
 /// summary reads.
