@@ -3,7 +3,6 @@
 #include <map>
 
 #include "base/log.hpp"
-#include "base/threads.hpp"
 #include "metrics/metrics.hpp"
 #include "queue/queue.hpp"
 #include "runtime/recover.hpp"
@@ -26,26 +25,10 @@ Relay::Relay(store::Store& store, queue::Queue& queue, const pipeline::LiveRoute
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
-  thread_ = std::thread([this] {
-    nameThread("ef-relay");
-    const auto period = std::max(std::chrono::milliseconds(500), republish_after_ / 4);
-    std::unique_lock lock(mutex_);
-    while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
-      lock.unlock();
-      runOnce();
-      lock.lock();
-    }
-  });
+  loop_.start("ef-relay", std::max(std::chrono::milliseconds(500), republish_after_ / 4), [this] { runOnce(); });
 }
 
-void Relay::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Relay::stop() { loop_.stop(); }
 
 std::size_t Relay::runOnce() {
   std::size_t backlog = 0;

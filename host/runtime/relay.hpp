@@ -4,12 +4,9 @@
 // commit and publish, Redis losing its data) is published again. Duplicates
 // it creates are absorbed by idempotency (G3).
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "base/periodic.hpp"
 #include "pipeline/live_router.hpp"
 
 namespace eventflow::store { class Store; }
@@ -34,10 +31,7 @@ class Relay {
   const pipeline::LiveRouter& router_;
   metrics::Metrics& metrics_;
   std::chrono::milliseconds republish_after_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  Periodic loop_;
 };
 
 }  // namespace eventflow::runtime

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "base/log.hpp"
-#include "base/threads.hpp"
 #include "base/throttle.hpp"
 #include "metrics/metrics.hpp"
 #include "store/store.hpp"
@@ -19,25 +18,10 @@ Retention::Retention(store::Store& store, const pipeline::LiveRouter& router, me
 Retention::~Retention() { stop(); }
 
 void Retention::start() {
-  thread_ = std::thread([this] {
-    nameThread("ef-retention");
-    std::unique_lock lock(mutex_);
-    while (!cv_.wait_for(lock, period_, [&] { return stopping_; })) {
-      lock.unlock();
-      runOnce();
-      lock.lock();
-    }
-  });
+  loop_.start("ef-retention", period_, [this] { runOnce(); });
 }
 
-void Retention::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Retention::stop() { loop_.stop(); }
 
 std::size_t Retention::runOnce() {
   static Throttle warnings(std::chrono::minutes(1));
@@ -65,10 +49,7 @@ std::size_t Retention::runOnce() {
     for (const auto& [state, keep] : states) {
       if (!keep || *keep == config::RetentionSpec::kForever) continue;
       for (std::size_t batch = 0; batch < kBatchesPerPass; ++batch) {
-        {
-          std::lock_guard lock(mutex_);
-          if (stopping_) return total;
-        }
+        if (loop_.stopping()) return total;
         auto deleted = store_.prune(name, state, *keep, kBatch);
         if (!deleted) {
           if (warnings.allow(held))

@@ -6,11 +6,9 @@
 // alone. The same pass folds the PostgreSQL counters' deltas.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
-#include <mutex>
-#include <thread>
 
+#include "base/periodic.hpp"
 #include "pipeline/live_router.hpp"
 
 namespace eventflow::store { class Store; }
@@ -38,10 +36,7 @@ class Retention {
   const pipeline::LiveRouter& router_;
   metrics::Metrics& metrics_;
   std::chrono::milliseconds period_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  Periodic loop_;
 };
 
 }  // namespace eventflow::runtime
