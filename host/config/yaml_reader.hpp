@@ -49,8 +49,14 @@ class Reader {
   }
 
   void checkKeys(const YAML::Node& node, std::initializer_list<const char*> allowed, const std::string& what) {
+    // yaml-cpp keeps both of a repeated key and a lookup sees the first: a
+    // second `retention:` appended to a file would be silently ignored.
+    std::map<std::string, YAML::Mark> seen;
     for (const auto& kv : node) {
       const auto key = kv.first.as<std::string>();
+      if (const auto [first, fresh] = seen.emplace(key, kv.first.Mark()); !fresh)
+        fail(kv.first, "key '" + key + "' is given twice in " + what + " (first at line " +
+                           std::to_string(first->second.line + 1) + ")");
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);

@@ -66,6 +66,29 @@ TEST_F(ConfigTest, UnknownKeyNamesFileLineAndColumn) {
       << cfg.error().message;
 }
 
+// yaml-cpp keeps a repeated key and a lookup takes the first: a section
+// appended to a file would be ignored without a word.
+TEST_F(ConfigTest, AKeyGivenTwiceIsRefusedNamingBothLines) {
+  const auto host = write("eventflow.yaml", "retention: { done: 2s }\nlogging: { level: info }\nretention: { done: 1h }\n");
+  auto cfg = config::loadHostConfig(host);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(host + ":3:1: key 'retention' is given twice in the host config (first at line 1)"),
+            std::string::npos)
+      << cfg.error().message;
+  const auto nested = write("nested.yaml", "server:\n  listen: \"127.0.0.1:9000\"\n  listen: \"0.0.0.0:9000\"\n");
+  cfg = config::loadHostConfig(nested);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find(nested + ":3:3: key 'listen' is given twice in server (first at line 2)"),
+            std::string::npos)
+      << cfg.error().message;
+  const auto pipeline = write("pipelines/p.yaml", std::string(kPipeline) + "concurrency: 9\n");
+  auto spec = config::loadPipelineFile(pipeline);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.error().message.find("key 'concurrency' is given twice in a pipeline (first at line 3)"),
+            std::string::npos)
+      << spec.error().message;
+}
+
 TEST_F(ConfigTest, BrokenYamlNamesLineAndColumn) {
   const auto file = write("eventflow.yaml", "server:\n  listen: [unclosed\n");
   auto cfg = config::loadHostConfig(file);
