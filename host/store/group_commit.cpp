@@ -27,6 +27,10 @@ void collapse(std::vector<Transition>& transitions) {
 
 GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
     : store_(store), max_rows_(max_rows) {
+  sync_thread_ = std::thread([this] {
+    nameThread("ef-sync");
+    complete();
+  });
   for (std::size_t i = 0; i < std::max<std::size_t>(1, store.writers()); ++i) threads_.emplace_back([this] {
       nameThread("ef-commit");
       run();
@@ -84,6 +88,12 @@ void GroupCommitter::stop() {
   cv_.notify_all();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+  {
+    std::lock_guard lock(done_mutex_);
+    committers_stopped_ = true;
+  }
+  done_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
 }
 
 void GroupCommitter::run() {
@@ -111,26 +121,17 @@ void GroupCommitter::run() {
     collapse(transitions);
     const auto commit_started = std::chrono::steady_clock::now();
     auto result = store_.commit(rows, transitions);
-    if (commit_timer_) commit_timer_(std::chrono::steady_clock::now() - commit_started);
     if (result) {
       failures = 0;
-      // Answer first: the rows are durable, and a publish that never happens
-      // is the relay's to repair.
-      std::size_t offset = 0;
-      for (auto& r : batch) {
-        std::vector<InsertStatus> mine(result->begin() + static_cast<std::ptrdiff_t>(offset),
-                                       result->begin() + static_cast<std::ptrdiff_t>(offset + r.events.size()));
-        offset += r.events.size();
-        r.done(std::move(mine));
+      {
+        std::lock_guard lock(done_mutex_);
+        completions_.push_back(Completion{std::move(batch), std::move(rows), std::move(*result),
+                                          std::move(transitions), std::move(waiters), commit_started});
       }
-      for (auto& w : waiters) {
-        if (w.on_commit) w.on_commit();
-        w.promise.set_value({});
-      }
-      // Rows come from ingest only, which starts after afterCommit() is set.
-      if (!rows.empty() && after_commit_) after_commit_(rows, *result);
+      done_cv_.notify_one();
       continue;
     }
+    if (commit_timer_) commit_timer_(std::chrono::steady_clock::now() - commit_started);
     // Ingest callers get the error now (they answer 503); state changes wait
     // for the store to come back, since the events are already accepted.
     for (auto& r : batch) r.done(result.error());
@@ -155,6 +156,78 @@ void GroupCommitter::run() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+}
+
+void GroupCommitter::complete() {
+  for (;;) {
+    std::deque<Completion> ready;
+    {
+      std::unique_lock lock(done_mutex_);
+      done_cv_.wait(lock, [&] { return committers_stopped_ || !completions_.empty(); });
+      if (completions_.empty()) return;  // the committers stopped and all is answered
+      ready.swap(completions_);
+    }
+    // One sync for every commit made since the last: all of them were
+    // written before it started.
+    if (auto synced = store_.sync(); !synced) {
+      // Committed but maybe not durable: no request is told otherwise.
+      // Inserts get the error (503; their rows are queued and recovered at
+      // the next start, or the client retries); state changes are committed
+      // again and synced with the next group.
+      log::error("store sync failed", {{"error", synced.error().message}});
+      std::vector<Transition> again;
+      std::vector<Waiter> waiters;
+      for (auto& c : ready) {
+        for (auto& r : c.batch) r.done(synced.error());
+        again.insert(again.end(), std::make_move_iterator(c.transitions.begin()),
+                     std::make_move_iterator(c.transitions.end()));
+        waiters.insert(waiters.end(), std::make_move_iterator(c.waiters.begin()),
+                       std::make_move_iterator(c.waiters.end()));
+      }
+      bool stopped = false;
+      {
+        std::lock_guard lock(done_mutex_);
+        stopped = committers_stopped_;
+      }
+      if (stopped) {  // no committer left to take them: recovered at the next start
+        for (auto& w : waiters) w.promise.set_value(makeError("store sync failed at shutdown: " + synced.error().message));
+        continue;
+      }
+      {
+        std::lock_guard lock(mutex_);
+        transitions_.insert(transitions_.begin(), std::make_move_iterator(again.begin()),
+                            std::make_move_iterator(again.end()));
+        waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()),
+                        std::make_move_iterator(waiters.end()));
+      }
+      cv_.notify_one();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    const auto synced_at = std::chrono::steady_clock::now();
+    for (auto& c : ready) {
+      if (commit_timer_) commit_timer_(synced_at - c.started);
+      answer(c);
+    }
+  }
+}
+
+void GroupCommitter::answer(Completion& c) {
+  // Answer first: the rows are durable, and a publish that never happens is
+  // the relay's to repair.
+  std::size_t offset = 0;
+  for (auto& r : c.batch) {
+    std::vector<InsertStatus> mine(c.statuses.begin() + static_cast<std::ptrdiff_t>(offset),
+                                   c.statuses.begin() + static_cast<std::ptrdiff_t>(offset + r.events.size()));
+    offset += r.events.size();
+    r.done(std::move(mine));
+  }
+  for (auto& w : c.waiters) {
+    if (w.on_commit) w.on_commit();
+    w.promise.set_value({});
+  }
+  // Rows come from ingest only, which starts after afterCommit() is set.
+  if (!c.rows.empty() && after_commit_) after_commit_(c.rows, c.statuses);
 }
 
 }  // namespace eventflow::store

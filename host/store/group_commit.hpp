@@ -1,7 +1,14 @@
 #pragma once
 // Group commit: concurrent ingest requests and worker state changes share one
 // transaction (and one fsync), bounded by rows. A request's future resolves
-// only after its rows are committed (G1).
+// only after its rows are committed and durable (G1).
+//
+// Two stages: committer threads ("ef-commit") run the transactions; one
+// "ef-sync" thread then calls Store::sync() once for every commit made
+// meanwhile and answers their requests, in commit order. The next
+// transaction is built while the last one's fsync runs, and the answers
+// (HTTP replies, acknowledgements, publishing) are no longer the
+// committer's work.
 
 #include <chrono>
 #include <condition_variable>
@@ -30,19 +37,20 @@ class GroupCommitter {
   explicit GroupCommitter(Store& store, std::size_t max_rows = 1000);
   /// Set before the first insert.
   void afterCommit(AfterCommit hook) { after_commit_ = std::move(hook); }
-  /// Set before the first insert: told how long each commit took, failed or not.
+  /// Set before the first insert: told how long each commit took until it
+  /// was durable (or failed).
   void timeCommits(std::function<void(std::chrono::steady_clock::duration)> hook) { commit_timer_ = std::move(hook); }
   ~GroupCommitter();
   /// The store it commits to, for the few reads its users need.
   Store& store() const { return store_; }
 
   using InsertDone = std::function<void(Expected<std::vector<InsertStatus>>)>;
-  /// Records the events in the next group commit; `done` runs on a committer
-  /// thread once they are committed (or have failed), so it must not block.
+  /// Records the events in the next group commit; `done` runs on the sync
+  /// thread once they are durable (or have failed), so it must not block.
   void insert(std::vector<RawEvent> events, InsertDone done);
   std::future<Expected<std::vector<InsertStatus>>> insert(std::vector<RawEvent> events);
   /// Resolves once the changes are committed; retried while the store fails.
-  /// `on_commit` runs on the committer thread right after the commit (and
+  /// `on_commit` runs on the sync thread once the commit is durable (and
   /// never if it fails for good), e.g. to acknowledge the queue entries.
   std::future<Expected<void>> transitions(std::vector<Transition> changes, std::function<void()> on_commit = {});
   /// Fire and forget.
@@ -55,20 +63,36 @@ class GroupCommitter {
     std::vector<RawEvent> events;
     InsertDone done;
   };
+  struct Waiter {
+    std::promise<Expected<void>> promise;
+    std::function<void()> on_commit;
+  };
+  // A commit made, waiting for the store's sync() before its answers go out.
+  struct Completion {
+    std::vector<InsertRequest> batch;
+    std::vector<RawEvent> rows;
+    std::vector<InsertStatus> statuses;
+    std::vector<Transition> transitions;  // committed again if the sync fails
+    std::vector<Waiter> waiters;
+    std::chrono::steady_clock::time_point started;
+  };
   void run();
-
+  void complete();
+  void answer(Completion& c);
   Store& store_;
   const std::size_t max_rows_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<InsertRequest> inserts_;
   std::vector<Transition> transitions_;
-  struct Waiter {
-    std::promise<Expected<void>> promise;
-    std::function<void()> on_commit;
-  };
   std::vector<Waiter> waiters_;
   bool stopping_ = false;
+  // The sync thread's: commits made and not yet durable, in commit order.
+  std::mutex done_mutex_;
+  std::condition_variable done_cv_;
+  std::deque<Completion> completions_;
+  bool committers_stopped_ = false;
+  std::thread sync_thread_;
   AfterCommit after_commit_;
   std::function<void(std::chrono::steady_clock::duration)> commit_timer_;
   Throttle commit_failures_;

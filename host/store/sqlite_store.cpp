@@ -5,19 +5,27 @@
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 
 #include "base/sqlite_busy.hpp"
+#include "base/sqlite_statement.hpp"
 #include "base/tables.hpp"
 #include "store/queries.hpp"
 #include "store/sqlite_schema.hpp"
-#include "store/sqlite_statement.hpp"
 #include "store/store.hpp"
 
 namespace eventflow::store {
 namespace {
+
+using sqlite::SqliteStatement;
+using sqlite::Used;
 
 using Poco::Data::Keywords::bind;
 using Poco::Data::Keywords::into;
@@ -27,7 +35,7 @@ std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); 
 
 class SqliteStore final : public Store, private SqlDialect {
  public:
-  explicit SqliteStore(const std::string& path) : path_(path), writer_(open()), reader_(open()) {
+  explicit SqliteStore(const std::string& path) : path_(path), writer_(open("NORMAL")), reader_(open("FULL")) {
     busy_.install(Poco::Data::SQLite::Utility::dbHandle(writer_));
   }
 
@@ -60,6 +68,7 @@ class SqliteStore final : public Store, private SqlDialect {
         writer_ << "INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)", bind(v), bind(nowText()), now;
         writer_.commit();
       }
+      if (auto synced = sync(); !synced) return synced.error();
     } catch (const Poco::Exception& e) {
       if (writer_.isTransaction()) writer_.rollback();
       return makeError("migrating " + path_ + ": " + e.displayText());
@@ -106,6 +115,26 @@ class SqliteStore final : public Store, private SqlDialect {
     return statuses;
   }
 
+  // The writer commits with synchronous=NORMAL: its WAL frames are written,
+  // not fsynced. This fsyncs them, for every commit that returned before,
+  // off the writer's lock: the group committer answers (202, acks) only
+  // after it. An fsync of the WAL file covers every frame written to it
+  // before, the sinks' too; a checkpoint fsyncs the WAL before copying it
+  // and the database after, so frames it took are durable in the database.
+  Expected<void> sync() override {
+    const std::string wal = path_ + "-wal";
+    const int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return {};  // no WAL: every commit is in the database, fsynced by its checkpoint
+      return makeError("sqlite sync: cannot open " + wal + ": " + std::strerror(errno));
+    }
+    const int rc = ::fdatasync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return makeError("sqlite sync: fdatasync " + wal + ": " + std::strerror(err));
+    return {};
+  }
+
   Expected<std::vector<PendingEvent>> unfinished() override { return readUnfinished(*this); }
 
   Expected<std::map<std::string, unsigned>> recordDeliveries(const std::vector<std::string>& ids) override {
@@ -120,6 +149,7 @@ class SqliteStore final : public Store, private SqlDialect {
         out[id] = static_cast<unsigned>(n);
       }
       writer_.commit();
+      if (auto synced = sync(); !synced) return synced.error();
     } catch (const Poco::Exception& e) {
       if (writer_.isTransaction()) writer_.rollback();
       return makeError("sqlite deliveries: " + e.displayText());
@@ -225,6 +255,7 @@ class SqliteStore final : public Store, private SqlDialect {
       }
       count(prepared(), deltas);
       writer_.commit();
+      if (auto synced = sync(); !synced) return synced.error();
     } catch (const Poco::Exception& e) {
       if (writer_.isTransaction()) writer_.rollback();
       return makeError("sqlite replay: " + e.displayText());
@@ -260,15 +291,16 @@ class SqliteStore final : public Store, private SqlDialect {
   }
 
  private:
-  Poco::Data::Session open() {
+  // `synchronous`: FULL fsyncs each commit; NORMAL leaves that to sync().
+  Poco::Data::Session open(const std::string& synchronous) {
     Poco::Data::Session s("SQLite", path_);
     // First: journal_mode=WAL may need the database's lock, which another
     // connection may hold; no statement runs before the timeout is ours.
     s << "PRAGMA busy_timeout=10000", now;
     std::string mode;
     s << "PRAGMA journal_mode=WAL", into(mode), now;
-    // FULL: a commit is fsynced before ingest answers 202 (G1).
-    s << "PRAGMA synchronous=FULL", now;
+    // Either way a commit is fsynced before ingest answers 202 (G1).
+    s << "PRAGMA synchronous=" + synchronous, now;
     return s;
   }
 
@@ -377,6 +409,7 @@ class SqliteStore final : public Store, private SqlDialect {
       update.execute();
       count(prepared(), deltas);
       writer_.commit();
+      if (auto synced = sync(); !synced) return synced.error();
       return total;
     } catch (const Poco::Exception& e) {
       if (writer_.isTransaction()) writer_.rollback();

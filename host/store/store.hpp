@@ -166,9 +166,15 @@ class Store {
   /// Applies pending schema migrations, in order, each once.
   virtual Expected<void> migrate() = 0;
   /// Records new events and applies transitions in one transaction; returns
-  /// one status per insert. Nothing is committed on error.
+  /// one status per insert. Nothing is committed on error. What it commits
+  /// is durable once sync() returns after it.
   virtual Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
                                                      std::span<const Transition> transitions) = 0;
+  /// Makes every commit() that returned before this call durable. The group
+  /// committer calls it from another thread than commit(), so the next
+  /// transaction is built while this one's fsync runs. A store whose commits
+  /// are durable when they return (PostgreSQL) has nothing to do.
+  virtual Expected<void> sync() { return {}; }
   /// Every recorded event that is not yet done, dead or discarded.
   virtual Expected<std::vector<PendingEvent>> unfinished() = 0;
   /// Counts one more delivery of each event, durably; returns the new counts.

@@ -1,19 +1,20 @@
 #pragma once
-// A statement prepared once on the store's writer connection and reset for
-// each use (SQLITE_PREPARE_PERSISTENT). Through Poco every execution built,
+// A statement prepared once on a writer connection (the store's, the sqlite
+// sink's) and reset for each use (SQLITE_PREPARE_PERSISTENT). Through Poco every execution built,
 // compiled and finalized its statement: the SQLite parser and Poco's
 // statement set-up were a visible part of the single committer's time.
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
-namespace eventflow::store {
+namespace eventflow::sqlite {
 
-/// An SQLite error on the writer connection, with its message.
+/// An SQLite error on a writer connection, with its message.
 struct SqliteError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -33,6 +34,12 @@ class SqliteStatement {
   /// must live until step().
   SqliteStatement& bind(int i, std::string_view text) {
     check(sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC));
+    return *this;
+  }
+  /// Nothing binds NULL.
+  SqliteStatement& bindNullable(int i, const std::optional<std::string>& text) {
+    if (text) return bind(i, std::string_view(*text));
+    check(sqlite3_bind_null(stmt_, i));
     return *this;
   }
   SqliteStatement& bind(int i, std::int64_t value) {
@@ -84,4 +91,4 @@ class Used {
   SqliteStatement& s_;
 };
 
-}  // namespace eventflow::store
+}  // namespace eventflow::sqlite
