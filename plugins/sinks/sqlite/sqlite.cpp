@@ -1,6 +1,10 @@
 #include "sqlite.hpp"
 
 #include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -9,13 +13,12 @@
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
-#include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
-#include <Poco/Nullable.h>
-#include <Poco/Types.h>
 
 #include <eventflow/time.hpp>
 
+#include "base/sqlite_busy.hpp"
+#include "base/sqlite_statement.hpp"
 #include "base/tables.hpp"
 #include "common/processed_row.hpp"
 
@@ -24,7 +27,6 @@ namespace {
 
 using Poco::Data::Keywords::into;
 using Poco::Data::Keywords::now;
-using Poco::Data::Keywords::use;
 
 constexpr std::string_view kScheme = "sqlite://";
 
@@ -54,45 +56,146 @@ std::string databasePath(const std::string& url) {
   return url.substr(kScheme.size());
 }
 
-struct Row {
-  std::string event_id;
-  std::string event_type;
-  Poco::Nullable<std::string> user_id;
-  Poco::Nullable<std::string> timestamp;
-  Poco::Nullable<std::string> properties;
-  std::string enriched_data;
-  std::string pipeline;
-  std::string processed_at;
-  Poco::Int64 attempts = 0;
-};
-
-Poco::Nullable<std::string> nullable(std::optional<std::string>&& value) {
-  if (!value) return {};
-  return Poco::Nullable<std::string>(std::move(*value));
-}
-
-void fillRow(Row& row, const Event& event) {
-  ProcessedRow processed = makeProcessedRow(event);
-  row.event_id = std::move(processed.event_id);
-  row.event_type = std::move(processed.event_type);
-  row.user_id = nullable(std::move(processed.user_id));
-  row.timestamp = nullable(std::move(processed.timestamp));
-  row.properties = nullable(std::move(processed.properties));
-  row.enriched_data = std::move(processed.enriched_data);
-  row.pipeline = std::move(processed.pipeline);
-  row.attempts = processed.attempts;
-}
-
-void rollbackQuietly(Poco::Data::Session& session) noexcept {
-  // Only called while another error is already being reported; a failed
-  // rollback ends with the connection's next BEGIN or its close anyway.
-  try {
-    if (session.isTransaction()) session.rollback();
-  } catch (...) {
-  }
+void rollbackQuietly(sqlite3* db) noexcept {
+  // A failed statement or COMMIT may have rolled back already.
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 }  // namespace
+
+// One connection per database file in this process, shared by every sqlite
+// sink instance (one per worker): a worker's rows wait while another commits,
+// then whichever worker finds the connection free commits every waiting
+// worker's rows in one transaction. Six connections taking the write lock
+// by turns each dropped the others' page caches (SQLite rereads its pages
+// after another connection's commit) and made the store's group commit wait
+// for the lock, one small transaction after another.
+class SqliteSink::Writer {
+ public:
+  explicit Writer(const std::string& path) : session_(Poco::Data::SQLite::Connector::KEY, path) {
+    // The host's store writes the same file: wait for its transactions
+    // rather than fail at once.
+    int busy_timeout_ms = 0;
+    session_ << "PRAGMA busy_timeout=10000", into(busy_timeout_ms), now;
+    busy_.install(db());
+    // No fsync of our own: the host marks these events done only after
+    // write() returns, and answers for that only once it has fsynced the WAL
+    // file, which covers every frame written to it before, ours too. If power
+    // fails first, the events are not done and run again (G3), and INSERT OR
+    // IGNORE writes the row again. The WAL keeps the file consistent either way.
+    session_ << "PRAGMA synchronous=NORMAL", now;
+  }
+
+  static std::shared_ptr<Writer> of(const std::string& path) {
+    static std::mutex mutex;
+    static std::map<std::string, std::weak_ptr<Writer>> writers;
+    std::lock_guard lock(mutex);
+    auto& slot = writers[path];
+    auto writer = slot.lock();
+    if (!writer) {
+      writer = std::make_shared<Writer>(path);
+      slot = writer;
+    }
+    return writer;
+  }
+
+  void execute(const std::string& sql) {
+    std::lock_guard lock(connection_);
+    session_ << sql, now;
+  }
+
+  /// Writes `rows` with `insert`, in a transaction shared with whatever
+  /// other workers hand in meanwhile; the error's text, empty when written.
+  std::string write(const std::string& insert, std::vector<ProcessedRow>& rows) {
+    Batch mine{&insert, &rows};
+    std::unique_lock lock(mutex_);
+    waiting_.push_back(&mine);
+    while (!mine.finished) {
+      if (writing_) {
+        cv_.wait(lock);
+        continue;
+      }
+      writing_ = true;
+      std::vector<Batch*> group;
+      group.swap(waiting_);
+      lock.unlock();
+      commitGroup(group);
+      lock.lock();
+      for (Batch* b : group) b->finished = true;
+      writing_ = false;
+      cv_.notify_all();
+    }
+    return mine.error;
+  }
+
+ private:
+  struct Batch {
+    const std::string* insert;
+    std::vector<ProcessedRow>* rows;
+    std::string error{};
+    bool finished = false;
+  };
+
+  sqlite3* db() { return Poco::Data::SQLite::Utility::dbHandle(session_); }
+
+  void commitGroup(std::vector<Batch*>& group) {
+    std::lock_guard lock(connection_);
+    const std::string error = commit(group);
+    if (error.empty()) return;
+    if (group.size() == 1) {
+      group.front()->error = error;
+      return;
+    }
+    // One worker's rows must not fail the others': each alone.
+    for (Batch* b : group) {
+      std::vector<Batch*> one{b};
+      b->error = commit(one);
+    }
+  }
+
+  std::string commit(const std::vector<Batch*>& group) {
+    try {
+      const std::string processed_at = formatRfc3339(std::chrono::system_clock::now());
+      run("BEGIN");
+      for (Batch* b : group) {
+        sqlite::SqliteStatement& insert = statement(*b->insert);
+        for (const ProcessedRow& row : *b->rows) {
+          sqlite::Used use(insert);
+          use->bind(1, row.event_id).bind(2, row.event_type).bindNullable(3, row.user_id).bindNullable(4, row.timestamp);
+          use->bindNullable(5, row.properties).bind(6, row.enriched_data).bind(7, row.pipeline).bind(8, processed_at);
+          use->bind(9, static_cast<std::int64_t>(row.attempts));
+          use->step();
+        }
+      }
+      run("COMMIT");
+      return {};
+    } catch (const std::exception& e) {
+      rollbackQuietly(db());
+      return e.what();
+    }
+  }
+
+  void run(const char* sql) {
+    auto& s = statement(sql);
+    sqlite::Used use(s);
+    use->step();
+  }
+
+  sqlite::SqliteStatement& statement(const std::string& sql) {
+    auto& slot = statements_[sql];
+    if (!slot) slot = std::make_unique<sqlite::SqliteStatement>(db(), sql);
+    return *slot;
+  }
+
+  sqlite::BusyWait busy_;  // before the session: it outlives the connection
+  Poco::Data::Session session_;
+  std::map<std::string, std::unique_ptr<sqlite::SqliteStatement>> statements_;  // after: finalized first
+  std::mutex connection_;  // the session, the statements
+  std::mutex mutex_;       // the rest
+  std::condition_variable cv_;
+  std::vector<Batch*> waiting_;
+  bool writing_ = false;
+};
 
 SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
   if (!config.is_object()) throw std::invalid_argument("sqlite: config must be an object");
@@ -111,20 +214,8 @@ SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
 
   Poco::Data::SQLite::Connector::registerConnector();
   try {
-    session_ = std::make_unique<Poco::Data::Session>(Poco::Data::SQLite::Connector::KEY, path_);
-    // The host's store and other workers write the same file: wait for their
-    // transactions rather than fail at once.
-    int busy_timeout_ms = 0;
-    *session_ << "PRAGMA busy_timeout=10000", into(busy_timeout_ms), now;
-    busy_.install(Poco::Data::SQLite::Utility::dbHandle(*session_));
-    // No fsync of our own: the host marks these events done only after
-    // write() returns, in a commit of its own (synchronous=FULL) that fsyncs
-    // the same WAL file and with it every frame written before, ours too.
-    // If power fails first, the events are not done and run again (G3), and
-    // INSERT OR IGNORE writes the row again. The WAL keeps the file
-    // consistent either way.
-    *session_ << "PRAGMA synchronous=NORMAL", now;
-    *session_ << tables::processedEventsDdl(tables::Engine::sqlite, table), now;
+    writer_ = Writer::of(path_);
+    writer_->execute(tables::processedEventsDdl(tables::Engine::sqlite, table));
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("sqlite: cannot prepare table " + table + " in " + path_ + ": " + e.displayText());
   }
@@ -135,24 +226,14 @@ SqliteSink::~SqliteSink() = default;
 std::vector<Result> SqliteSink::write(std::span<Event* const> events) {
   std::string error;
   try {
-    Row row;
-    Poco::Data::Statement insert(*session_);
-    insert << insert_sql_, use(row.event_id), use(row.event_type), use(row.user_id), use(row.timestamp),
-        use(row.properties), use(row.enriched_data), use(row.pipeline), use(row.processed_at), use(row.attempts);
-    row.processed_at = formatRfc3339(std::chrono::system_clock::now());
-    session_->begin();
-    for (const Event* event : events) {
-      fillRow(row, *event);
-      insert.execute();
-    }
-    session_->commit();
-    return std::vector<Result>(events.size(), Result::ok());
-  } catch (const Poco::Exception& e) {
-    error = e.displayText();
+    std::vector<ProcessedRow> rows;
+    rows.reserve(events.size());
+    for (const Event* event : events) rows.push_back(makeProcessedRow(*event));
+    error = writer_->write(insert_sql_, rows);
   } catch (const std::exception& e) {
     error = e.what();
   }
-  rollbackQuietly(*session_);
+  if (error.empty()) return std::vector<Result>(events.size(), Result::ok());
   return std::vector<Result>(events.size(), Result::retry("sqlite " + path_ + ": " + error, "sink_unavailable"));
 }
 

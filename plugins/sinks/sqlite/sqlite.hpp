@@ -7,19 +7,15 @@
 
 #include <eventflow/plugin.hpp>
 
-#include "base/sqlite_busy.hpp"
-
-namespace Poco::Data {
-class Session;
-}
 
 namespace eventflow::plugins {
 
 /// Writes events as rows of a processed_events-shaped table in the SQLite
-/// database named by the host's store.url. One transaction per write();
-/// INSERT OR IGNORE on event_id, so a redelivered event never adds a row.
-/// synchronous=NORMAL: the host's commit of the events' outcome fsyncs
-/// the rows (see the constructor).
+/// database named by the host's store.url. The instances of a process share
+/// one connection per file, and concurrent write()s one transaction (see
+/// Writer); INSERT OR IGNORE on event_id, so a redelivered event never adds
+/// a row. synchronous=NORMAL: the host's commit of the events' outcome
+/// fsyncs the rows.
 class SqliteSink final : public Sink {
  public:
   SqliteSink(const nlohmann::json& config, Context& context);
@@ -27,10 +23,10 @@ class SqliteSink final : public Sink {
   std::vector<Result> write(std::span<Event* const> events) override;
 
  private:
+  class Writer;
   std::string path_;
   std::string insert_sql_;
-  sqlite::BusyWait busy_;  // before the session: it outlives the connection
-  std::unique_ptr<Poco::Data::Session> session_;
+  std::shared_ptr<Writer> writer_;
 };
 
 }  // namespace eventflow::plugins
