@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -186,6 +187,46 @@ TEST_F(SqliteSinkTest, WaitsForAnotherWriterInsteadOfFailing) {
   writer.join();
   EXPECT_TRUE(result.isOk()) << result.reason();
   EXPECT_EQ(count(), 1);
+}
+
+// The workers' instances share one connection and commit together: under
+// concurrent writes every row lands, in its own table, and a worker whose
+// rows fail (its table was dropped) does not fail the others' rows that
+// shared its transaction.
+TEST_F(SqliteSinkTest, WorkersSharingTheFileLoseNoRowAndOneFailureStaysItsOwn) {
+  FakeContext ctx = context();
+  std::vector<std::unique_ptr<SqliteSink>> sinks;
+  for (int i = 0; i < 3; ++i) sinks.push_back(std::make_unique<SqliteSink>(nlohmann::json::object(), ctx));
+  sinks.push_back(std::make_unique<SqliteSink>(nlohmann::json{{"table", "other"}}, ctx));
+  sinks.push_back(std::make_unique<SqliteSink>(nlohmann::json{{"table", "gone"}}, ctx));
+  {
+    Poco::Data::Session session(Poco::Data::SQLite::Connector::KEY, db_);
+    session << "DROP TABLE gone", now;
+  }
+  constexpr int kWrites = 60, kBatch = 5;
+  std::vector<std::future<std::pair<int, int>>> outcomes;  // ok, retry
+  for (std::size_t w = 0; w < sinks.size(); ++w)
+    outcomes.push_back(std::async(std::launch::async, [&, w] {
+      std::pair<int, int> seen{0, 0};
+      for (int n = 0; n < kWrites; ++n) {
+        std::vector<Event> events;
+        for (int k = 0; k < kBatch; ++k)
+          events.push_back(purchase("w" + std::to_string(w) + "-" + std::to_string(n) + "-" + std::to_string(k), "u"));
+        for (const Result& r : writeAll(*sinks[w], events)) (r.isOk() ? seen.first : seen.second)++;
+      }
+      return seen;
+    }));
+  for (std::size_t w = 0; w < sinks.size(); ++w) {
+    const auto [ok, retry] = outcomes[w].get();
+    if (w == 4) {
+      EXPECT_EQ(ok, 0) << "rows for a dropped table were reported written";
+      EXPECT_EQ(retry, kWrites * kBatch);
+    } else {
+      EXPECT_EQ(ok, kWrites * kBatch) << "worker " << w << " failed with another's rows";
+    }
+  }
+  EXPECT_EQ(count(), 3 * kWrites * kBatch);
+  EXPECT_EQ(count("other"), kWrites * kBatch);
 }
 
 // `eventflow validate` creates the sink to check its config, and nothing more.
