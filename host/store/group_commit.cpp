@@ -27,10 +27,10 @@ void collapse(std::vector<Transition>& transitions) {
 
 GroupCommitter::GroupCommitter(Store& store, std::size_t max_rows)
     : store_(store), max_rows_(max_rows) {
-  sync_thread_ = std::thread([this] {
-    nameThread("ef-sync");
-    complete();
-  });
+  if (!store.durableOnCommit()) sync_thread_ = std::thread([this] {
+      nameThread("ef-sync");
+      complete();
+    });
   for (std::size_t i = 0; i < std::max<std::size_t>(1, store.writers()); ++i) threads_.emplace_back([this] {
       nameThread("ef-commit");
       run();
@@ -123,6 +123,12 @@ void GroupCommitter::run() {
     auto result = store_.commit(rows, transitions);
     if (result) {
       failures = 0;
+      if (!sync_thread_.joinable()) {  // durable already
+        Completion c{std::move(batch), std::move(rows), std::move(*result), {}, std::move(waiters), commit_started};
+        if (commit_timer_) commit_timer_(std::chrono::steady_clock::now() - commit_started);
+        answer(c);
+        continue;
+      }
       {
         std::lock_guard lock(done_mutex_);
         completions_.push_back(Completion{std::move(batch), std::move(rows), std::move(*result),

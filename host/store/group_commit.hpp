@@ -3,9 +3,10 @@
 // transaction (and one fsync), bounded by rows. A request's future resolves
 // only after its rows are committed and durable (G1).
 //
-// Two stages: committer threads ("ef-commit") run the transactions; one
-// "ef-sync" thread then calls Store::sync() once for every commit made
-// meanwhile and answers their requests, in commit order. The next
+// Two stages when the store's commits are not durable on return (SQLite):
+// the committer thread ("ef-commit") runs the transactions; an "ef-sync"
+// thread calls Store::sync() once for every commit made meanwhile and
+// answers their requests, in commit order. The next
 // transaction is built while the last one's fsync runs, and the answers
 // (HTTP replies, acknowledgements, publishing) are no longer the
 // committer's work.

@@ -121,6 +121,7 @@ class SqliteStore final : public Store, private SqlDialect {
   // after it. An fsync of the WAL file covers every frame written to it
   // before, the sinks' too; a checkpoint fsyncs the WAL before copying it
   // and the database after, so frames it took are durable in the database.
+  bool durableOnCommit() const override { return false; }
   Expected<void> sync() override {
     const std::string wal = path_ + "-wal";
     const int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);

@@ -175,6 +175,11 @@ class Store {
   /// transaction is built while this one's fsync runs. A store whose commits
   /// are durable when they return (PostgreSQL) has nothing to do.
   virtual Expected<void> sync() { return {}; }
+  /// False when commit() leaves the fsync to sync(). The group committer
+  /// then answers from a thread of its own after sync(); otherwise each
+  /// committer answers right after its commit, as a thread hop would cost
+  /// and save nothing.
+  virtual bool durableOnCommit() const { return true; }
   /// Every recorded event that is not yet done, dead or discarded.
   virtual Expected<std::vector<PendingEvent>> unfinished() = 0;
   /// Counts one more delivery of each event, durably; returns the new counts.

@@ -24,6 +24,7 @@ namespace {
 class GatedStore final : public Store {
  public:
   std::string backend() const override { return "gated"; }
+  bool durableOnCommit() const override { return false; }
   Expected<void> migrate() override { return {}; }
   Expected<std::vector<InsertStatus>> commit(std::span<const RawEvent> inserts,
                                              std::span<const Transition> transitions) override {
