@@ -354,6 +354,10 @@ class PostgresStore final : public Store, private SqlDialect {
     return "f.failed_at < " + param(params, formatRfc3339(until), "timestamptz") + " + interval '1 millisecond'";
   }
   bool uuidIdsOnly() const override { return true; }
+  const std::string& unfinishedCondition() const override {
+    static const std::string text = "state IN " + unfinishedStatesSql();
+    return text;
+  }
 
   Expected<void> migrateLocked() {
     auto created = writer_->exec(

@@ -98,7 +98,7 @@ std::string deadWhere(const SqlDialect& db, const DeadFilter& filter, std::vecto
 }
 
 Expected<std::vector<PendingEvent>> readUnfinished(SqlDialect& db) {
-  auto rows = db.query("SELECT " + pendingColumns(db) + " FROM raw_events WHERE state IN " + unfinishedStatesSql() +
+  auto rows = db.query("SELECT " + pendingColumns(db) + " FROM raw_events WHERE " + db.unfinishedCondition() +
                            " ORDER BY received_at",
                        {});
   if (!rows) return rows.error();
@@ -213,8 +213,8 @@ Expected<std::vector<std::string>> readSettled(SqlDialect& db, std::span<const s
   }
   std::set<std::string> unfinished;
   if (!in.empty()) {
-    auto rows = db.query("SELECT event_id FROM raw_events WHERE event_id IN (" + in + ") AND state IN " +
-                             unfinishedStatesSql(),
+    auto rows = db.query("SELECT event_id FROM raw_events WHERE event_id IN (" + in + ") AND " +
+                             db.unfinishedCondition(),
                          params);
     if (!rows) return rows.error();
     for (const Row& r : *rows) unfinished.insert(lower(value(r, 0)));

@@ -37,6 +37,9 @@ class SqlDialect {
   /// Whether an id that is not a UUID can be stored at all (PostgreSQL's
   /// uuid column refuses it, so a lookup of one answers "unknown" at once).
   virtual bool uuidIdsOnly() const = 0;
+  /// The condition "the event is unfinished" as the engine's partial index
+  /// on it is written.
+  virtual const std::string& unfinishedCondition() const = 0;
 };
 
 Expected<std::vector<PendingEvent>> readUnfinished(SqlDialect& db);

@@ -75,6 +75,17 @@ DROP INDEX raw_events_pipeline_state;
 CREATE INDEX raw_events_terminal ON raw_events (pipeline, state, updated_at)
   WHERE state IN ('done', 'dead', 'discarded');
 )",
+    // 6: the partial indexes' conditions as ORed comparisons
+    // (unfinishedStatesOr, terminalStatesOr): SQLite built a temporary b-tree
+    // for each IN list at every insert and state change.
+    R"(
+DROP INDEX raw_events_unfinished;
+CREATE INDEX raw_events_unfinished ON raw_events(state, updated_at)
+  WHERE (state = 'received' OR state = 'queued' OR state = 'processing' OR state = 'retrying');
+DROP INDEX raw_events_terminal;
+CREATE INDEX raw_events_terminal ON raw_events (pipeline, state, updated_at)
+  WHERE (state = 'done' OR state = 'dead' OR state = 'discarded');
+)",
 };
 
 }  // namespace

@@ -165,7 +165,7 @@ class SqliteStore final : public Store, private SqlDialect {
       const std::string cutoff = formatRfc3339(std::chrono::system_clock::now() - older_than);
       writer_.begin();
       Poco::Data::Statement select(writer_);
-      select << "SELECT " + pendingColumns(*this) + " FROM raw_events WHERE state IN " + unfinishedStatesSql() +
+      select << "SELECT " + pendingColumns(*this) + " FROM raw_events WHERE " + unfinishedStatesOr() +
                     " AND updated_at < ? ORDER BY updated_at LIMIT ?",
           bind(cutoff), bind(static_cast<int>(limit)), now;
       out = pendingFrom(rowsOf(select));
@@ -205,8 +205,8 @@ class SqliteStore final : public Store, private SqlDialect {
       // The partial index's own condition, word for word: SQLite uses a
       // partial index only for a query that repeats it (a full scan of
       // raw_events each second, under the write lock, halved the mixed load).
-      const std::string doomed = "(SELECT event_id FROM raw_events WHERE pipeline = ? AND state IN " +
-                                 terminalStatesSql() + " AND state = " + sql(state) +
+      const std::string doomed = "(SELECT event_id FROM raw_events WHERE pipeline = ? AND " +
+                                 terminalStatesOr() + " AND state = " + sql(state) +
                                  " AND updated_at < ? ORDER BY updated_at LIMIT ?)";
       const int n = static_cast<int>(limit);
       // Most passes find nothing: then no write transaction is opened.
@@ -329,6 +329,7 @@ class SqliteStore final : public Store, private SqlDialect {
     return "f.failed_at <= " + param(params, formatRfc3339(until), nullptr);
   }
   bool uuidIdsOnly() const override { return false; }
+  const std::string& unfinishedCondition() const override { return unfinishedStatesOr(); }
 
   static Rows rowsOf(Poco::Data::Statement& select) {
     Rows out;
@@ -360,8 +361,8 @@ class SqliteStore final : public Store, private SqlDialect {
           // committer's time; `pipeline` reads the row again instead.
           update(db,
                  "UPDATE raw_events SET state = ?, attempts = ?, updated_at = ?, last_error = NULLIF(?, ''), "
-                 "processing_us = CASE WHEN ?5 >= 0 THEN ?5 ELSE processing_us END WHERE event_id = ? AND state "
-                 "NOT IN " + terminalStatesSql()),
+                 "processing_us = CASE WHEN ?5 >= 0 THEN ?5 ELSE processing_us END WHERE event_id = ? AND NOT " +
+                     terminalStatesOr()),
           pipeline(db, "SELECT pipeline FROM raw_events WHERE event_id = ?"),
           dead(db,
                "INSERT OR REPLACE INTO failed_events(event_id, pipeline, payload, error_type, error_message, stage, "

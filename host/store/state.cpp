@@ -18,6 +18,16 @@ std::string listOf(bool terminal) {
   return out + ")";
 }
 
+std::string orOf(bool terminal) {
+  std::string out = "(";
+  for (const State s : kAll) {
+    if (isTerminal(s) != terminal) continue;
+    if (out.size() > 1) out += " OR ";
+    out += "state = " + sql(s);
+  }
+  return out + ")";
+}
+
 }  // namespace
 
 std::optional<State> parseState(std::string_view text) {
@@ -36,6 +46,16 @@ const std::string& unfinishedStatesSql() {
 const std::string& terminalStatesSql() {
   static const std::string list = listOf(true);
   return list;
+}
+
+const std::string& unfinishedStatesOr() {
+  static const std::string text = orOf(false);
+  return text;
+}
+
+const std::string& terminalStatesOr() {
+  static const std::string text = orOf(true);
+  return text;
 }
 
 }  // namespace eventflow::store
