@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -294,6 +295,39 @@ TEST_F(PostgresSinkTest, RefusedRowIsRejectedAndTheOthersAreWritten) {
   EXPECT_EQ(count(), 5);
   EXPECT_FALSE(column("event_id", uuid(4)).has_value());
   EXPECT_EQ(column("user_id", uuid(8)), "u-8");
+}
+
+// The workers' instances of one table write each other's rows: under
+// concurrent calls every row lands, and each worker gets its own rows'
+// results back, its refused row rejected and nobody else's.
+TEST_F(PostgresSinkTest, WorkersSharingATableGetTheirOwnResults) {
+  FakeContext ctx = context();
+  std::vector<std::unique_ptr<PostgresSink>> sinks;
+  for (int i = 0; i < 4; ++i) sinks.push_back(std::make_unique<PostgresSink>(config(), ctx));
+  exec("ALTER TABLE " + table_ + " ADD CONSTRAINT user_not_bad CHECK (user_id <> 'bad')");
+  constexpr int kCalls = 40, kBatch = 5;
+  std::vector<std::future<std::pair<int, int>>> outcomes;  // ok, rejected
+  for (int w = 0; w < 4; ++w)
+    outcomes.push_back(std::async(std::launch::async, [&, w] {
+      std::pair<int, int> seen{0, 0};
+      for (int n = 0; n < kCalls; ++n) {
+        const int first = 1 + (w * kCalls + n) * kBatch;
+        std::vector<Event> events = purchases(first, first + kBatch);
+        if (w == 3 && n % 4 == 0) events[2] = purchase(first + 2, "bad");  // worker 3's own refused rows
+        for (const Result& r : writeAll(*sinks[static_cast<std::size_t>(w)], events)) {
+          if (r.isOk()) ++seen.first;
+          else if (r.status() == Result::Status::reject) ++seen.second;
+        }
+      }
+      return seen;
+    }));
+  for (int w = 0; w < 4; ++w) {
+    const auto [ok, rejected] = outcomes[static_cast<std::size_t>(w)].get();
+    const int refused = w == 3 ? kCalls / 4 : 0;
+    EXPECT_EQ(rejected, refused) << "worker " << w;
+    EXPECT_EQ(ok, kCalls * kBatch - refused) << "worker " << w;
+  }
+  EXPECT_EQ(count(), 4 * kCalls * kBatch - kCalls / 4);
 }
 
 TEST_F(PostgresSinkTest, ServerErrorIsRetryForEveryEventAndTheSinkRecovers) {
