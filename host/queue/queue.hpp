@@ -34,6 +34,11 @@ struct Message {
   std::uint64_t sinks_of = 0;
   std::string token{};             // the transport's handle for ack (a stream entry id)
   unsigned deliveries = 1;       // times the transport handed it out (poison detection)
+  /// Another copy of it may have run already, and its event may even be
+  /// pruned since: published again from the store (recovery at start, the
+  /// relay), or taken over from a stopped consumer that read it. The worker
+  /// asks the store before running it.
+  bool maybe_settled = false;
   SystemTime not_before{};       // a retry handed back while it waited: not to run before then
   /// When a worker of this process first ran it (kept across retries): the
   /// start of its processing time. Unset until then.

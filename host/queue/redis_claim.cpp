@@ -128,6 +128,9 @@ void RedisQueue::claim(Connection& conn, const std::string& pipeline, const std:
         continue;
       }
       m.deliveries = static_cast<unsigned>(count);
+      // Never started, but recovery published its event again at the
+      // restart: that copy may have finished it, and retention pruned it.
+      m.maybe_settled = true;
       out.push_back(std::move(m));
     }
     dropForeign(pipeline, junk);

@@ -32,6 +32,7 @@ bool decode(Reply& entry, const std::string& pipeline, Message& m) {
     else if (key == "payload") m.payload = bulk(std::move(value));
     else if (key == "sinks") m.sinks_done = static_cast<std::uint32_t>(integer(value));
     else if (key == "due") m.not_before = SystemTime(std::chrono::milliseconds(integer(value)));
+    else if (key == "again") m.maybe_settled = integer(value) != 0;
   }
   m.pipeline = pipeline;
   return !m.id.empty();
@@ -211,6 +212,7 @@ std::size_t RedisQueue::encodeXadds(std::string& wire, const std::string& pipeli
          << "attempts" << m.attempts << "payload" << m.payload;
     // Only on entries handed back by a stopping worker: what its retry had done and waits for.
     if (m.sinks_done) xadd << "sinks" << static_cast<long long>(m.sinks_done);
+    if (m.maybe_settled) xadd << "again" << 1LL;
     if (m.not_before != SystemTime{})
       xadd << "due"
            << static_cast<long long>(

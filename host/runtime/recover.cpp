@@ -79,6 +79,7 @@ Expected<Recovery> recover(store::Store& store, queue::Queue& queue, const pipel
     const auto d = delivered.find(e.id);
     auto& m = refill[p->name()].emplace_back(messageOf(std::move(e), p->name()));
     m.deliveries = d == delivered.end() ? 1u : d->second + 1;
+    m.maybe_settled = true;  // with Redis, its first entry may still be in the stream
     if (m.id == crashed.event_id) {
       m.crashed_stage = crashed.stage;
       m.crashed_plugin = crashed.plugin;

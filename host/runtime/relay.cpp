@@ -49,6 +49,7 @@ std::size_t Relay::runOnce() {
     const auto* p = generation->router.route(e.type);
     if (!p) continue;  // no pipeline takes it any more; recovery at start dead-letters it
     out[p->name()].push_back(messageOf(std::move(e), p->name()));
+    out[p->name()].back().maybe_settled = true;
   }
   std::size_t sent = 0;
   for (auto& [name, messages] : out) {

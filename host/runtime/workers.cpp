@@ -237,6 +237,20 @@ void WorkerPool::loop(Worker& w) {
       return true;
     });
     if (!poison.empty()) deadLetterPoison(runner, poison);
+    // A copy published again (recovery, the relay) or taken over unstarted
+    // from a stopped consumer may find its event finished by another copy,
+    // and pruned since: its sinks must not run again (G3), as for a
+    // redelivery (below).
+    std::vector<queue::Message> copies;
+    std::erase_if(messages, [&](queue::Message& m) {
+      if (!m.maybe_settled || m.deliveries > 1) return false;
+      copies.push_back(std::move(m));
+      return true;
+    });
+    if (!copies.empty()) {
+      dropSettled(name, copies);
+      for (auto& m : copies) messages.push_back(std::move(m));
+    }
     // A redelivered message may be what crashed the last worker; run each
     // alone, so a crash counts against it and not against its batch-mates.
     std::vector<queue::Message> suspects;
@@ -245,7 +259,6 @@ void WorkerPool::loop(Worker& w) {
       suspects.push_back(std::move(m));
       return true;
     });
-    if (!suspects.empty()) dropSettled(name, suspects);
     // One suspect at a time in the whole process: a crash then implicates
     // only the one running, never a suspect on another thread.
     std::unique_lock suspect_lock(suspects_mutex_, std::defer_lock);
@@ -254,6 +267,12 @@ void WorkerPool::loop(Worker& w) {
       settle();  // if it crashes us, nothing else is left unacknowledged
       std::vector<queue::Message> one;
       one.push_back(std::move(m));
+      // Asked right before it runs: after a crash hundreds of suspects wait
+      // here in turn, and another copy of one (recovery publishes every
+      // unfinished event again) may finish it, and retention prune it,
+      // meanwhile.
+      dropSettled(name, one);
+      if (one.empty()) continue;
       run(one);
       settle();
     }

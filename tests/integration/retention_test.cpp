@@ -13,6 +13,7 @@
 
 #include "backends.hpp"
 #include "cluster.hpp"
+#include "command.hpp"
 #include "host_process.hpp"
 
 using namespace eventflow::testing;
@@ -149,7 +150,9 @@ TEST_P(Retention, TablesShrinkUnderLoadAndACrashWhileTheBooksBalance) {
     if (left == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  EXPECT_EQ(left, 0) << "rows of finished events still stored";
+  EXPECT_EQ(left, 0) << "rows of finished events still stored: raw_events " << d.rows("raw_events")
+                      << ", failed_events " << d.rows("failed_events") << ", processed_events "
+                      << d.rows("processed_events");
   const auto after = http(d.port(), "GET", "/metrics/summary").json();
   EXPECT_EQ(after["events_received"], summary["events_received"]);
   EXPECT_EQ(after["events_processed"], summary["events_processed"]);
@@ -162,3 +165,50 @@ INSTANTIATE_TEST_SUITE_P(Modes, Retention, ::testing::Values(Mode::embedded, Mod
                          [](const auto& param_info) {
                            return std::string(param_info.param == Mode::embedded ? "embedded" : "postgres");
                          });
+
+// A copy of an event published again (recovery publishes every unfinished
+// event after a crash while its first entry may still be in the stream; the
+// relay republishes stale ones) can arrive after another copy finished the
+// event and retention pruned it. The worker acknowledges it unrun, and no
+// sink row comes back. An entry of the same id without the mark runs: what
+// the mark is for.
+TEST(RetentionCopies, ACopyPublishedAgainAfterItsEventWasPrunedDoesNotRunItsSinks) {
+  const std::string pg = freshDatabase("retcopy");
+  Cluster cluster("retcopy", pg, redisUrl());
+  cluster.hostExtra(kRetention);
+  const auto port = cluster.add("all");
+  const std::string id = uuid();
+  const auto event = validEvent(2, id);  // a page_view: the activity pipeline
+  ASSERT_EQ(http(port, "POST", "/events", event.dump()).status, 202);
+  const std::string row = "SELECT COUNT(*) FROM processed_events WHERE event_id = '" + id + "'";
+  const auto pruned_by = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < pruned_by && pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE event_id = '" + id + "'") != 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(pgCount(pg, "SELECT COUNT(*) FROM raw_events WHERE event_id = '" + id + "'"), 0) << "never pruned";
+  ASSERT_EQ(pgCount(pg, row), 0) << "its sink row went with it";
+
+  const std::string stream = cluster.prefix() + "activity";
+  const auto xadd = [&](bool again) {
+    std::vector<std::string> argv{"/usr/bin/redis-cli", "-u", redisUrl(), "XADD", stream, "*", "id", id, "type", "page_view",
+                                  "cid", "", "at", "1767225600000", "attempts", "0", "payload", event.dump()};
+    if (again) argv.insert(argv.end(), {"again", "1"});
+    const auto added = runCommand(argv);
+    ASSERT_EQ(added.exit_code, 0) << added.describe();
+  };
+  const auto drained = [&] {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < deadline) {
+      const auto len = runCommand({"/usr/bin/redis-cli", "-u", redisUrl(), "XLEN", stream});
+      if (len.exit_code == 0 && std::stoll(len.out) == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  xadd(true);
+  ASSERT_TRUE(drained()) << "the copy was never acknowledged";
+  EXPECT_EQ(pgCount(pg, row), 0) << "a copy published again ran the sink of a pruned event";
+
+  xadd(false);
+  ASSERT_TRUE(drained());
+  EXPECT_EQ(pgCount(pg, row), 1) << "an unmarked entry should have run: the check above proved nothing";
+}

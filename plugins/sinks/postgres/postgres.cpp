@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +17,7 @@
 #include <eventflow/time.hpp>
 
 #include "base/tables.hpp"
+#include "common/combiner.hpp"
 #include "common/processed_row.hpp"
 #include "pg/connection.hpp"
 #include "pg/copy_text.hpp"
@@ -238,34 +238,15 @@ std::string arrayOf(const std::vector<std::string>& rows, std::size_t first, std
 class PostgresSink::Group {
  public:
   static std::shared_ptr<Group> of(const std::string& key) {
-    static std::mutex mutex;
-    static std::map<std::string, std::weak_ptr<Group>> groups;
-    std::lock_guard lock(mutex);
-    auto& slot = groups[key];
-    auto group = slot.lock();
-    if (!group) {
-      group = std::make_shared<Group>();
-      slot = group;
-    }
-    return group;
+    return sharedByKey<Group>(key, [] { return std::make_shared<Group>(); });
   }
 
   std::vector<Result> write(PostgresSink& self, std::vector<ProcessedRow>& rows) {
-    Batch mine{&rows, {}, false};
-    std::unique_lock lock(mutex_);
-    waiting_.push_back(&mine);
-    while (!mine.finished) {
-      if (writing_) {
-        cv_.wait(lock);
-        continue;
-      }
-      writing_ = true;
-      std::vector<Batch*> group;
-      group.swap(waiting_);
-      lock.unlock();
+    Batch mine{&rows, {}};
+    combiner_.join(mine, [&self](std::vector<Batch*>& group) noexcept {
       std::vector<Result> results;
       if (group.size() == 1) {
-        results = self.writeRows(rows);
+        results = self.writeRows(*group.front()->rows);
       } else {
         std::vector<ProcessedRow> all;
         for (Batch* b : group) all.insert(all.end(), std::make_move_iterator(b->rows->begin()),
@@ -279,11 +260,7 @@ class PostgresSink::Group {
                           std::make_move_iterator(results.begin() + static_cast<std::ptrdiff_t>(at + n)));
         at += n;
       }
-      lock.lock();
-      for (Batch* b : group) b->finished = true;
-      writing_ = false;
-      cv_.notify_all();
-    }
+    });
     return std::move(mine.results);
   }
 
@@ -291,12 +268,8 @@ class PostgresSink::Group {
   struct Batch {
     std::vector<ProcessedRow>* rows;
     std::vector<Result> results;
-    bool finished;
   };
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Batch*> waiting_;
-  bool writing_ = false;
+  Combiner<Batch> combiner_;
 };
 
 PostgresSink::PostgresSink(const nlohmann::json& config, Context& context) : context_(context) {

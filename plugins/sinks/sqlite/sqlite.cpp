@@ -1,7 +1,6 @@
 #include "sqlite.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +19,7 @@
 #include "base/sqlite_busy.hpp"
 #include "base/sqlite_statement.hpp"
 #include "base/tables.hpp"
+#include "common/combiner.hpp"
 #include "common/processed_row.hpp"
 
 namespace eventflow::plugins {
@@ -64,12 +64,11 @@ void rollbackQuietly(sqlite3* db) noexcept {
 }  // namespace
 
 // One connection per database file in this process, shared by every sqlite
-// sink instance (one per worker): a worker's rows wait while another commits,
-// then whichever worker finds the connection free commits every waiting
-// worker's rows in one transaction. Six connections taking the write lock
-// by turns each dropped the others' page caches (SQLite rereads its pages
-// after another connection's commit) and made the store's group commit wait
-// for the lock, one small transaction after another.
+// sink instance (one per worker), whose concurrent writes join into one
+// transaction (Combiner). Six connections taking the write lock by turns
+// each dropped the others' page caches (SQLite rereads its pages after
+// another connection's commit) and made the store's group commit wait for
+// the lock, one small transaction after another.
 class SqliteSink::Writer {
  public:
   explicit Writer(const std::string& path) : session_(Poco::Data::SQLite::Connector::KEY, path) {
@@ -91,16 +90,7 @@ class SqliteSink::Writer {
   }
 
   static std::shared_ptr<Writer> of(const std::string& path) {
-    static std::mutex mutex;
-    static std::map<std::string, std::weak_ptr<Writer>> writers;
-    std::lock_guard lock(mutex);
-    auto& slot = writers[path];
-    auto writer = slot.lock();
-    if (!writer) {
-      writer = std::make_shared<Writer>(path);
-      slot = writer;
-    }
-    return writer;
+    return sharedByKey<Writer>(path, [&] { return std::make_shared<Writer>(path); });
   }
 
   void execute(const std::string& sql) {
@@ -112,23 +102,7 @@ class SqliteSink::Writer {
   /// other workers hand in meanwhile; the error's text, empty when written.
   std::string write(const std::string& insert, std::vector<ProcessedRow>& rows) {
     Batch mine{&insert, &rows};
-    std::unique_lock lock(mutex_);
-    waiting_.push_back(&mine);
-    while (!mine.finished) {
-      if (writing_) {
-        cv_.wait(lock);
-        continue;
-      }
-      writing_ = true;
-      std::vector<Batch*> group;
-      group.swap(waiting_);
-      lock.unlock();
-      commitGroup(group);
-      lock.lock();
-      for (Batch* b : group) b->finished = true;
-      writing_ = false;
-      cv_.notify_all();
-    }
+    combiner_.join(mine, [this](std::vector<Batch*>& group) noexcept { commitGroup(group); });
     return mine.error;
   }
 
@@ -137,12 +111,11 @@ class SqliteSink::Writer {
     const std::string* insert;
     std::vector<ProcessedRow>* rows;
     std::string error{};
-    bool finished = false;
   };
 
   sqlite3* db() { return Poco::Data::SQLite::Utility::dbHandle(session_); }
 
-  void commitGroup(std::vector<Batch*>& group) {
+  void commitGroup(std::vector<Batch*>& group) noexcept {
     std::lock_guard lock(connection_);
     const std::string error = commit(group);
     if (error.empty()) return;
@@ -157,7 +130,7 @@ class SqliteSink::Writer {
     }
   }
 
-  std::string commit(const std::vector<Batch*>& group) {
+  std::string commit(const std::vector<Batch*>& group) noexcept {
     try {
       const std::string processed_at = formatRfc3339(std::chrono::system_clock::now());
       run("BEGIN");
@@ -176,6 +149,9 @@ class SqliteSink::Writer {
     } catch (const std::exception& e) {
       rollbackQuietly(db());
       return e.what();
+    } catch (...) {
+      rollbackQuietly(db());
+      return "unknown exception";
     }
   }
 
@@ -195,10 +171,7 @@ class SqliteSink::Writer {
   Poco::Data::Session session_;
   std::map<std::string, std::unique_ptr<sqlite::SqliteStatement>> statements_;  // after: finalized first
   std::mutex connection_;  // the session, the statements
-  std::mutex mutex_;       // the rest
-  std::condition_variable cv_;
-  std::vector<Batch*> waiting_;
-  bool writing_ = false;
+  Combiner<Batch> combiner_;
 };
 
 SqliteSink::SqliteSink(const nlohmann::json& config, Context& context) {
