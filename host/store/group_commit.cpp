@@ -147,9 +147,7 @@ void GroupCommitter::run() {
                  {{"error", result.error().message}, {"failures_not_logged", std::to_string(suppressed)}});
     {
       std::lock_guard lock(mutex_);
-      transitions_.insert(transitions_.begin(), std::make_move_iterator(transitions.begin()),
-                          std::make_move_iterator(transitions.end()));
-      waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()), std::make_move_iterator(waiters.end()));
+      requeue(transitions, waiters);
       if (stopping_ && ++failures > 3) {
         log::error("giving up on state changes at shutdown; they are recovered at the next start");
         for (auto& w : waiters_) w.promise.set_value(makeError("store unavailable at shutdown"));
@@ -201,10 +199,7 @@ void GroupCommitter::complete() {
       }
       {
         std::lock_guard lock(mutex_);
-        transitions_.insert(transitions_.begin(), std::make_move_iterator(again.begin()),
-                            std::make_move_iterator(again.end()));
-        waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()),
-                        std::make_move_iterator(waiters.end()));
+        requeue(again, waiters);
       }
       cv_.notify_one();
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -216,6 +211,13 @@ void GroupCommitter::complete() {
       answer(c);
     }
   }
+}
+
+void GroupCommitter::requeue(std::vector<Transition>& transitions, std::vector<Waiter>& waiters) {
+  // First in line: the next commit takes them before anything newer.
+  transitions_.insert(transitions_.begin(), std::make_move_iterator(transitions.begin()),
+                      std::make_move_iterator(transitions.end()));
+  waiters_.insert(waiters_.begin(), std::make_move_iterator(waiters.begin()), std::make_move_iterator(waiters.end()));
 }
 
 void GroupCommitter::answer(Completion& c) {

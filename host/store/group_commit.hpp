@@ -80,6 +80,9 @@ class GroupCommitter {
   void run();
   void complete();
   void answer(Completion& c);
+  // Changes whose commit failed, or whose sync did, go back to the front of
+  // the queue; mutex_ held.
+  void requeue(std::vector<Transition>& transitions, std::vector<Waiter>& waiters);
   Store& store_;
   const std::size_t max_rows_;
   std::mutex mutex_;
