@@ -245,13 +245,10 @@ std::string transitionArraysSource(int first) {
 Expected<void> applyTransitions(pg::Connection& conn, std::span<const Transition> transitions) {
   // Prepared once per session: parsing and planning these statements each
   // time was most of PostgreSQL's CPU under single posts (issue 13). The
-  // `event_id = ANY($1)` restriction and the committers' enable_seqscan=off
-  // keep the cached generic plan on the primary key however small raw_events
-  // was when it was made (a plan cached at a near-empty table once scanned
-  // the whole table: 116 ms per 126-row batch at 200,000 rows).
+  // `event_id = ANY($1)` restriction and the session's settings
+  // (kCommitterSession) keep its cached plan to the key, hashed.
   if (auto arrays = transitionArrays(transitions)) {
-    static const std::string kArrays = "WITH " + transitionArraysSource(1) + " SELECT 1";
-    auto r = conn.prepared("transitions", kArrays, *arrays, true);
+    auto r = conn.prepared("transitions", transitionsStatement(), *arrays, true);
     if (!r) return r.error();
     return {};
   }
@@ -285,6 +282,11 @@ Expected<bool> insertAndApply(pg::Connection& conn, std::span<const RawEvent> in
 }
 
 }  // namespace
+
+const std::string& transitionsStatement() {
+  static const std::string kArrays = "WITH " + transitionArraysSource(1) + " SELECT 1";
+  return kArrays;
+}
 
 Expected<std::vector<InsertStatus>> commitOn(pg::Connection& conn, std::span<const RawEvent> inserts,
                                              std::span<const Transition> transitions) {

@@ -432,11 +432,9 @@ Expected<std::unique_ptr<Store>> openPostgresStore(const std::string& url) {
   if (!reader) return reader.error();
   std::vector<std::unique_ptr<pg::Connection>> committers;
   for (std::size_t i = 0; i < PostgresStore::kWriters; ++i) {
-    // Only primary-key reads and writes run here, as prepared statements:
-    // with sequential scans off their cached generic plans keep to the key
-    // however few rows raw_events had when they were planned (see
-    // applyTransitions in postgres_commit.cpp).
-    auto c = open("SET enable_seqscan = off");
+    // Only primary-key reads and writes run here, as prepared statements
+    // whose cached plans the session's settings keep to the key, hashed.
+    auto c = open(postgres::kCommitterSession);
     if (!c) return c.error();
     committers.push_back(std::move(*c));
   }
