@@ -57,8 +57,12 @@ and the drain time.
   --wait-timeout S     give up waiting after S seconds (default 600)
   --report FORMAT      text (default) or json: one JSON object on stdout, for scripts
 
-exit code: 0 when every request got a 2xx (and with --wait every accepted event became
-terminal), 1 otherwise, 2 on usage errors.
+A batch is answered 202 when any of its events was taken; the others carry
+their own status (503 when their pipeline's queue is full). Only the taken
+ones count as accepted; the others are reported as refused.
+
+exit code: 0 when every request got a 2xx, no event of a batch was refused (and
+with --wait every accepted event became terminal), 1 otherwise, 2 on usage errors.
 )";
 
 }  // namespace
@@ -174,6 +178,7 @@ int produce(int argc, char** argv) {
   report.failed = load.errors;
   report.invalid_accepted = load.invalid_ok;
   report.codes = load.codes;
+  report.refused = load.refused;
   report.latencies = std::move(load.latencies);
   std::sort(report.latencies.begin(), report.latencies.end());
   report.wait_timeout = *wait_timeout;
@@ -187,7 +192,7 @@ int produce(int argc, char** argv) {
                                 std::chrono::seconds(*wait_timeout));
   if (format == "json") std::cout << reportJson(report).dump() << "\n";
   else printEnd(std::cout, report);
-  return report.failed == 0 && (!report.drain || report.drain->ok) ? 0 : 1;
+  return report.failed == 0 && report.refused.empty() && (!report.drain || report.drain->ok) ? 0 : 1;
 }
 
 }  // namespace eventflow::app

@@ -69,6 +69,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void send() {
     if (load_.timed ? Clock::now() >= load_.deadline : load_.next >= load_.total) return;  // done: let io.run() end
     const std::uint64_t first = load_.next;
+    first_ = first;
     events_ = load_.timed ? static_cast<std::uint64_t>(load_.batch)
                           : std::min<std::uint64_t>(static_cast<std::uint64_t>(load_.batch), load_.total - first);
     load_.next += events_;
@@ -127,30 +128,46 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       line = end;
     }
     const std::size_t whole = head_size + length;
-    if (in_.size() >= whole) return finish(status, whole);
+    if (in_.size() >= whole) return finish(status, head_size, whole);
     boost::asio::async_read(*stream_, boost::asio::dynamic_buffer(in_), boost::asio::transfer_exactly(whole - in_.size()),
-                            [self = shared_from_this(), status, whole](const boost::system::error_code& ec, std::size_t) {
+                            [self = shared_from_this(), status, head_size, whole](const boost::system::error_code& ec,
+                                                                                 std::size_t) {
                               if (ec) return self->failed();
-                              self->finish(status, whole);
+                              self->finish(status, head_size, whole);
                             });
   }
 
-  void finish(int status, std::size_t consumed) {
+  void finish(int status, std::size_t head_size, std::size_t consumed) {
+    record(status, std::string_view(in_).substr(head_size, consumed - head_size));
     in_.erase(0, consumed);
-    record(status);
     if (close_) return connect();
     send();
   }
 
-  void record(int status) {
+  void record(int status, std::string_view body = {}) {
     load_.latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_).count());
     ++load_.requests;
     ++load_.codes[status];
-    if (status >= 200 && status < 300) {
+    if (status < 200 || status >= 300) {
+      ++load_.errors;
+      return;
+    }
+    // A batch is answered 202 when any of its events was taken; the others
+    // carry their own status (503 when their pipeline's queue is full).
+    const std::vector<int> items = load_.batch > 1 ? batchItemStatuses(body) : std::vector<int>{};
+    if (items.size() != events_) {
       load_.events_ok += events_;
       load_.invalid_ok += invalid_;
-    } else {
-      ++load_.errors;
+      return;
+    }
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (items[i] < 200 || items[i] >= 300) {
+        ++load_.refused[items[i]];
+        continue;
+      }
+      ++load_.events_ok;
+      if (load_.invalid_every > 0 && (first_ + i) % static_cast<std::uint64_t>(load_.invalid_every) == 0)
+        ++load_.invalid_ok;
     }
   }
 
@@ -185,11 +202,32 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   std::string body_, out_, in_;
   std::uint64_t events_ = 0;
   std::uint64_t invalid_ = 0;  // of events_
+  std::uint64_t first_ = 0;    // the number of the request's first event
   Clock::time_point sent_;
   bool close_ = false;
 };
 
 }  // namespace
+
+std::vector<int> batchItemStatuses(std::string_view body) {
+  // Each item's own "status_code" closes its object. A value inside an item
+  // (an error message quoting a client's bytes) is a JSON string, whose
+  // quotes are escaped, so the unescaped key is only ever the host's.
+  static constexpr std::string_view kKey = "\"status_code\":";
+  std::vector<int> out;
+  std::size_t at = body.find("\"results\":[");
+  if (at == std::string_view::npos) return out;
+  while ((at = body.find(kKey, at)) != std::string_view::npos) {
+    at += kKey.size();
+    if (body[at - kKey.size() - 1] == '\\') continue;
+    int code = 0;
+    const auto [end, ec] = std::from_chars(body.data() + at, body.data() + body.size(), code);
+    if (ec != std::errc()) return {};
+    out.push_back(code);
+    at = static_cast<std::size_t>(end - body.data());
+  }
+  return out;
+}
 
 void startConnections(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint,
                       const Target& target, const std::string& head, Load& load, long long concurrency) {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/args.hpp"
@@ -38,8 +39,14 @@ struct Load {
   std::map<int, std::uint64_t> codes;
   std::uint64_t events_ok = 0, requests = 0, errors = 0;
   std::uint64_t invalid_ok = 0;  // invalid events in 2xx answers: they should end dead
+  // Events a 2xx batch answer refused one by one (its per-item status), by that status.
+  std::map<int, std::uint64_t> refused;
   bool tls_error_said = false;
 };
+
+/// The per-item status codes of a batch answer (`{"accepted":…,"results":[{…,
+/// "status_code":202},…]}`), in order; empty when `body` is not one.
+std::vector<int> batchItemStatuses(std::string_view body);
 
 // Where the requests go: host and port, and for https the client's TLS
 // context (trusted CAs, optional client certificate).

@@ -114,6 +114,11 @@ void printLoad(std::ostream& out, Report& report) {
   out << "status codes:";
   for (auto [c, k] : report.codes) out << " " << (c ? std::to_string(c) : std::string("error")) << "=" << k;
   out << "\n";
+  if (!report.refused.empty()) {
+    out << "events refused in 2xx batch answers:";
+    for (auto [c, k] : report.refused) out << " " << c << "=" << k;
+    out << "\n";
+  }
 }
 
 void printEnd(std::ostream& out, const Report& report) {
@@ -136,6 +141,12 @@ nlohmann::json reportJson(Report& report) {
   auto& latencies = report.latencies;
   nlohmann::json status = nlohmann::json::object();
   for (auto [c, k] : report.codes) status[c ? std::to_string(c) : std::string("error")] = k;
+  nlohmann::json refused = nlohmann::json::object();
+  std::uint64_t refused_events = 0;
+  for (auto [c, k] : report.refused) {
+    refused[std::to_string(c)] = k;
+    refused_events += k;
+  }
   nlohmann::json j = {
       {"mode", report.mode},
       {"url", report.url},
@@ -148,6 +159,8 @@ nlohmann::json reportJson(Report& report) {
       {"accepted_events", report.accepted},
       {"accepted_events_per_s", perSecond(report.accepted, report.seconds)},
       {"invalid_accepted", report.invalid_accepted},
+      {"refused_events", refused_events},
+      {"refused_status", refused},
       {"status", status},
       {"status_503", code(report, 503)},
       {"status_429", code(report, 429)},

@@ -50,6 +50,7 @@ struct Report {
   double seconds = 0;  // the load: first request to last answer
   std::uint64_t requests = 0, accepted = 0, failed = 0, invalid_accepted = 0;
   std::map<int, std::uint64_t> codes;  // status → requests; 0: no answer (connection failed)
+  std::map<int, std::uint64_t> refused;  // status → events a 2xx batch answer refused
   std::vector<double> latencies;       // ms, sorted
   std::optional<Drain> drain;          // with --wait
   long long wait_timeout = 0;
