@@ -210,16 +210,16 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 }  // namespace
 
 std::vector<int> batchItemStatuses(std::string_view body) {
-  // Each item's own "status_code" closes its object. A value inside an item
-  // (an error message quoting a client's bytes) is a JSON string, whose
-  // quotes are escaped, so the unescaped key is only ever the host's.
+  // Each item's own "status_code" closes its object. Text inside an item
+  // (an error message quoting a client's bytes) is a JSON string whose
+  // quotes are escaped, so there the key reads \"status_code\": and never
+  // matches: the key found is only ever the host's.
   static constexpr std::string_view kKey = "\"status_code\":";
   std::vector<int> out;
   std::size_t at = body.find("\"results\":[");
   if (at == std::string_view::npos) return out;
   while ((at = body.find(kKey, at)) != std::string_view::npos) {
     at += kKey.size();
-    if (body[at - kKey.size() - 1] == '\\') continue;
     int code = 0;
     const auto [end, ec] = std::from_chars(body.data() + at, body.data() + body.size(), code);
     if (ec != std::errc()) return {};
