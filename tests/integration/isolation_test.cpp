@@ -144,7 +144,10 @@ std::string idList(const std::vector<std::string>& ids) {
 }  // namespace
 
 TEST_P(Isolation, CrashLeakAndHangCostOneEventEach) {
-  const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 1s }", sink()));
+  // The leak makes 256 MiB resident page by page: with both cores loaded
+  // that once took longer than a 1 s call_timeout, so a leak event timed
+  // out once before it reached the memory limit. 2 s leaves it room.
+  const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 2s }", sink()));
   ModeHost host("isolation-mixed", GetParam(), pipelines);
   ASSERT_TRUE(host.start()) << host.readLog();
   host.expectMode();
