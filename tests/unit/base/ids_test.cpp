@@ -60,5 +60,30 @@ TEST(Ids, NewUuidNeverRepeatsAcrossThreads) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
+TEST(Ids, Sha256HexMatchesTheStandardsVectors) {
+  // FIPS 180-2's examples; stored payload hashes must not change with the library.
+  EXPECT_EQ(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256Hex(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // A NUL inside is data, not the end.
+  EXPECT_NE(sha256Hex(std::string("a\0b", 3)), sha256Hex("a"));
+}
+
+TEST(Ids, Sha256HexGivesEachThreadTheSameAnswer) {
+  // The context is kept per thread: threads hashing at once must not mix states.
+  const std::string want = sha256Hex("abc");
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(8, 0);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20000; ++i)
+        if (sha256Hex(i % 2 ? "abc" : std::string(100 + i % 50, 'x')) != want && i % 2) ++wrong[static_cast<std::size_t>(t)];
+    });
+  for (auto& th : threads) th.join();
+  for (int w : wrong) EXPECT_EQ(w, 0);
+}
+
 }  // namespace
 }  // namespace eventflow
