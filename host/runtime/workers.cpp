@@ -30,9 +30,13 @@ constexpr std::size_t kUncommitted = 2;
 // event: 64 events of a webhook at 50 ms each held a worker 3.2 s, which a
 // stop had to wait out (the chain cannot be interrupted inside a plugin) and
 // with Redis left up to 63 entries read but not started under its name. A
-// fast pipeline (under 4 ms an event) still takes kMaxBatch.
+// fast pipeline (under 0.5 ms an event) takes kMaxBatch: with a backlog,
+// each batch is one read from the queue, one sink call and one state
+// change for that many events. Redis + PostgreSQL, batch posts end to end:
+// 64 left the worker behind at 33.8k events/s; 256 gave 37.6k–38.5k, 512
+// 40.0k with the worker keeping up, 1024 no more (docs/benchmarks.md).
 constexpr auto kBatchTime = std::chrono::milliseconds(250);
-constexpr std::size_t kMaxBatch = 64;
+constexpr std::size_t kMaxBatch = 512;
 // Before the first measurement: small, so that a slow pipeline's first batch
 // does not hold a stop either.
 constexpr std::size_t kFirstBatch = 4;
