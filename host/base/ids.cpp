@@ -72,11 +72,15 @@ std::string newRandomUuid() {
 }
 
 bool isUuid(std::string_view s) {
+  // Not std::isxdigit: a call into the C library's locale table per
+  // character was 3 % of the HTTP threads' time under batch ingest, which
+  // checks every event's id twice.
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); };
   if (s.size() != 36) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
       if (s[i] != '-') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(s[i]))) {
+    } else if (!hex(s[i])) {
       return false;
     }
   }

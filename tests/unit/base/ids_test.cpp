@@ -60,6 +60,22 @@ TEST(Ids, NewUuidNeverRepeatsAcrossThreads) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
+TEST(Ids, IsUuidTakesHexDigitsOfEitherCaseAtTheirPlacesOnly) {
+  EXPECT_TRUE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789ab"));
+  EXPECT_TRUE(isUuid("0190A5F2-7B3C-7DEF-8ABC-0123456789AB"));
+  EXPECT_FALSE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789ag"));   // g
+  EXPECT_FALSE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789a:"));   // the byte after '9'
+  EXPECT_FALSE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789a`"));   // the byte before 'a'
+  EXPECT_FALSE(isUuid("0190A5F2-7B3C-7DEF-8ABC-0123456789A@"));   // the byte before 'A'
+  EXPECT_FALSE(isUuid("0190A5F2-7B3C-7DEF-8ABC-0123456789AG"));
+  EXPECT_FALSE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789a\xe9")); // not ASCII
+  EXPECT_FALSE(isUuid(std::string("0190a5f2-7b3c-7def-8abc-0123456789a\0", 36)));
+  EXPECT_FALSE(isUuid("0190a5f27-b3c-7def-8abc-0123456789ab"));   // a dash out of place
+  EXPECT_FALSE(isUuid("0190a5f2-7b3c-7def-8abc-0123456789a"));    // 35 characters
+  EXPECT_FALSE(isUuid("{0190a5f2-7b3c-7def-8abc-0123456789ab}"));
+  EXPECT_FALSE(isUuid(""));
+}
+
 TEST(Ids, Sha256HexMatchesTheStandardsVectors) {
   // FIPS 180-2's examples; stored payload hashes must not change with the library.
   EXPECT_EQ(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
