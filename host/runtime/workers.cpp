@@ -37,6 +37,13 @@ constexpr std::size_t kUncommitted = 2;
 // 40.0k with the worker keeping up, 1024 no more (docs/benchmarks.md).
 constexpr auto kBatchTime = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxBatch = 512;
+// And about this much payload: a batch is read at once and parsed at once,
+// so 512 events of the largest a request may carry (1 MiB) would hold half
+// a gigabyte per worker. By the largest payload a worker saw lately, which
+// fades by a tenth a batch: 8 events of 1 MiB, and the full 512 once
+// nothing over 16 KiB has come for about 40 batches.
+constexpr double kBatchBytes = 8 * 1024 * 1024;
+constexpr double kLargestFade = 0.9;
 // Before the first measurement: small, so that a slow pipeline's first batch
 // does not hold a stop either.
 constexpr std::size_t kFirstBatch = 4;
@@ -168,11 +175,15 @@ void WorkerPool::stop(SteadyClock::time_point deadline) {
   workers_.clear();
 }
 
-std::size_t WorkerPool::batchSize(double per_event_ns) const {
-  std::size_t n = kFirstBatch;
-  if (per_event_ns > 0)
-    n = static_cast<std::size_t>(
-        std::clamp(std::chrono::duration<double, std::nano>(kBatchTime).count() / per_event_ns, 1.0, double(kMaxBatch)));
+std::size_t batchFor(double per_event_ns, double largest_payload_bytes) {
+  if (per_event_ns <= 0) return kFirstBatch;
+  double n = std::chrono::duration<double, std::nano>(kBatchTime).count() / per_event_ns;
+  if (largest_payload_bytes > 0) n = std::min(n, kBatchBytes / largest_payload_bytes);
+  return static_cast<std::size_t>(std::clamp(n, 1.0, double(kMaxBatch)));
+}
+
+std::size_t WorkerPool::batchSize(double per_event_ns, double largest_payload_bytes) const {
+  const std::size_t n = batchFor(per_event_ns, largest_payload_bytes);
   if (!stopping_) return n;
   // Stopping: only what should be done by the deadline; the rest stays in
   // the queue for the next worker, never started and never held.
@@ -194,6 +205,7 @@ void WorkerPool::loop(Worker& w) {
     inflight.clear();
   };
   double per_event_ns = 0;  // measured, smoothed
+  double largest = 0;       // the largest payload lately, fading
   auto run = [&](std::vector<queue::Message>& batch) {
     const auto started = SteadyClock::now();
     process(w, batch, works, inflight);
@@ -205,9 +217,14 @@ void WorkerPool::loop(Worker& w) {
     // A reload replaced this pipeline: what this worker took ran on its old
     // runner; what it has not taken runs on the new one.
     if (w.until == kRetire) return settle();
-    const std::size_t want = batchSize(per_event_ns);
+    const std::size_t want = batchSize(per_event_ns, largest);
     if (want == 0) return settle();
     auto messages = queue_.take(name, worker, want, std::chrono::milliseconds(stopping_ ? 20 : 200));
+    if (!messages.empty()) {
+      std::size_t biggest = 0;
+      for (const auto& m : messages) biggest = std::max(biggest, m.payload.size());
+      largest = std::max(largest * kLargestFade, static_cast<double>(biggest));
+    }
     if (messages.empty()) {
       if (stopping_) return settle();  // drained
       // A reload removed this pipeline: it stops once nothing of it is left
