@@ -28,8 +28,8 @@ enum class Frame : std::uint8_t {
   observe = 'O',  // child → host: Context::observe
 };
 
-/// A frame larger than this is a broken peer, not a big batch (64 events of
-/// 1 MiB each fit well inside).
+/// A frame larger than this is a broken peer, not a big batch (a worker
+/// hands a plugin about 8 MiB of payload at once at most, runtime::batchFor).
 inline constexpr std::uint32_t kMaxFrame = 256u << 20;
 
 /// The page both processes map. `calling` is the 1-based index in the batch

@@ -41,7 +41,8 @@ constexpr std::size_t kMaxBatch = 512;
 // so 512 events of the largest a request may carry (1 MiB) would hold half
 // a gigabyte per worker. By the largest payload a worker saw lately, which
 // fades by a tenth a batch: 8 events of 1 MiB, and the full 512 once
-// nothing over 16 KiB has come for about 40 batches.
+// nothing over 16 KiB has come for about 40 batches. A batch taken before
+// its events were known to be large runs in parts of this size.
 constexpr double kBatchBytes = 8 * 1024 * 1024;
 constexpr double kLargestFade = 0.9;
 // Before the first measurement: small, so that a slow pipeline's first batch
@@ -299,7 +300,27 @@ void WorkerPool::loop(Worker& w) {
     }
     if (suspect_lock.owns_lock()) suspect_lock.unlock();
     if (messages.empty()) continue;
-    run(messages);
+    // Taken before their size was known (small events, then large ones
+    // come): run in parts of about kBatchBytes, so that what is parsed at
+    // once, and what crosses to a plugin process in one frame, stays bounded.
+    std::size_t bytes = 0;
+    for (const auto& m : messages) bytes += m.payload.size();
+    if (static_cast<double>(bytes) <= kBatchBytes) {
+      run(messages);
+      continue;
+    }
+    std::vector<queue::Message> part;
+    std::size_t part_bytes = 0;
+    for (auto& m : messages) {
+      if (!part.empty() && static_cast<double>(part_bytes + m.payload.size()) > kBatchBytes) {
+        run(part);
+        part.clear();
+        part_bytes = 0;
+      }
+      part_bytes += m.payload.size();
+      part.push_back(std::move(m));
+    }
+    run(part);
   }
 }
 

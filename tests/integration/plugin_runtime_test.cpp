@@ -99,3 +99,47 @@ stages:
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
   fs::remove_all(pipelines);
 }
+
+TEST(PluginRuntime, LargeEventsTakenAfterSmallOnesReachTheSinkInPartsOfAboutEightMebibytes) {
+  // A worker sizes its batches by what it saw: after small events it takes
+  // up to 512 at once. Thirty events of 700 KB then arrive in one commit
+  // (one batch post), so one take holds 21 MB; the sink must get them in
+  // parts of about 8 MiB, never all at once.
+  const fs::path pipelines = fs::temp_directory_path() / ("eventflow-it-bulky-pipelines-" + std::to_string(::getpid()));
+  fs::create_directories(pipelines);
+  const fs::path log = pipelines / "batches.log";
+  std::ofstream(pipelines / "bulky.yaml") << "pipeline: bulky\nmatch: { event_types: [bulky] }\nconcurrency: 1\n"
+                                          << "stages:\n  - sink: batch-probe\n    config: { log: " << log.string() << " }\n";
+  HostProcess host("bulky", pipelines.string(), "max_body_bytes: 33554432", {EVENTFLOW_FIXTURE_PLUGIN_DIR});
+  ASSERT_TRUE(host.start()) << host.readLog();
+
+  constexpr int kSmall = 500, kLarge = 30;
+  for (int b = 0; b < kSmall / 100; ++b) {
+    nlohmann::json batch = nlohmann::json::array();
+    for (int i = 0; i < 100; ++i) batch.push_back({{"event_type", "bulky"}, {"n", b * 100 + i}});
+    ASSERT_EQ(host.post(batch.dump(), "/events/batch").status, 202);
+  }
+  ASSERT_EQ(host.waitIdle(std::chrono::seconds(60))["events_in_flight"], 0);
+
+  nlohmann::json large = nlohmann::json::array();
+  for (int i = 0; i < kLarge; ++i) large.push_back({{"event_type", "bulky"}, {"blob", std::string(700'000, 'a' + i % 26)}});
+  const auto answer = host.post(large.dump(), "/events/batch");
+  ASSERT_EQ(answer.status, 202) << answer.body.substr(0, 300);
+  ASSERT_EQ(answer.json()["accepted"], kLarge) << answer.body.substr(0, 300);
+  ASSERT_EQ(host.waitIdle(std::chrono::seconds(60))["events_in_flight"], 0);
+
+  std::ifstream in(log);
+  long events = 0, large_calls = 0, largest = 0;
+  for (long n = 0, bytes = 0; in >> n >> bytes;) {
+    events += n;
+    largest = std::max(largest, bytes);
+    if (bytes >= 1'000'000) ++large_calls;
+  }
+  EXPECT_EQ(events, kSmall + kLarge) << "each event reaches the sink once";
+  EXPECT_LE(largest, 8L * 1024 * 1024) << "one sink call was given more than about 8 MiB";
+  EXPECT_GE(large_calls, 3) << "21 MB in parts of at most 8 MiB takes three calls at least";
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), kSmall + kLarge);
+
+  EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
+  fs::remove_all(pipelines);
+}

@@ -8,6 +8,8 @@ eventflow_add_plugin(NAME concurrency-probe SOURCES fixtures/concurrency_probe.c
 target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
 eventflow_add_plugin(NAME explode SOURCES fixtures/explode.cpp OUTPUT_DIR ${integration_fixtures})
 target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
+eventflow_add_plugin(NAME batch-probe SOURCES fixtures/batch_probe.cpp OUTPUT_DIR ${integration_fixtures})
+target_link_libraries(${EVENTFLOW_LAST_PLUGIN_TARGET} PRIVATE eventflow_warnings)
 
 add_executable(eventflow_plugin_integration_tests plugin_runtime_test.cpp cli_test.cpp)
 target_link_libraries(eventflow_plugin_integration_tests PRIVATE eventflow::plugin-api Poco::Net Poco::Data
@@ -17,7 +19,7 @@ target_compile_definitions(eventflow_plugin_integration_tests PRIVATE
   EVENTFLOW_PLUGIN_DIR="${EVENTFLOW_PLUGIN_OUTPUT_DIR}"
   EVENTFLOW_FIXTURE_PLUGIN_DIR="${integration_fixtures}"
   EVENTFLOW_PIPELINES_DIR="${PROJECT_SOURCE_DIR}/pipelines")
-add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_concurrency_probe
+add_dependencies(eventflow_plugin_integration_tests eventflow eventflow_plugin_concurrency_probe eventflow_plugin_batch_probe
                  eventflow_plugin_explode eventflow_plugin_required_fields
                  eventflow_plugin_add_fields eventflow_plugin_sqlite eventflow_plugin_json_schema
                  eventflow_plugin_time_window eventflow_plugin_classify eventflow_plugin_postgres
