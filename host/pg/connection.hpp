@@ -77,7 +77,8 @@ Status copyIn(PGconn* conn, const std::string& sql, std::string_view data);
 /// 23.8k events/s with a quarter less PostgreSQL CPU per event, and raw_events
 /// went 2.2-2.7x cheaper on the server (docs/benchmarks.md). 64 for both
 /// measured 16% slower end to end than 32 for the sink: a worker's batch
-/// (up to 64) is often smaller than 64 (docs/benchmarks.md, issue 12).
+/// (then up to 64, now 512) is often smaller than 64 (docs/benchmarks.md,
+/// issue 12).
 inline constexpr std::size_t kCopyFromRows = 32;
 
 /// One connection for a caller's statements: prepared statements kept per
