@@ -111,9 +111,10 @@ void WorkerPool::run(Worker& w) {
   // The last instances of a replaced plugin may be these: destroyed on the
   // thread that used them, before anyone joins it.
   w.runner.reset();
-  if (!in_hand_dir_.empty() && w.until != kRun) {
+  if (w.in_hand) {
+    w.in_hand->close();
     std::error_code ec;
-    std::filesystem::remove(in_hand_dir_ + "/" + std::to_string(w.id) + ".ids", ec);
+    if (w.until != kRun) std::filesystem::remove(w.in_hand->path(), ec);
   }
   w.exited = true;
 }
@@ -328,7 +329,10 @@ void WorkerPool::process(Worker& wk, std::vector<queue::Message>& messages, std:
                          std::deque<std::future<Expected<void>>>& inflight) {
   pipeline::Runner& runner = *wk.runner;
   const std::string& name = runner.pipeline().name();
-  if (!in_hand_dir_.empty()) noteInHand(wk.id, messages);
+  if (!in_hand_dir_.empty()) {
+    if (!wk.in_hand) wk.in_hand = std::make_unique<InHandFile>(in_hand_dir_ + "/" + std::to_string(wk.id) + ".ids");
+    wk.in_hand->note(messages);
+  }
   works.clear();
   works.reserve(messages.size());
   const auto started = SteadyClock::now();
@@ -349,16 +353,22 @@ void WorkerPool::process(Worker& wk, std::vector<queue::Message>& messages, std:
   finish(wk, messages, works, inflight);
 }
 
-void WorkerPool::noteInHand(unsigned worker, const std::vector<queue::Message>& messages) {
-  // No fsync: this must only survive the process, and a crashed process's
-  // writes are in the page cache. Overwritten by the next batch.
+void InHandFile::note(const std::vector<queue::Message>& messages) {
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) return;
+    size_ = 0;
+  }
   std::string ids;
   for (const auto& m : messages) ids += m.id + "\n";
-  const std::string file = in_hand_dir_ + "/" + std::to_string(worker) + ".ids";
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return;
-  (void)!::write(fd, ids.data(), ids.size());
-  ::close(fd);
+  if (ids.size() < size_) ids.append(size_ - ids.size(), '\n');
+  const ssize_t written = ::pwrite(fd_, ids.data(), ids.size(), 0);
+  if (written > 0) size_ = std::max(size_, static_cast<std::size_t>(written));
+}
+
+void InHandFile::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 std::vector<std::string> takeInHand(const std::string& dir) {

@@ -43,6 +43,31 @@ std::size_t batchFor(double per_event_ns, double largest_payload_bytes);
 /// `dir` (see WorkerPool::trackInHand); the files are removed.
 std::vector<std::string> takeInHand(const std::string& dir);
 
+/// One worker's note of the ids in hand, `path`, for takeInHand after a
+/// crash. Each note() replaces the last in one write at offset 0, padded
+/// with empty lines to the file's size: the file is opened once and never
+/// truncated. (Opening it with O_TRUNC at every batch freed its blocks, and
+/// on a file system mounted with `discard` the worker then waited for the
+/// disk: a fifth of the workers' CPU under the mixed load.) No fsync: it
+/// must only outlive the process, and a crashed process's writes are in the
+/// page cache.
+class InHandFile {
+ public:
+  explicit InHandFile(std::string path) : path_(std::move(path)) {}
+  ~InHandFile() { close(); }
+  InHandFile(const InHandFile&) = delete;
+  InHandFile& operator=(const InHandFile&) = delete;
+
+  void note(const std::vector<queue::Message>& messages);
+  void close();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::size_t size_ = 0;  // the file's size, which never shrinks
+};
+
 class WorkerPool {
  public:
   WorkerPool(const pipeline::LiveRouter& router, queue::Queue& queue, store::GroupCommitter& committer,
@@ -89,12 +114,12 @@ class WorkerPool {
     std::atomic<int> until{kRun};
     std::chrono::steady_clock::time_point drain_from{};  // kDrain: not to stop before then
     std::atomic<bool> exited{false};
+    std::unique_ptr<InHandFile> in_hand;  // with trackInHand
     std::thread thread;
   };
   void launch(std::unique_ptr<pipeline::Runner> runner);  // under workers_mutex_
   void run(Worker& w);
   void loop(Worker& w);
-  void noteInHand(unsigned worker, const std::vector<queue::Message>& messages);
   void process(Worker& w, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
                std::deque<std::future<Expected<void>>>& inflight);
   void finish(Worker& w, std::vector<queue::Message>& messages, std::vector<pipeline::Work>& works,
