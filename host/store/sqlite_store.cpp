@@ -107,6 +107,7 @@ class SqliteStore final : public Store, private SqlDialect {
     std::lock_guard lock(write_mutex_);
     std::vector<InsertStatus> statuses;
     statuses.reserve(inserts.size());
+    const sqlite::WriteTurn turn;  // through the rollback, too
     try {
       Hot& hot = prepared();
       Used(hot.begin)->step();

@@ -131,6 +131,7 @@ class SqliteSink::Writer {
   }
 
   std::string commit(const std::vector<Batch*>& group) noexcept {
+    const sqlite::WriteTurn turn;  // through the rollback, too
     try {
       const std::string processed_at = formatRfc3339(std::chrono::system_clock::now());
       run("BEGIN");
