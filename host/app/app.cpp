@@ -211,10 +211,11 @@ int serve(int argc, char** argv) {
   runtime::Retention retention(**store, router, metrics);
   retention.start();
 
-  runtime::Ingestor ingestor(router, committer, queue, metrics, cfg.queue.max_depth,
+  const config::QueueBounds bounds = config::queueBounds(cfg.queue);
+  runtime::Ingestor ingestor(router, committer, queue, metrics, bounds.max_depth, bounds.max_bytes,
                              {.naive_timestamps_utc = cfg.ingest.naive_timestamps == "utc"});
-  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, cfg.queue.max_depth, cfg.dlq.max_page_bytes,
-                   &metrics);
+  runtime::Dlq dlq(**store, &queue, &router, cfg.dlq.replay_rate, bounds.max_depth, cfg.dlq.max_page_bytes,
+                   &metrics, bounds.max_bytes);
   Reloader reloader({.config_path = cfg.file,
                      .version = kVersion,
                      .live = &router,

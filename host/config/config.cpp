@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -169,14 +170,21 @@ Expected<HostConfig> loadHostConfig(const std::string& path) {
     if (!p.empty() && p.front() != '/') c.store.url = "sqlite://" + absoluteFrom(base, p);
   }
   if (auto s = root["queue"]; s && r.expectMap(s, "queue")) {
-    r.checkKeys(s, {"type", "url", "stream_prefix", "max_depth", "claim_idle"}, "queue");
+    r.checkKeys(s, {"type", "url", "stream_prefix", "max_depth", "max_bytes", "claim_idle"}, "queue");
     r.readDuration(s, "claim_idle", c.queue.claim_idle);
     r.readString(s, "type", c.queue.type);
     r.readString(s, "url", c.queue.url);
     r.readString(s, "stream_prefix", c.queue.stream_prefix);
     r.readUnsigned(s, "max_depth", c.queue.max_depth, 1);
+    c.queue.max_depth_set = static_cast<bool>(s["max_depth"]);
+    r.readSize(s, "max_bytes", c.queue.max_bytes);
     if (c.queue.type != "embedded" && c.queue.type != "redis")
       r.fail(s["type"], "queue 'type' must be embedded or redis, not '" + c.queue.type + "'");
+    else if (s["max_bytes"] && c.queue.type == "redis")
+      r.fail(s["max_bytes"], "queue 'max_bytes' bounds the embedded queue only; Redis keeps the events in its own "
+                             "memory (bound that with Redis's maxmemory, the queue with max_depth)");
+    else if (s["max_bytes"] && c.queue.max_bytes < 1024)
+      r.fail(s["max_bytes"], "queue 'max_bytes' must be at least 1KiB");
   }
   if (auto s = root["plugins"]; s && r.expectMap(s, "plugins")) {
     r.checkKeys(s, {"paths"}, "plugins");
@@ -216,6 +224,11 @@ Expected<nlohmann::json> loadYamlAsJson(const std::string& file) {
   auto parsed = parseFile(file);
   if (!parsed) return parsed.error();
   return toJson(*parsed);
+}
+
+QueueBounds queueBounds(const QueueConfig& queue) {
+  if (queue.type != "embedded") return {queue.max_depth, std::numeric_limits<std::uint64_t>::max()};
+  return {queue.max_depth_set ? queue.max_depth : std::numeric_limits<std::size_t>::max(), queue.max_bytes};
 }
 
 }  // namespace eventflow::config

@@ -79,8 +79,22 @@ struct QueueConfig {
   std::string url = "redis://127.0.0.1:6379";
   std::string stream_prefix = "eventflow:";
   std::size_t max_depth = 100000;  // events waiting per pipeline before ingest answers 503
+  bool max_depth_set = false;      // given in the file or the environment (see queueBounds)
+  std::uint64_t max_bytes = 64ull << 20;  // embedded: memory of the events waiting per pipeline
   Millis claim_idle{30'000};       // redis: entries idle this long are taken from stopped consumers
 };
+
+/// What a pipeline's queue admits before ingest answers 503 `overloaded`
+/// (and a DLQ replay pauses). The embedded queue is bounded by the memory its
+/// waiting events hold, max_bytes, and by their count only when max_depth is
+/// set: a burst of small events is taken while the host keeps up, and large
+/// ones cannot fill the process's memory. Redis is bounded by count, its
+/// memory being Redis's.
+struct QueueBounds {
+  std::size_t max_depth;
+  std::uint64_t max_bytes;
+};
+QueueBounds queueBounds(const QueueConfig& queue);
 
 struct LoggingConfig {
   std::string level = "info";

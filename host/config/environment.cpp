@@ -45,6 +45,7 @@ void applyEnvironment(YAML::Node& root, std::vector<std::string>& errors) {
       {"EVENTFLOW_QUEUE_URL", "queue", "url", false},
       {"EVENTFLOW_QUEUE_STREAM_PREFIX", "queue", "stream_prefix", false},
       {"EVENTFLOW_QUEUE_MAX_DEPTH", "queue", "max_depth", false},
+      {"EVENTFLOW_QUEUE_MAX_BYTES", "queue", "max_bytes", false},
       {"EVENTFLOW_QUEUE_CLAIM_IDLE", "queue", "claim_idle", false},
       {"EVENTFLOW_PLUGINS_PATHS", "plugins", "paths", true},
       {"EVENTFLOW_PIPELINES_PATHS", "pipelines", "paths", true},

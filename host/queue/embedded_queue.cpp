@@ -20,7 +20,10 @@ Expected<void> EmbeddedQueue::publish(const std::string& pipeline, std::vector<M
   Lane& lane = *found;
   {
     std::lock_guard lock(lane.mutex);
-    for (auto& m : messages) lane.items.push_back(std::move(m));
+    for (auto& m : messages) {
+      lane.bytes += footprint(m);
+      lane.items.push_back(std::move(m));
+    }
   }
   if (messages.size() == 1) lane.cv.notify_one();
   else lane.cv.notify_all();
@@ -53,6 +56,7 @@ std::vector<Message> EmbeddedQueue::take(const std::string& pipeline, unsigned, 
   std::unique_lock lock(lane.mutex);
   lane.cv.wait_for(lock, wait, [&] { return lane.closed || !lane.items.empty(); });
   while (!lane.items.empty() && out.size() < max) {
+    lane.bytes -= std::min(lane.bytes, footprint(lane.items.front()));
     out.push_back(std::move(lane.items.front()));
     lane.items.pop_front();
   }
@@ -65,6 +69,13 @@ std::size_t EmbeddedQueue::depth(const std::string& pipeline) {
   if (!lane) return 0;
   std::lock_guard lock(lane->mutex);
   return lane->items.size() + lane->taken;  // not yet acknowledged, as Redis's XLEN counts
+}
+
+std::size_t EmbeddedQueue::bytes(const std::string& pipeline) {
+  Lane* lane = lanes_.find(pipeline);
+  if (!lane) return 0;
+  std::lock_guard lock(lane->mutex);
+  return lane->bytes;
 }
 
 std::size_t EmbeddedQueue::pending(const std::string& pipeline) {

@@ -49,6 +49,13 @@ struct Message {
   std::string crashed_plugin{};
 };
 
+/// About the memory a message holds while it waits in an in-process queue:
+/// its strings and the message itself.
+inline std::size_t footprint(const Message& m) {
+  return sizeof(Message) + m.id.size() + m.type.size() + m.pipeline.size() + m.payload.size() +
+         m.correlation_id.size() + m.token.size() + m.crashed_stage.size() + m.crashed_plugin.size();
+}
+
 class Queue {
  public:
   virtual ~Queue() = default;
@@ -78,6 +85,13 @@ class Queue {
   /// With Redis, across every consumer (a dead one's entries too) and as
   /// last counted; never waits.
   virtual std::size_t pending(const std::string& pipeline) = 0;
+  /// The memory (footprint()) of the messages waiting in `pipeline`'s queue
+  /// in this process, not yet taken: the embedded queue's, which ingest
+  /// bounds by queue.max_bytes. 0 for a queue that keeps them elsewhere.
+  virtual std::size_t bytes(const std::string& pipeline) {
+    (void)pipeline;
+    return 0;
+  }
   virtual Expected<void> ping() = 0;
   /// A reload added `pipeline`: from now on it may be published and taken.
   /// Lanes are never removed (a removed pipeline's drains and stays empty).
@@ -106,7 +120,8 @@ class Queue {
 };
 
 /// In-process queue, one FIFO per pipeline. Ingest bounds it (admission control
-/// on depth), so publish itself never refuses an accepted event.
+/// on bytes, and on depth when queue.max_depth is set), so publish itself
+/// never refuses an accepted event.
 class EmbeddedQueue final : public Queue {
  public:
   explicit EmbeddedQueue(const std::vector<std::string>& pipelines);
@@ -118,6 +133,7 @@ class EmbeddedQueue final : public Queue {
   void redeliver(const std::string& pipeline, Message message) override;
   std::size_t depth(const std::string& pipeline) override;
   std::size_t pending(const std::string& pipeline) override;
+  std::size_t bytes(const std::string& pipeline) override;
   Expected<void> ping() override { return {}; }
   void addPipeline(const std::string& pipeline) override;
   void close() override;
@@ -128,6 +144,7 @@ class EmbeddedQueue final : public Queue {
     std::condition_variable cv;
     std::deque<Message> items;
     std::size_t taken = 0;  // handed to workers, not yet acknowledged
+    std::size_t bytes = 0;  // footprint() of `items`
     bool closed = false;
   };
   Lanes<Lane> lanes_;

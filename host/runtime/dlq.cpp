@@ -32,9 +32,9 @@ nlohmann::json toJson(const store::DeadEvent& e) {
 }
 
 Dlq::Dlq(store::Store& store, queue::Queue* queue, const pipeline::LiveRouter* router, unsigned replay_rate,
-         std::size_t max_depth, std::size_t max_page_bytes, metrics::Metrics* metrics)
+         std::size_t max_depth, std::size_t max_page_bytes, metrics::Metrics* metrics, std::uint64_t max_bytes)
     : store_(store), queue_(queue), router_(router), replay_rate_(std::max(1u, replay_rate)), max_depth_(max_depth),
-      max_page_bytes_(max_page_bytes), metrics_(metrics) {}
+      max_bytes_(max_bytes), max_page_bytes_(max_page_bytes), metrics_(metrics) {}
 
 // Counted once the store has flipped them out of 'dead', whether or not the
 // publish that follows works: a lost publish is repaired, the replay stands.
@@ -201,7 +201,7 @@ Expected<BulkReplay> Dlq::replayAll(store::DeadFilter filter, std::uint64_t limi
     }
     // Backpressure: the same bound ingest answers 503 at.
     for (const auto& name : pipelines) {
-      while (queue_->depth(name) >= max_depth_) {
+      while (queue_->depth(name) >= max_depth_ || queue_->bytes(name) >= max_bytes_) {
         if (!waitFor(Clock::now() + std::chrono::milliseconds(100))) {
           result.interrupted = true;
           return result;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -46,12 +47,14 @@ struct BulkReplay {
 class Dlq {
  public:
   /// Replay needs `queue` and `router`; listing, discarding and purging do
-  /// not (`eventflow dlq list` loads no plugins). `max_depth` pauses a bulk
-  /// replay while a pipeline's queue is that deep (ingest's bound). With
+  /// not (`eventflow dlq list` loads no plugins). `max_depth` and
+  /// `max_bytes` pause a bulk replay while a pipeline's queue is that deep or
+  /// holds that much (ingest's bounds, config::queueBounds). With
   /// `metrics`, replays and discards are counted by the pipeline the event
   /// died in (eventflow_dlq_replayed_total, eventflow_dlq_discarded_total).
   Dlq(store::Store& store, queue::Queue* queue, const pipeline::LiveRouter* router, unsigned replay_rate = 1000,
-      std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20, metrics::Metrics* metrics = nullptr);
+      std::size_t max_depth = 100000, std::size_t max_page_bytes = 8 << 20, metrics::Metrics* metrics = nullptr,
+      std::uint64_t max_bytes = std::numeric_limits<std::uint64_t>::max());
 
   static constexpr std::size_t kMaxListLimit = 1000;
   static constexpr std::size_t kReplayPage = 500;
@@ -89,6 +92,7 @@ class Dlq {
   const pipeline::LiveRouter* router_;
   unsigned replay_rate_;
   std::size_t max_depth_;
+  std::uint64_t max_bytes_;
   std::size_t max_page_bytes_;
   metrics::Metrics* metrics_;
   std::mutex mutex_;

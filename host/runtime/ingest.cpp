@@ -19,9 +19,10 @@
 namespace eventflow::runtime {
 
 Ingestor::Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& committer, queue::Queue& queue,
-                   metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope)
+                   metrics::Metrics& metrics, std::size_t max_depth, std::uint64_t max_bytes,
+                   pipeline::EnvelopeOptions envelope)
     : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth),
-      envelope_(envelope) {
+      max_bytes_(max_bytes), envelope_(envelope) {
   if (const char* n = std::getenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH")) kill_before_publish_ = std::atoll(n);
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
@@ -134,7 +135,12 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
   std::vector<store::RawEvent> rows;
   const auto now = std::chrono::system_clock::now();
   pending->answer.received_at = formatRfc3339(now);
-  std::map<std::string, std::size_t> depth;  // per pipeline, read once per request
+  // Per pipeline, read once per request, then counting this request's events.
+  struct Waiting {
+    std::size_t depth = 0;
+    std::uint64_t bytes = 0;
+  };
+  std::map<std::string, Waiting> waiting;
   for (std::size_t i = 0; i < docs.size(); ++i) {
     auto& doc = docs[i];
     auto& result = results[i];
@@ -163,16 +169,20 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
       continue;
     }
     result.pipeline = p->name();
-    auto [it, fresh] = depth.try_emplace(p->name(), 0);
-    if (fresh) it->second = queue_.depth(p->name());
-    if (it->second >= max_depth_) {
+    auto [it, fresh] = waiting.try_emplace(p->name());
+    if (fresh) it->second = {queue_.depth(p->name()), queue_.bytes(p->name())};
+    if (it->second.depth >= max_depth_ || it->second.bytes >= max_bytes_) {
       result.outcome = IngestOutcome::overloaded;
       continue;
     }
-    ++it->second;
     result.event_id = env.id;
     result.event_type = env.type;
     rows.push_back({env.id, env.type, p->name(), env.rewritten ? doc.dump() : std::move(sent), sha, env.correlation_id, now});
+    const auto& row = rows.back();
+    ++it->second.depth;
+    // What its queue message will hold (queue::footprint).
+    it->second.bytes += sizeof(queue::Message) + row.id.size() + row.type.size() + row.pipeline.size() +
+                        row.payload.size() + row.correlation_id.size();
     pending->row_index.push_back(i);
   }
   pending->done = std::move(done);

@@ -36,7 +36,7 @@ enum class IngestOutcome {
   conflict,     // that event_id was accepted before with another body: event_id
   invalid,      // the envelope is refused: invalid (code, message, field)
   no_pipeline,  // no pipeline takes event_type
-  overloaded,   // pipeline's queue is at queue.max_depth: pipeline
+  overloaded,   // pipeline's queue is at queue.max_depth or queue.max_bytes: pipeline
   unavailable,  // the store did not commit; the client retries
 };
 
@@ -57,7 +57,8 @@ struct IngestAnswer {
 class Ingestor {
  public:
   Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& committer, queue::Queue& queue,
-           metrics::Metrics& metrics, std::size_t max_depth, pipeline::EnvelopeOptions envelope = {});
+           metrics::Metrics& metrics, std::size_t max_depth, std::uint64_t max_bytes,
+           pipeline::EnvelopeOptions envelope = {});
 
   using Done = std::function<void(IngestAnswer)>;
   /// One result per document, in order, handed to `done` once the accepted
@@ -83,6 +84,7 @@ class Ingestor {
   queue::Queue& queue_;
   metrics::Metrics& metrics_;
   std::size_t max_depth_;
+  std::uint64_t max_bytes_;  // of the messages waiting in a pipeline's queue (Queue::bytes)
   pipeline::EnvelopeOptions envelope_;
   long long kill_before_publish_ = 0;
   std::atomic<long long> commits_{0};

@@ -268,6 +268,50 @@ TEST(Host, QueueOverItsBoundAnswers503WithRetryAfter) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted);
 }
 
+// The embedded queue's default bound is the memory its waiting events hold
+// (queue.max_bytes), not their count: here 16 KiB a pipeline, and events of
+// about 2.4 KB each.
+TEST(Host, EmbeddedQueueOverItsByteBoundAnswers503AndLosesNothingAccepted) {
+  HostProcess host("bytebound");
+  std::ofstream(host.config(), std::ios::app) << "queue: { type: embedded, max_bytes: 16KiB }\n";
+  ASSERT_TRUE(host.start()) << host.readLog();
+  nlohmann::json batch = nlohmann::json::array();
+  for (int i = 0; i < 60; ++i) {
+    auto e = validEvent(3, uuid());  // custom: pipeline activity
+    e["properties"]["pad"] = std::string(2000, 'x');
+    batch.push_back(e);
+  }
+  auto r = host.post(batch.dump(), "/events/batch");
+  ASSERT_EQ(r.status, 202) << r.body;
+  const auto results = r.json()["results"];  // kept: the loop below would outlive a temporary
+  int accepted = 0, refused = 0;
+  for (const auto& item : results) {
+    if (item["status_code"] == 202) ++accepted;
+    if (item["status_code"] == 503) {
+      ++refused;
+      EXPECT_EQ(item["error"]["code"], "overloaded") << item.dump();
+    }
+  }
+  // 16 KiB holds six or seven such events; one request is admitted against
+  // what was waiting when it came, plus its own events.
+  EXPECT_GE(accepted, 5);
+  EXPECT_LE(accepted, 8) << "the byte bound did not hold";
+  EXPECT_EQ(accepted + refused, 60);
+  // Small events are not refused by count: 300 of them in one request.
+  nlohmann::json small = nlohmann::json::array();
+  for (int i = 0; i < 300; ++i) small.push_back(validEvent(1, uuid()));  // user_signup: pipeline signups
+  auto s = host.post(small.dump(), "/events/batch");
+  ASSERT_EQ(s.status, 202) << s.body;
+  const auto small_results = s.json()["results"];
+  int small_accepted = 0;
+  for (const auto& item : small_results)
+    if (item["status_code"] == 202) ++small_accepted;
+  EXPECT_GE(small_accepted, 16 * 1024 / 600) << "small events fill the same bytes with more of them";
+  host.waitIdle(std::chrono::seconds(30));
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events"), accepted + small_accepted);
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM processed_events"), accepted + small_accepted);
+}
+
 namespace {
 
 // A folder with one catch-all pipeline, kaeufe.yaml, whose name is `yaml_name`

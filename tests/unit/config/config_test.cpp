@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "config/config.hpp"
 
@@ -409,4 +410,51 @@ TEST_F(ConfigTest, AFolderOrANonScalarKeyIsOneMessageNamingTheFile) {
   ASSERT_FALSE(spec);
   EXPECT_NE(spec.error().message.find(pipeline + ":5:15: a mapping key must be a plain value"), std::string::npos)
       << spec.error().message;
+}
+
+// The embedded queue is bounded by the memory its waiting events hold, and by
+// their count only when max_depth is given; Redis by count alone.
+TEST_F(ConfigTest, TheEmbeddedQueueIsBoundedByBytesAndByCountOnlyWhenMaxDepthIsGiven) {
+  auto plain = config::loadHostConfig(write("plain.yaml", "queue: { type: embedded }\n"));
+  ASSERT_TRUE(plain) << plain.error().message;
+  auto bounds = config::queueBounds(plain->queue);
+  EXPECT_EQ(bounds.max_bytes, 64u << 20);
+  EXPECT_EQ(bounds.max_depth, std::numeric_limits<std::size_t>::max()) << "no count bound unless one is given";
+
+  auto both = config::loadHostConfig(write("both.yaml", "queue: { type: embedded, max_depth: 500, max_bytes: 8MiB }\n"));
+  ASSERT_TRUE(both) << both.error().message;
+  bounds = config::queueBounds(both->queue);
+  EXPECT_EQ(bounds.max_depth, 500u);
+  EXPECT_EQ(bounds.max_bytes, 8u << 20);
+
+  auto redis = config::loadHostConfig(write("redis.yaml", "queue: { type: redis }\n"));
+  ASSERT_TRUE(redis) << redis.error().message;
+  bounds = config::queueBounds(redis->queue);
+  EXPECT_EQ(bounds.max_depth, 100000u);
+  EXPECT_EQ(bounds.max_bytes, std::numeric_limits<std::uint64_t>::max());
+}
+
+TEST_F(ConfigTest, QueueMaxBytesFromTheEnvironmentAndItsErrorsNamed) {
+  ::setenv("EVENTFLOW_QUEUE_MAX_BYTES", "2MiB", 1);
+  auto env = config::loadHostConfig(write("env.yaml", "queue: { type: embedded }\n"));
+  ::unsetenv("EVENTFLOW_QUEUE_MAX_BYTES");
+  ASSERT_TRUE(env) << env.error().message;
+  EXPECT_EQ(config::queueBounds(env->queue).max_bytes, 2u << 20);
+
+  const auto redis_file = write("redis.yaml", "queue:\n  type: redis\n  max_bytes: 1GiB\n");
+  auto redis = config::loadHostConfig(redis_file);
+  ASSERT_FALSE(redis);
+  EXPECT_NE(redis.error().message.find(redis_file + ":3:14: queue 'max_bytes' bounds the embedded queue only"),
+            std::string::npos)
+      << redis.error().message;
+
+  const auto tiny_file = write("tiny.yaml", "queue: { max_bytes: 100 }\n");
+  auto tiny = config::loadHostConfig(tiny_file);
+  ASSERT_FALSE(tiny);
+  EXPECT_NE(tiny.error().message.find("queue 'max_bytes' must be at least 1KiB"), std::string::npos)
+      << tiny.error().message;
+
+  auto words = config::loadHostConfig(write("words.yaml", "queue: { max_bytes: plenty }\n"));
+  ASSERT_FALSE(words);
+  EXPECT_NE(words.error().message.find("'max_bytes' must be a size"), std::string::npos) << words.error().message;
 }
