@@ -54,6 +54,10 @@ struct IngestAnswer {
   std::string received_at;  // RFC 3339
 };
 
+/// How long a commit's events wait for the next ones before they are
+/// published together to a queue of `queue_kind`: 10 ms embedded, 2 ms Redis.
+std::chrono::milliseconds lingerFor(const std::string& queue_kind);
+
 class Ingestor {
  public:
   Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& committer, queue::Queue& queue,
@@ -91,7 +95,9 @@ class Ingestor {
   std::atomic<std::int64_t> uncommitted_{0};
   std::mutex publish_mutex_;
   std::condition_variable publish_cv_;
-  static constexpr auto kLinger = std::chrono::milliseconds(2);
+  // How long the publisher waits for more commits before it publishes
+  // (lingerFor).
+  std::chrono::milliseconds linger_;
   static constexpr std::size_t kPublishBatch = 500;  // messages: publish at once
   std::map<std::string, std::vector<queue::Message>> pending_;  // committed, not yet published
   std::size_t pending_count_ = 0;
