@@ -22,7 +22,7 @@ Ingestor::Ingestor(const pipeline::LiveRouter& router, store::GroupCommitter& co
                    metrics::Metrics& metrics, std::size_t max_depth, std::uint64_t max_bytes,
                    pipeline::EnvelopeOptions envelope)
     : router_(router), committer_(committer), queue_(queue), metrics_(metrics), max_depth_(max_depth),
-      max_bytes_(max_bytes), envelope_(envelope), linger_(lingerFor(queue.kind())) {
+      max_bytes_(max_bytes), envelope_(envelope) {
   if (const char* n = std::getenv("EVENTFLOW_TEST_KILL_BEFORE_PUBLISH")) kill_before_publish_ = std::atoll(n);
   committer_.afterCommit([this](std::vector<store::RawEvent>& rows, const std::vector<store::InsertStatus>& statuses) {
     publish(rows, statuses);
@@ -48,18 +48,6 @@ bool hasNul(std::string_view json) {
 }
 
 }  // namespace
-
-std::chrono::milliseconds lingerFor(const std::string& queue_kind) {
-  // Redis: one XADD round trip carries the commits of 2 ms. Embedded there is
-  // no round trip to save, but what the workers take at once is what lingered:
-  // at 2 ms, six workers each took a few events, and each of their small
-  // batches made a sink commit and a state change of its own. At 10 ms the
-  // host spends a tenth less CPU and writes a fifth fewer bytes under the
-  // mixed load, and takes 6-20 % more of it, for about 8 ms more from a post
-  // to its outcome (docs/benchmarks.md). A backlog of kPublishBatch goes at
-  // once either way.
-  return std::chrono::milliseconds(queue_kind == "embedded" ? 10 : 2);
-}
 
 Ingestor::~Ingestor() { stop(); }
 
@@ -119,8 +107,8 @@ void Ingestor::publishLoop() {
       if (pending_.empty()) return;  // stopped and drained
       // Linger a moment for the group commits still landing: one publish
       // (one Redis round trip) then carries several of them, and a worker
-      // takes them together (lingerFor).
-      publish_cv_.wait_for(lock, linger_, [&] { return stopped_ || pending_count_ >= kPublishBatch; });
+      // takes them together (kLinger).
+      publish_cv_.wait_for(lock, kLinger, [&] { return stopped_ || pending_count_ >= kPublishBatch; });
       out.swap(pending_);
       pending_count_ = 0;
     }
