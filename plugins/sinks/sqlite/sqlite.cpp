@@ -83,10 +83,10 @@ class SqliteSink::Writer {
     // fails first, the events are not done and run again (G3), and INSERT OR
     // IGNORE writes the row again. The WAL keeps the file consistent either way.
     session_ << "PRAGMA synchronous=NORMAL", now;
-    // The host's store checkpoints the WAL from a thread of its own at 1000
-    // pages; this one only if that falls far behind, so that a worker seldom
-    // copies the WAL inside its commit.
-    session_ << "PRAGMA wal_autocheckpoint=4000", now;
+    // The host's store checkpoints the WAL from a thread of its own at 16000
+    // pages (sqlite_store.cpp); this one only if that falls far behind, at
+    // twice as many, so that a worker seldom copies the WAL inside its commit.
+    session_ << "PRAGMA wal_autocheckpoint=32000", now;
   }
 
   static std::shared_ptr<Writer> of(const std::string& path) {
