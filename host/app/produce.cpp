@@ -50,6 +50,8 @@ and the drain time.
   --invalid-every N    make every Nth event invalid for its pipeline (default 0: none;
                        with --mix 48: every 12th purchase, about 2 % of the events)
   --mix                mixed load: timestamps spelled three ways, invalid purchases, and --wait
+  --close              a new connection for every request (Connection: close), as clients
+                       without keep-alive post; the default keeps each connection open
   --random-ids         random (version 4) event ids instead of time-ordered ones (version 7,
                        which keep PostgreSQL's primary-key inserts at the index's right edge)
   --wait               then wait until every accepted event is terminal (processed or dead,
@@ -68,7 +70,7 @@ with --wait every accepted event became terminal), 1 otherwise, 2 on usage error
 }  // namespace
 
 int produce(int argc, char** argv) {
-  Args args(argc, argv, 2, {"help", "wait", "random-ids", "insecure", "mix"});
+  Args args(argc, argv, 2, {"help", "wait", "random-ids", "insecure", "mix", "close"});
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
@@ -88,7 +90,7 @@ int produce(int argc, char** argv) {
   static const std::set<std::string> kOptions{"url",  "count",      "duration",  "concurrency", "batch",
                                               "api-key", "invalid-every", "wait", "wait-timeout", "random-ids",
                                               "cacert", "insecure",   "cert",      "key",         "help",
-                                              "mix",    "report"};
+                                              "mix",    "report",     "close"};
   if (auto extra = args.unknown(kOptions); !extra.empty()) {
     std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
     return 2;
@@ -156,12 +158,14 @@ int produce(int argc, char** argv) {
   load.invalid_every = *invalid_every;
   load.random_ids = args.has("random-ids");
   load.mixed = mixed;
+  load.close = args.has("close");
   load.timed = timed;
   load.deadline = deadline;
   load.total = total;
   std::string head = "POST " + path + " HTTP/1.1\r\nHost: " + base.getHost() + ":" + std::to_string(base.getPort()) +
                      "\r\nContent-Type: application/json\r\n";
   if (!auth.empty()) head += "Authorization: " + auth + "\r\n";
+  if (load.close) head += "Connection: close\r\n";
   head += "Content-Length: ";
 
   const auto start = Clock::now();
@@ -172,6 +176,7 @@ int produce(int argc, char** argv) {
   report.url = base.toString();
   report.concurrency = *concurrency;
   report.batch = *batch;
+  report.keep_alive = !load.close;
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   report.requests = load.requests;
   report.accepted = load.events_ok;

@@ -18,7 +18,8 @@
 namespace eventflow::app {
 namespace {
 
-// One keep-alive HTTP/1.1 connection posting one request at a time. Asio
+// One keep-alive HTTP/1.1 connection posting one request at a time (or, with
+// --close, one connection per request, made anew after each answer). Asio
 // rather than a thread per connection, like wrk: one thread drives all the
 // connections, so the generator takes little of the CPU it shares with the
 // host under test. Stream is a TCP socket, or TLS over one for https (a
@@ -66,8 +67,10 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     });
   }
 
+  bool done() const { return load_.timed ? Clock::now() >= load_.deadline : load_.next >= load_.total; }
+
   void send() {
-    if (load_.timed ? Clock::now() >= load_.deadline : load_.next >= load_.total) return;  // done: let io.run() end
+    if (done()) return;  // let io.run() end
     const std::uint64_t first = load_.next;
     first_ = first;
     events_ = load_.timed ? static_cast<std::uint64_t>(load_.batch)
@@ -140,7 +143,10 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void finish(int status, std::size_t head_size, std::size_t consumed) {
     record(status, std::string_view(in_).substr(head_size, consumed - head_size));
     in_.erase(0, consumed);
-    if (close_) return connect();
+    // With --close the host answers "Connection: close" and closes its end;
+    // a client without keep-alive makes a new connection either way, and
+    // none once the load is done.
+    if ((close_ || load_.close) && !done()) return connect();
     send();
   }
 

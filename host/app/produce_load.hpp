@@ -31,6 +31,7 @@ struct Load {
   long long invalid_every = 0;
   bool random_ids = false;
   bool mixed = false;  // --mix: timestamps spelled three ways (see timestampsAt)
+  bool close = false;  // --close: a new connection for every request
   bool timed = false;
   Clock::time_point deadline{};
   std::uint64_t total = 0;

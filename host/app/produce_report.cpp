@@ -105,7 +105,8 @@ std::uint64_t code(const Report& report, int status) {
 void printLoad(std::ostream& out, Report& report) {
   auto& latencies = report.latencies;
   const double secs = report.seconds;
-  out << "requests: " << report.requests << " in " << secs << " s (" << report.concurrency << " connections, batch "
+  out << "requests: " << report.requests << " in " << secs << " s (" << report.concurrency
+      << (report.keep_alive ? " keep-alive connections" : " clients, a connection per request") << ", batch "
       << report.batch << ")\n";
   out << "requests/s: " << perSecond(report.requests, secs) << "  accepted events/s: " << perSecond(report.accepted, secs)
       << "\n";
@@ -151,6 +152,7 @@ nlohmann::json reportJson(Report& report) {
       {"mode", report.mode},
       {"url", report.url},
       {"concurrency", report.concurrency},
+      {"keep_alive", report.keep_alive},
       {"batch", report.batch},
       {"seconds", report.seconds},
       {"requests", report.requests},

@@ -47,6 +47,7 @@ struct Report {
   std::string mode;  // "mix" or "plain"
   std::string url;
   long long concurrency = 0, batch = 1;
+  bool keep_alive = true;  // false with --close: a connection per request
   double seconds = 0;  // the load: first request to last answer
   std::uint64_t requests = 0, accepted = 0, failed = 0, invalid_accepted = 0;
   std::map<int, std::uint64_t> codes;  // status → requests; 0: no answer (connection failed)

@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
+
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -120,6 +125,112 @@ TEST(Produce, BatchEventsRefusedOneByOneAreNotCountedAccepted) {
   EXPECT_EQ(r["end_to_end"]["terminal"], true) << "the wait is for the accepted events only: " << run.out;
   EXPECT_EQ(r["end_to_end"]["dead"], r["invalid_accepted"]) << "invalid events counted item by item: " << run.out;
   EXPECT_EQ(run.exit_code, 1) << "refused events are a failure of the run: " << run.describe();
+}
+
+// Answers produce's posts with 202 one connection at a time, counting the
+// connections it accepted, the requests it read and those that asked for
+// "Connection: close" (after which it answers so and closes). Only here to
+// watch produce's side of the wire: what the host does is the test below.
+class ConnectionCounter {
+ public:
+  ConnectionCounter() : server_(Poco::Net::SocketAddress("127.0.0.1", 0)), thread_([this] { run(); }) {}
+  ~ConnectionCounter() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.address().port()); }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  int closing() const { return closing_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      if (!server_.poll(Poco::Timespan(0, 50'000), Poco::Net::Socket::SELECT_READ)) continue;
+      Poco::Net::StreamSocket client = server_.acceptConnection();
+      ++connections_;
+      client.setReceiveTimeout(Poco::Timespan(5, 0));
+      std::string in;
+      bool open = true;
+      while (open && !stop_) {
+        std::size_t head_end;
+        while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+          char buf[4096];
+          int n = 0;
+          try {
+            n = client.receiveBytes(buf, sizeof buf);
+          } catch (const Poco::Exception&) {
+          }
+          if (n <= 0) break;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        if (head_end == std::string::npos) break;  // the client closed (or went quiet)
+        const std::string head = in.substr(0, head_end);
+        const auto cl = head.find("Content-Length: ");
+        const std::size_t length = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 16));
+        while (in.size() < head_end + 4 + length) {
+          char buf[4096];
+          const int n = client.receiveBytes(buf, sizeof buf);
+          if (n <= 0) break;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        in.erase(0, head_end + 4 + length);
+        ++requests_;
+        const bool close = head.find("\r\nConnection: close") != std::string::npos;
+        closing_ += close ? 1 : 0;
+        const std::string body = R"({"status":"accepted"})";
+        const std::string answer = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: " +
+                                   std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
+                                   body;
+        client.sendBytes(answer.data(), static_cast<int>(answer.size()));
+        open = !close;
+      }
+      client.close();
+    }
+  }
+
+  Poco::Net::ServerSocket server_;
+  std::atomic<int> connections_{0}, requests_{0}, closing_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(Produce, CloseMakesANewConnectionForEveryRequest) {
+  {
+    ConnectionCounter counter;
+    const auto run = runCommand({EVENTFLOW_BINARY, "produce", "--url", counter.url(), "--count", "20",
+                                 "--concurrency", "1", "--close", "--report", "json"});
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    EXPECT_EQ(onlyObject(run.out)["keep_alive"], false) << run.out;
+    EXPECT_EQ(counter.requests(), 20);
+    EXPECT_EQ(counter.connections(), 20) << "one connection per request";
+    EXPECT_EQ(counter.closing(), 20) << "each request says Connection: close";
+  }
+  ConnectionCounter counter;
+  const auto run = runCommand({EVENTFLOW_BINARY, "produce", "--url", counter.url(), "--count", "20",
+                               "--concurrency", "1", "--report", "json"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(onlyObject(run.out)["keep_alive"], true) << run.out;
+  EXPECT_EQ(counter.requests(), 20);
+  EXPECT_EQ(counter.connections(), 1) << "by default the connection is kept";
+  EXPECT_EQ(counter.closing(), 0);
+}
+
+// The host answers a client without keep-alive and closes its end after
+// each answer; every post is taken and ends processed.
+TEST(Produce, ClientsWithoutKeepAliveAreAnsweredAndTheirEventsProcessed) {
+  HostProcess host("produce-close");
+  ASSERT_TRUE(host.start()) << host.readLog();
+  const auto run = runCommand({EVENTFLOW_BINARY, "produce", "--url", url(host), "--count", "60", "--concurrency", "4",
+                               "--close", "--wait", "--wait-timeout", "120", "--report", "json"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  const auto r = onlyObject(run.out);
+  ASSERT_TRUE(r.is_object()) << run.describe();
+  EXPECT_EQ(r["requests"], 60);
+  EXPECT_EQ(r["accepted_events"], 60);
+  EXPECT_EQ(r["failed_requests"], 0);
+  EXPECT_EQ(r["end_to_end"]["processed"], 60) << run.out;
+  EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 60);
 }
 
 TEST(Produce, RefusesBadReportAndMixOptionsNamingThem) {
