@@ -80,7 +80,7 @@ _eventflow() {
             esac ;;
         reload) opts='--config --url --api-key --json --help' ;;
         produce)
-            opts='--url --cacert --insecure --cert --key --count --duration --concurrency --batch --api-key --invalid-every --random-ids --wait
+            opts='--url --cacert --insecure --cert --key --count --duration --concurrency --batch --api-key --invalid-every --close --random-ids --wait
                   --wait-timeout --mix --report --help' ;;
     esac
     [[ $cur == -* || -z $cur ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -6,9 +6,11 @@
 #include <Poco/UUIDGenerator.h>
 
 #include <atomic>
+#include <chrono>
 #include <ctime>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "host_process.hpp"
 
@@ -65,9 +67,21 @@ TEST(Host, ThousandEventsAllReachProcessedEvents) {
   EXPECT_NE(metrics.body.find("eventflow_events_received_total{"), std::string::npos);
   EXPECT_NE(metrics.body.find("eventflow_events_processed_total{"), std::string::npos);
   EXPECT_NE(metrics.body.find("eventflow_event_processing_duration_seconds_bucket{"), std::string::npos);
-  // Everything is processed and acknowledged: the queue's gauges say so at scrape time.
-  EXPECT_NE(metrics.body.find("eventflow_queue_depth{pipeline=\"purchases\"} 0"), std::string::npos) << metrics.body;
-  EXPECT_NE(metrics.body.find("eventflow_queue_pending{pipeline=\"purchases\"} 0"), std::string::npos) << metrics.body;
+  // Everything is processed, and then acknowledged: the queue's gauges come
+  // to 0 at scrape time. A worker acknowledges its events once their outcome
+  // is fsynced, which can be a moment after the summary (which reads the
+  // committed rows) shows them processed; on a loaded machine 11 were still
+  // pending at the first scrape.
+  const auto drained = [&] {
+    return metrics.body.find("eventflow_queue_depth{pipeline=\"purchases\"} 0") != std::string::npos &&
+           metrics.body.find("eventflow_queue_pending{pipeline=\"purchases\"} 0") != std::string::npos;
+  };
+  for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       !drained() && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    metrics = http(host.port(), "GET", "/metrics");
+  }
+  EXPECT_TRUE(drained()) << metrics.body;
   EXPECT_EQ(host.terminate(std::chrono::seconds(15)), 0);
 }
 
