@@ -7,10 +7,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <eventflow/time.hpp>
@@ -50,10 +52,14 @@ struct Message {
 };
 
 /// About the memory a message holds while it waits in an in-process queue:
-/// its strings and the message itself.
+/// the message itself and its strings' bytes, `texts`.
+inline std::size_t footprint(std::initializer_list<std::string_view> texts) {
+  std::size_t bytes = sizeof(Message);
+  for (const auto t : texts) bytes += t.size();
+  return bytes;
+}
 inline std::size_t footprint(const Message& m) {
-  return sizeof(Message) + m.id.size() + m.type.size() + m.pipeline.size() + m.payload.size() +
-         m.correlation_id.size() + m.token.size() + m.crashed_stage.size() + m.crashed_plugin.size();
+  return footprint({m.id, m.type, m.pipeline, m.payload, m.correlation_id, m.token, m.crashed_stage, m.crashed_plugin});
 }
 
 class Queue {

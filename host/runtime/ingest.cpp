@@ -181,9 +181,8 @@ void Ingestor::ingest(std::vector<nlohmann::json> docs, const std::string& corre
     rows.push_back({env.id, env.type, p->name(), env.rewritten ? doc.dump() : std::move(sent), sha, env.correlation_id, now});
     const auto& row = rows.back();
     ++it->second.depth;
-    // What its queue message will hold (queue::footprint).
-    it->second.bytes += sizeof(queue::Message) + row.id.size() + row.type.size() + row.pipeline.size() +
-                        row.payload.size() + row.correlation_id.size();
+    // What its queue message will hold.
+    it->second.bytes += queue::footprint({row.id, row.type, row.pipeline, row.payload, row.correlation_id});
     pending->row_index.push_back(i);
   }
   pending->done = std::move(done);
