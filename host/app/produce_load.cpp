@@ -53,7 +53,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       stream_.emplace(io_);
     }
     socket().async_connect(endpoint_, [self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec) return self->failed();
+      if (ec) return self->refused(ec);
       self->socket().set_option(boost::asio::ip::tcp::no_delay(true));
       if constexpr (kTls) {
         self->stream_->async_handshake(boost::asio::ssl::stream_base::client,
@@ -151,7 +151,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   void record(int status, std::string_view body = {}) {
-    load_.latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_).count());
+    // Latencies are of answers: a connection that failed (status 0) may
+    // not have sent anything to time from.
+    if (status != 0) load_.latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_).count());
     ++load_.requests;
     ++load_.codes[status];
     if (status < 200 || status >= 300) {
@@ -177,6 +179,20 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     }
   }
 
+  // A connection that never opened sent nothing. Its request still counts
+  // toward --count, or a host that is not there would be tried for ever;
+  // none is counted once another connection took the last one.
+  void refused(const boost::system::error_code& ec) {
+    if (!load_.timed) {
+      if (load_.next >= load_.total) return;
+      load_.next += std::min<std::uint64_t>(static_cast<std::uint64_t>(load_.batch), load_.total - load_.next);
+    }
+    if (!load_.connect_error_said)
+      std::cerr << "eventflow produce: cannot connect to " << endpoint_ << ": " << ec.message() << "\n";
+    load_.connect_error_said = true;
+    failed();
+  }
+
   void failed(const boost::system::error_code& handshake = {}) {
     // A refused connection or a reset counts as one failed request; pause a
     // little so a host that is down is not spun against.
@@ -193,8 +209,11 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       load_.tls_error_said = true;
       return;
     }
+    if (done()) return;
     timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
-    timer_->async_wait([self = shared_from_this()](const boost::system::error_code&) { self->connect(); });
+    timer_->async_wait([self = shared_from_this()](const boost::system::error_code&) {
+      if (!self->done()) self->connect();
+    });
   }
 
   boost::asio::io_context& io_;

@@ -43,6 +43,7 @@ struct Load {
   // Events a 2xx batch answer refused one by one (its per-item status), by that status.
   std::map<int, std::uint64_t> refused;
   bool tls_error_said = false;
+  bool connect_error_said = false;
 };
 
 /// The per-item status codes of a batch answer (`{"accepted":…,"results":[{…,

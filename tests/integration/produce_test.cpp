@@ -233,6 +233,25 @@ TEST(Produce, ClientsWithoutKeepAliveAreAnsweredAndTheirEventsProcessed) {
   EXPECT_EQ(host.count("SELECT COUNT(*) FROM raw_events WHERE state = 'done'"), 60);
 }
 
+// A mistyped --url: produce --count used to try the missing host for ever.
+// Each refused connection is one failed request of the count, and the
+// reason is said once.
+TEST(Produce, AHostThatIsNotThereEndsACountedRunAndIsNamed) {
+  const auto run = runCommand({EVENTFLOW_BINARY, "produce", "--url", "http://127.0.0.1:1", "--count", "3",
+                               "--concurrency", "2", "--report", "json"});
+  EXPECT_EQ(run.exit_code, 1) << run.describe();
+  const std::string line = "eventflow produce: cannot connect to 127.0.0.1:1: ";
+  const auto said = run.err.find(line);
+  ASSERT_NE(said, std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(line, said + line.size()), std::string::npos) << "said once: " << run.err;
+  const auto r = onlyObject(run.out);
+  ASSERT_TRUE(r.is_object()) << run.describe();
+  EXPECT_EQ(r["requests"], 3) << run.out;
+  EXPECT_EQ(r["failed_requests"], 3) << run.out;
+  EXPECT_EQ(r["accepted_events"], 0) << run.out;
+  EXPECT_EQ(r["latency_ms"]["max"], 0) << "no answer, no latency: " << run.out;
+}
+
 TEST(Produce, RefusesBadReportAndMixOptionsNamingThem) {
   const auto format = runCommand({EVENTFLOW_BINARY, "produce", "--url", "http://127.0.0.1:1", "--report", "yaml"});
   EXPECT_EQ(format.exit_code, 2) << format.describe();
