@@ -102,13 +102,13 @@ int newKey(const Args& args) {
 
 int keys(int argc, char** argv) {
   Args args(argc, argv, 2, {"help"});
+  if (auto extra = args.unknown({"scope", "name", "help"}); !extra.empty())
+    return usageError(unknownOption(extra.front(), {"scope", "name", "help"}), kHelp);
   if (!args.ok()) return usageError(args.error(), kHelp);
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;
   }
-  if (auto extra = args.unknown({"scope", "name", "help"}); !extra.empty())
-    return usageError(unknownOption(extra.front(), {"scope", "name", "help"}), kHelp);
   const auto& words = args.positional();
   if (words.empty()) return usageError("keys needs a command: new", kHelp);
   if (words.front() != "new") return usageError(unknownWord("keys command", words.front(), {"new"}), kHelp);

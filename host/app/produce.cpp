@@ -75,6 +75,16 @@ int produce(int argc, char** argv) {
     std::cout << kHelp;
     return 0;
   }
+  // Unknown options first: a misspelt flag last on the line ("--wat") would
+  // otherwise be reported as an option wanting a value.
+  static const std::set<std::string> kOptions{"url",  "count",      "duration",  "concurrency", "batch",
+                                              "api-key", "invalid-every", "wait", "wait-timeout", "random-ids",
+                                              "cacert", "insecure",   "cert",      "key",         "help",
+                                              "mix",    "report",     "close"};
+  if (auto extra = args.unknown(kOptions); !extra.empty()) {
+    std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
+    return 2;
+  }
   const auto wait_timeout = args.number("wait-timeout", 600);
   const auto count = args.number("count", 10000);
   const auto duration = args.number("duration", 0);
@@ -85,14 +95,6 @@ int produce(int argc, char** argv) {
   const auto invalid_every = args.number("invalid-every", mixed ? 48 : 0);
   if (!args.ok() || !count || !duration || !concurrency || !batch || !invalid_every || !wait_timeout) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
-    return 2;
-  }
-  static const std::set<std::string> kOptions{"url",  "count",      "duration",  "concurrency", "batch",
-                                              "api-key", "invalid-every", "wait", "wait-timeout", "random-ids",
-                                              "cacert", "insecure",   "cert",      "key",         "help",
-                                              "mix",    "report",     "close"};
-  if (auto extra = args.unknown(kOptions); !extra.empty()) {
-    std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
     return 2;
   }
   if (!args.has("url") || *concurrency < 1 || *batch < 1 || *count < 0 || *duration < 0) {

@@ -217,6 +217,10 @@ stages:
   EXPECT_EQ(last.exit_code, 2) << last.describe();
   EXPECT_NE(last.err.find("unknown option --dry-rn (did you mean '--dry-run'?)"), std::string::npos)
       << last.describe();
+  // Last on the line in the commands that parse their values first, too.
+  const auto key = eventflow({"keys", "new", "--scope", "ingest", "--nam"});
+  EXPECT_EQ(key.exit_code, 2) << key.describe();
+  EXPECT_NE(key.err.find("unknown option --nam (did you mean '--name'?)"), std::string::npos) << key.describe();
   const auto command = eventflow({"valdate"});
   EXPECT_EQ(command.exit_code, 2) << command.describe();
   EXPECT_NE(command.err.find("unknown command 'valdate' (did you mean 'validate'?)"), std::string::npos)

@@ -263,4 +263,10 @@ TEST(Produce, RefusesBadReportAndMixOptionsNamingThem) {
   EXPECT_NE(invalid.err.find("--invalid-every"), std::string::npos) << invalid.err;
   const auto no_value = runCommand({EVENTFLOW_BINARY, "produce", "--url", "http://127.0.0.1:1", "--report"});
   EXPECT_EQ(no_value.exit_code, 2) << no_value.describe();
+  EXPECT_NE(no_value.err.find("--report needs a value"), std::string::npos) << no_value.err;
+  // A misspelt flag last on the line is unknown, not an option wanting a value.
+  const auto misspelt = runCommand({EVENTFLOW_BINARY, "produce", "--url", "http://127.0.0.1:1", "--wat"});
+  EXPECT_EQ(misspelt.exit_code, 2) << misspelt.describe();
+  EXPECT_NE(misspelt.err.find("unknown option --wat"), std::string::npos) << misspelt.err;
+  EXPECT_NE(misspelt.err.find("--wait"), std::string::npos) << "did you mean: " << misspelt.err;
 }
