@@ -73,6 +73,10 @@ bool checkArgs(const Args& args, const std::set<std::string>& known, int& code) 
     code = usage(args.error());
     return false;
   }
+  if (auto extra = args.extraWords(0); !extra.empty()) {
+    code = usage(extra);
+    return false;
+  }
   return true;
 }
 

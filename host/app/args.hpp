@@ -20,12 +20,17 @@ class Args {
   /// A whole number, or nullopt (and an error) when the value is not one.
   std::optional<long long> number(const std::string& name, long long fallback);
   const std::vector<std::string>& positional() const { return positional_; }
+  /// Empty, or the error for the first word past the first `allowed`: a word
+  /// right after a flag reads as that flag's value ("--wait takes no value,
+  /// not 'yes'"), any other as an argument the command does not take.
+  std::string extraWords(std::size_t allowed) const;
   /// Every name given that is not in `known`.
   std::vector<std::string> unknown(const std::set<std::string>& known) const;
 
  private:
   std::map<std::string, std::string> values_;
   std::vector<std::string> positional_;
+  std::vector<std::string> after_flag_;  // per word: the flag just before it, or empty
   std::string error_;
 };
 

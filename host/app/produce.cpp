@@ -85,6 +85,10 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: " << unknownOption(extra.front(), kOptions) << "\n" << kHelp;
     return 2;
   }
+  if (auto extra = args.extraWords(0); !extra.empty()) {
+    std::cerr << "eventflow produce: " << extra << "\n";
+    return 2;
+  }
   const auto wait_timeout = args.number("wait-timeout", 600);
   const auto count = args.number("count", 10000);
   const auto duration = args.number("duration", 0);

@@ -80,6 +80,7 @@ int reloadCommand(int argc, char** argv) {
   const std::set<std::string> known{"config", "url", "api-key", "json", "help"};
   if (auto extra = args.unknown(known); !extra.empty()) return usageError(unknownOption(extra.front(), known), kHelp);
   if (!args.ok()) return usageError(args.error(), kHelp);
+  if (auto extra = args.extraWords(0); !extra.empty()) return usageError(extra, kHelp);
   if (args.has("help")) {
     std::cout << kHelp;
     return 0;

@@ -229,6 +229,37 @@ stages:
   EXPECT_NE(far.err.find("unknown option --frobnicate\n"), std::string::npos) << "nothing is close: " << far.describe();
 }
 
+// A word after a flag is not its value, and a command that takes no words
+// says so instead of running without the one the user meant ("--close yes",
+// "--wait=no").
+TEST_F(CliTest, AStrayWordOrAFlagsValueIsRefusedNotIgnored) {
+  const auto word = eventflow({"validate", "--config", config(), "pipelines"});
+  EXPECT_EQ(word.exit_code, 2) << word.describe();
+  EXPECT_NE(word.err.find("unexpected argument 'pipelines'"), std::string::npos) << word.describe();
+  EXPECT_EQ(word.out.find("ok:"), std::string::npos) << "validated anyway: " << word.describe();
+
+  const auto close = eventflow({"produce", "--url", "http://127.0.0.1:1", "--close", "yes", "--count", "1"});
+  EXPECT_EQ(close.exit_code, 2) << close.describe();
+  EXPECT_NE(close.err.find("--close takes no value, not 'yes'"), std::string::npos) << close.describe();
+  EXPECT_EQ(close.err.find("cannot connect"), std::string::npos) << "ran anyway: " << close.describe();
+
+  const auto wait = eventflow({"produce", "--url", "http://127.0.0.1:1", "--wait=no", "--count", "1"});
+  EXPECT_EQ(wait.exit_code, 2) << wait.describe();
+  EXPECT_NE(wait.err.find("--wait takes no value, not 'no'"), std::string::npos) << wait.describe();
+
+  const auto serve = eventflow({"serve", "--config", config(), "--role", "all", "now"});
+  EXPECT_EQ(serve.exit_code, 2) << serve.describe();
+  EXPECT_NE(serve.err.find("unexpected argument 'now'"), std::string::npos) << serve.describe();
+
+  const auto reload = eventflow({"reload", "--url", "http://127.0.0.1:1", "--json", "please"});
+  EXPECT_EQ(reload.exit_code, 2) << reload.describe();
+  EXPECT_NE(reload.err.find("--json takes no value, not 'please'"), std::string::npos) << reload.describe();
+
+  const auto purge = eventflow({"dlq", "purge", "--all=false", "--config", config()});
+  EXPECT_EQ(purge.exit_code, 2) << purge.describe();
+  EXPECT_NE(purge.err.find("--all takes no value, not 'false'"), std::string::npos) << purge.describe();
+}
+
 TEST_F(CliTest, AConfigThatIsAFolderIsOneLineNamingIt) {
   for (const std::string command : {"validate", "serve", "test"}) {
     const auto r = eventflow({command, "--config", dir_.string()});
