@@ -5,13 +5,16 @@
 #include <Poco/URI.h>
 
 #include <boost/asio.hpp>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +26,19 @@
 
 namespace eventflow::app {
 namespace {
+
+// Past what any host takes in one request (server.max_batch, 1000 by default),
+// and about 30 MB of body a connection.
+constexpr long long kMaxBatch = 100'000;
+// Descriptors besides the load's connections: standard streams, the
+// resolver, the summary's connection, TLS files.
+constexpr long long kReservedFiles = 16;
+
+long long openFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::numeric_limits<int>::max();
+  return static_cast<long long>(limit.rlim_cur);
+}
 
 const char* const kHelp = R"(usage: eventflow produce --url URL [options]
 
@@ -44,8 +60,9 @@ and the drain time.
   --key FILE           https: the client certificate's private key (PEM)
   --count N            events to send (default 10000; ignored with --duration)
   --duration SECONDS   send for this long instead of a count
-  --concurrency C      parallel connections (default 32)
-  --batch B            events per request: 1 posts /events, more posts /events/batch (default 1)
+  --concurrency C      parallel connections (default 32; at most the open-file limit)
+  --batch B            events per request: 1 posts /events, more posts /events/batch
+                       (default 1, at most 100000)
   --api-key KEY        sent as Authorization: Bearer KEY
   --invalid-every N    make every Nth event invalid for its pipeline (default 0: none;
                        with --mix 48: every 12th purchase, about 2 % of the events)
@@ -101,12 +118,31 @@ int produce(int argc, char** argv) {
     std::cerr << "eventflow produce: " << args.error() << "\n";
     return 2;
   }
-  if (!args.has("url") || *concurrency < 1 || *batch < 1 || *count < 0 || *duration < 0) {
-    std::cerr << "eventflow produce: --url is required; --concurrency and --batch must be at least 1\n" << kHelp;
+  if (!args.has("url")) {
+    std::cerr << "eventflow produce: --url is required\n" << kHelp;
     return 2;
   }
-  if (*invalid_every < 0 || *wait_timeout < 0) {
-    std::cerr << "eventflow produce: --invalid-every and --wait-timeout must be 0 or more\n";
+  for (const auto& [name, value] : {std::pair{"concurrency", *concurrency}, std::pair{"batch", *batch}})
+    if (value < 1) {
+      std::cerr << "eventflow produce: --" << name << " must be at least 1, not " << value << "\n";
+      return 2;
+    }
+  for (const auto& [name, value] : {std::pair{"count", *count}, std::pair{"duration", *duration},
+                                    std::pair{"invalid-every", *invalid_every}, std::pair{"wait-timeout", *wait_timeout}})
+    if (value < 0) {
+      std::cerr << "eventflow produce: --" << name << " must be 0 or more, not " << value << "\n";
+      return 2;
+    }
+  // Each connection is a socket, and each holds its request body in memory:
+  // an absurd value is refused here instead of running out of either.
+  if (*batch > kMaxBatch) {
+    std::cerr << "eventflow produce: --batch must be at most " << kMaxBatch << " events, not " << *batch
+              << " (a host takes server.max_batch a request, 1000 by default)\n";
+    return 2;
+  }
+  if (const long long sockets = openFileLimit() - kReservedFiles; *concurrency > sockets) {
+    std::cerr << "eventflow produce: --concurrency " << *concurrency << " is more connections than this process may "
+              << "open (" << std::max(0LL, sockets) << ", from its open-file limit: ulimit -n)\n";
     return 2;
   }
   const std::string format = args.get("report", "text");

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -267,7 +270,20 @@ void startConnections(boost::asio::io_context& io, const boost::asio::ip::tcp::e
   }
 }
 
+namespace {
+// OpenSSL's answer for a file it cannot open is "asio.ssl error"; the file's
+// own reason names the problem.
+std::optional<std::string> unreadable(const std::string& file) {
+  std::ifstream in(file);
+  if (in) return std::nullopt;
+  return "cannot read " + file + ": " + std::strerror(errno);
+}
+}  // namespace
+
 Expected<std::unique_ptr<boost::asio::ssl::context>> clientTls(const Args& args) {
+  for (const char* option : {"cacert", "cert", "key"})
+    if (args.has(option))
+      if (auto why = unreadable(args.get(option))) return makeError(std::string("--") + option + ": " + *why);
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);

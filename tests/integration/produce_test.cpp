@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
@@ -250,6 +252,44 @@ TEST(Produce, AHostThatIsNotThereEndsACountedRunAndIsNamed) {
   EXPECT_EQ(r["failed_requests"], 3) << run.out;
   EXPECT_EQ(r["accepted_events"], 0) << run.out;
   EXPECT_EQ(r["latency_ms"]["max"], 0) << "no answer, no latency: " << run.out;
+}
+
+// Values no load can have are refused at once, each naming itself, instead
+// of one message for all of them, a hang opening a hundred million sockets,
+// or a body of a hundred million events built in memory.
+TEST(Produce, RefusesImpossibleLoadsNamingTheOption) {
+  const std::string url = "http://127.0.0.1:1";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"--duration", "-1"}, "--duration must be 0 or more, not -1"},
+      {{"--count", "-5"}, "--count must be 0 or more, not -5"},
+      {{"--wait-timeout", "-2"}, "--wait-timeout must be 0 or more, not -2"},
+      {{"--concurrency", "0"}, "--concurrency must be at least 1, not 0"},
+      {{"--batch", "0"}, "--batch must be at least 1, not 0"},
+      {{"--batch", "100000000"}, "--batch must be at most 100000 events, not 100000000"},
+      {{"--concurrency", "100000000"}, "--concurrency 100000000 is more connections than this process may open"},
+  };
+  for (const auto& [options, expected] : cases) {
+    std::vector<std::string> command{EVENTFLOW_BINARY, "produce", "--url", url, "--count", "1"};
+    command.insert(command.end(), options.begin(), options.end());
+    const auto r = runCommand(command);
+    SCOPED_TRACE(options.front() + " " + options.back());
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("cannot connect"), std::string::npos) << "it ran: " << r.err;
+  }
+  const auto nourl = runCommand({EVENTFLOW_BINARY, "produce", "--count", "1"});
+  EXPECT_EQ(nourl.exit_code, 2) << nourl.describe();
+  EXPECT_NE(nourl.err.find("--url is required"), std::string::npos) << nourl.err;
+  // TLS files that cannot be read are named with the reason, not "asio.ssl error".
+  const auto cacert = runCommand({EVENTFLOW_BINARY, "produce", "--url", "https://127.0.0.1:1", "--cacert",
+                                  "/nonexistent/ca.pem", "--count", "1"});
+  EXPECT_EQ(cacert.exit_code, 2) << cacert.describe();
+  EXPECT_NE(cacert.err.find("--cacert: cannot read /nonexistent/ca.pem: No such file or directory"), std::string::npos)
+      << cacert.err;
+  const auto key = runCommand({EVENTFLOW_BINARY, "produce", "--url", "https://127.0.0.1:1", "--insecure", "--cert",
+                               "/nonexistent/client.pem", "--key", "/nonexistent/client.key", "--count", "1"});
+  EXPECT_EQ(key.exit_code, 2) << key.describe();
+  EXPECT_NE(key.err.find("--cert: cannot read /nonexistent/client.pem"), std::string::npos) << key.err;
 }
 
 TEST(Produce, RefusesBadReportAndMixOptionsNamingThem) {
