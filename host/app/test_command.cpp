@@ -137,10 +137,14 @@ std::vector<fs::path> fixtureFiles(const std::vector<std::string>& given, const 
       for (const auto& entry : fs::directory_iterator(root, ec))
         if (entry.is_regular_file() && (entry.path().extension() == ".yaml" || entry.path().extension() == ".yml"))
           found.push_back(entry.path());
+      if (ec) {
+        error = root.string() + ": cannot read the folder: " + ec.message();
+        return {};
+      }
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else if (!given.empty()) {
-      error = root.string() + ": no such file or folder";
+      error = root.string() + (fs::exists(root, ec) ? ": not a file or folder" : ": no such file or folder");
       return {};
     }
   }

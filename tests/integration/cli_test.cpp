@@ -582,6 +582,10 @@ TEST_F(CliTest, TestRefusesABrokenFixtureFileNamingIt) {
   const auto missing = eventflow({"test", "--config", config(), (dir_ / "nowhere").string()});
   EXPECT_EQ(missing.exit_code, 2) << missing.describe();
   EXPECT_NE(missing.err.find("nowhere: no such file or folder"), std::string::npos) << missing.err;
+  // There, but neither: not called missing.
+  const auto device = eventflow({"test", "--config", config(), "/dev/null"});
+  EXPECT_EQ(device.exit_code, 2) << device.describe();
+  EXPECT_NE(device.err.find("/dev/null: not a file or folder"), std::string::npos) << device.err;
 }
 
 TEST_F(CliTest, TestExpectsAnUnroutedEventTypeRefusedAsIngestRefusesIt) {
