@@ -1,5 +1,6 @@
 #include "app/cli.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -16,6 +17,22 @@ std::string configPath(const Args& args) {
 int fail(const std::string& message) {
   std::cerr << "eventflow: " << message << "\n";
   return 1;
+}
+
+std::string apiKey(const Args& args, bool from_environment, std::string& error) {
+  std::string key = args.get("api-key");
+  std::string source = "--api-key";
+  if (key.empty() && from_environment)
+    if (const char* env = std::getenv("EVENTFLOW_API_KEY"); env) {
+      key = env;
+      source = "$EVENTFLOW_API_KEY";
+    }
+  const bool control = std::any_of(key.begin(), key.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+  if (control) error = source + " holds a control character (a line break?); a key is one line of printable text";
+  return key;
 }
 
 int usageError(const std::string& message, std::string_view help) {

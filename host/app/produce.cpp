@@ -175,7 +175,13 @@ int produce(int argc, char** argv) {
     return 2;
   }
   const std::string path = *batch > 1 ? "/events/batch" : "/events";
-  const std::string auth = args.has("api-key") ? "Bearer " + args.get("api-key") : "";
+  std::string key_error;
+  const std::string key = apiKey(args, false, key_error);
+  if (!key_error.empty()) {
+    std::cerr << "eventflow produce: " << key_error << "\n";
+    return 2;
+  }
+  const std::string auth = args.has("api-key") ? "Bearer " + key : "";
   const bool timed = *duration > 0;
   const auto deadline = Clock::now() + std::chrono::seconds(*duration);
   const std::uint64_t total = static_cast<std::uint64_t>(*count);

@@ -110,9 +110,9 @@ int reloadCommand(int argc, char** argv) {
     if (host.empty() || host == "0.0.0.0" || host == "::") host = "127.0.0.1";
     if (port == "0") return fail("server.listen is " + listen + ": the running host's port is not known; pass --url");
   }
-  std::string key = args.get("api-key");
-  if (key.empty())
-    if (const char* env = std::getenv("EVENTFLOW_API_KEY"); env) key = env;
+  std::string key_error;
+  const std::string key = apiKey(args, true, key_error);
+  if (!key_error.empty()) return usageError(key_error, kHelp);
   const std::string where = host + ":" + port;
   try {
     Poco::Net::HTTPClientSession session(host, static_cast<Poco::UInt16>(std::stoi(port)));

@@ -260,6 +260,31 @@ TEST_F(CliTest, AStrayWordOrAFlagsValueIsRefusedNotIgnored) {
   EXPECT_NE(purge.err.find("--all takes no value, not 'false'"), std::string::npos) << purge.describe();
 }
 
+// A line break in a key would end the Authorization header and start one of
+// the user's making: refused before anything is sent, naming where the key
+// came from.
+TEST_F(CliTest, AnApiKeyWithALineBreakIsRefusedNamingItsSource) {
+  const std::string injected = "key\r\nX-Injected: 1";
+  const auto produce = eventflow({"produce", "--url", "http://127.0.0.1:1", "--count", "1", "--api-key", injected});
+  EXPECT_EQ(produce.exit_code, 2) << produce.describe();
+  EXPECT_NE(produce.err.find("--api-key holds a control character"), std::string::npos) << produce.describe();
+  EXPECT_EQ(produce.err.find("cannot connect"), std::string::npos) << "it ran: " << produce.describe();
+
+  const auto reload = eventflow({"reload", "--url", "http://127.0.0.1:1", "--api-key", injected});
+  EXPECT_EQ(reload.exit_code, 2) << reload.describe();
+  EXPECT_NE(reload.err.find("--api-key holds a control character"), std::string::npos) << reload.describe();
+
+  ::setenv("EVENTFLOW_API_KEY", injected.c_str(), 1);
+  const auto replay = eventflow({"dlq", "replay", "--all", "--config", config()});
+  const auto env_reload = eventflow({"reload", "--url", "http://127.0.0.1:1"});
+  ::unsetenv("EVENTFLOW_API_KEY");
+  EXPECT_EQ(replay.exit_code, 2) << replay.describe();
+  EXPECT_NE(replay.err.find("$EVENTFLOW_API_KEY holds a control character"), std::string::npos) << replay.describe();
+  EXPECT_EQ(env_reload.exit_code, 2) << env_reload.describe();
+  EXPECT_NE(env_reload.err.find("$EVENTFLOW_API_KEY holds a control character"), std::string::npos)
+      << env_reload.describe();
+}
+
 TEST_F(CliTest, AConfigThatIsAFolderIsOneLineNamingIt) {
   for (const std::string command : {"validate", "serve", "test"}) {
     const auto r = eventflow({command, "--config", dir_.string()});
