@@ -144,9 +144,9 @@ std::string idList(const std::vector<std::string>& ids) {
 }  // namespace
 
 TEST_P(Isolation, CrashLeakAndHangCostOneEventEach) {
-  // The leak makes 256 MiB resident page by page: with both cores loaded
-  // that once took longer than a 1 s call_timeout, so a leak event timed
-  // out once before it reached the memory limit. 2 s leaves it room.
+  // A leak event must reach the memory limit before call_timeout: the
+  // fixture takes 256 MiB of address space a MiB at a time, touching one
+  // page of each (every page took over 2 s with both cores loaded).
   const auto pipelines = writePipeline("mixed", pipelineYaml(2, "{ memory: 256MiB, call_timeout: 2s }", sink()));
   ModeHost host("isolation-mixed", GetParam(), pipelines);
   ASSERT_TRUE(host.start()) << host.readLog();
