@@ -19,7 +19,7 @@ int fail(const std::string& message) {
   return 1;
 }
 
-std::string apiKey(const Args& args, bool from_environment, std::string& error) {
+Expected<std::string> apiKey(const Args& args, bool from_environment) {
   std::string key = args.get("api-key");
   std::string source = "--api-key";
   if (key.empty() && from_environment)
@@ -31,7 +31,7 @@ std::string apiKey(const Args& args, bool from_environment, std::string& error) 
     const auto u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7f;
   });
-  if (control) error = source + " holds a control character (a line break?); a key is one line of printable text";
+  if (control) return Error{source + " holds a control character (a line break?); a key is one line of printable text"};
   return key;
 }
 

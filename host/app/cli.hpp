@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/args.hpp"
+#include "base/expected.hpp"
 
 namespace eventflow::app {
 
@@ -31,10 +32,10 @@ std::string unknownOption(const std::string& name, const std::set<std::string>& 
 std::string unknownWord(const std::string& what, const std::string& word, const std::vector<std::string>& known);
 
 /// The API key a command sends: --api-key, else $EVENTFLOW_API_KEY (when
-/// `from_environment`); `error` is set, naming where it came from, when it
-/// holds a control character (a line break would end the Authorization
-/// header and start another).
-std::string apiKey(const Args& args, bool from_environment, std::string& error);
+/// `from_environment`); an error naming where it came from when it holds a
+/// control character (a line break would end the Authorization header and
+/// start another).
+Expected<std::string> apiKey(const Args& args, bool from_environment);
 
 /// eventflow keys new (keys_command.cpp).
 int keys(int argc, char** argv);

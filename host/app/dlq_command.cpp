@@ -354,10 +354,9 @@ int dlq(int argc, char** argv) {
   if (sub == "list") return list(dlq, o, args.has("json"));
   if (sub == "show") return show(dlq, **store, id, args.has("json"));
   if (sub == "purge") return purge(dlq, o, args.has("dry-run"));
-  std::string key_error;
-  const std::string key = apiKey(args, true, key_error);
-  if (!key_error.empty()) return usageError(key_error, kHelp);
-  return replay(dlq, **store, *cfg, o, id, args.has("dry-run"), key);
+  const auto key = apiKey(args, true);
+  if (!key) return usageError(key.error().message, kHelp);
+  return replay(dlq, **store, *cfg, o, id, args.has("dry-run"), *key);
 }
 
 }  // namespace eventflow::app

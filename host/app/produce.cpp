@@ -175,13 +175,12 @@ int produce(int argc, char** argv) {
     return 2;
   }
   const std::string path = *batch > 1 ? "/events/batch" : "/events";
-  std::string key_error;
-  const std::string key = apiKey(args, false, key_error);
-  if (!key_error.empty()) {
-    std::cerr << "eventflow produce: " << key_error << "\n";
+  const auto key = apiKey(args, false);
+  if (!key) {
+    std::cerr << "eventflow produce: " << key.error().message << "\n";
     return 2;
   }
-  const std::string auth = args.has("api-key") ? "Bearer " + key : "";
+  const std::string auth = args.has("api-key") ? "Bearer " + *key : "";
   const bool timed = *duration > 0;
   const auto deadline = Clock::now() + std::chrono::seconds(*duration);
   const std::uint64_t total = static_cast<std::uint64_t>(*count);

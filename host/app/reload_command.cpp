@@ -110,9 +110,8 @@ int reloadCommand(int argc, char** argv) {
     if (host.empty() || host == "0.0.0.0" || host == "::") host = "127.0.0.1";
     if (port == "0") return fail("server.listen is " + listen + ": the running host's port is not known; pass --url");
   }
-  std::string key_error;
-  const std::string key = apiKey(args, true, key_error);
-  if (!key_error.empty()) return usageError(key_error, kHelp);
+  const auto key = apiKey(args, true);
+  if (!key) return usageError(key.error().message, kHelp);
   const std::string where = host + ":" + port;
   try {
     Poco::Net::HTTPClientSession session(host, static_cast<Poco::UInt16>(std::stoi(port)));
@@ -120,7 +119,7 @@ int reloadCommand(int argc, char** argv) {
     session.setTimeout(Poco::Timespan(10, 0), Poco::Timespan(10, 0), Poco::Timespan(120, 0));
     Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, "/admin/reload", Poco::Net::HTTPMessage::HTTP_1_1);
     req.setContentLength(0);
-    if (!key.empty()) req.set("Authorization", "Bearer " + key);
+    if (!key->empty()) req.set("Authorization", "Bearer " + *key);
     session.sendRequest(req);
     Poco::Net::HTTPResponse res;
     const std::string answer(std::istreambuf_iterator<char>(session.receiveResponse(res)), {});
